@@ -226,12 +226,12 @@ func TestLV(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		prsA, prsB       string
-		ciA, ciB         string
-		sidA, sidB       string
+		name              string
+		prsA, prsB        string
+		ciA, ciB          string
+		sidA, sidB        string
 		adForB, adSeenByA string // ADb as B sends it / as A receives it
-		wantMatch        bool
+		wantMatch         bool
 	}{
 		{"same inputs", "K7QX9MDA", "K7QX9MDA", "ci", "ci", "sid", "sid", "b", "b", true},
 		{"wrong password", "K7QX9MDA", "K7QX9MDB", "ci", "ci", "sid", "sid", "b", "b", false},
