@@ -1,4 +1,28 @@
 // Package index knows what every device has: a badger store of records,
 // sequences and block locations, the scanner that chunks and hashes files,
-// and the fsnotify watcher. It knows nothing of the network.
+// and the fsnotify watcher. It knows nothing of the network; the only other
+// package of the module it imports is the transport/deviceid leaf.
+//
+// # Records
+//
+// A Record is one path on one device. Its encoding (EncodeRecord, used both
+// in badger and on the wire) is CBOR, deterministic (core deterministic
+// encoding), a map with small integer keys:
+//
+//	0 encoding version (1)   5 mtime (Unix ns)   10 version: [[device, value]...]
+//	1 path                   6 deleted           11 sequence
+//	2 kind (0 file, 1 dir, 2 symlink)            12 hashing protocol version
+//	3 size                   7 symlink target    13 inode (local only)
+//	4 mode (0o777 bits)      8 content ID (32 bytes, absent when zero)
+//	                         9 blocks: [[size, hash]...]
+//
+// Zero values are omitted. Block offsets are implied: blocks are contiguous
+// from offset 0. Unknown keys are ignored (room for additions); a different
+// encoding version is an error. DecodeRecord bounds its input
+// (MaxRecordBytes, MaxBlocks array elements, 64 map pairs, 8 nesting
+// levels, no tags, no indefinite lengths, valid UTF-8) and never panics;
+// Validate checks the structure of a decoded record.
+//
+// Hashing protocol v1 (chunking, block hashes, content IDs) lives in
+// index/chunk and is re-exported here.
 package index

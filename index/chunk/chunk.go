@@ -1,0 +1,209 @@
+// Package chunk owns hashing protocol v1: content-defined chunking of a byte
+// stream into blocks (FastCDC-style with normalized chunking), the BLAKE3-256
+// name of every block, and the content ID of a whole file. It knows nothing
+// of files on disk beyond HashFile, nor of the index or the network.
+//
+// Protocol v1, identical on every device:
+//
+//   - Blocks are at least MinBlockSize (256 KiB), on average about
+//     AvgBlockSize (1 MiB), at most MaxBlockSize (4 MiB). Input shorter than
+//     or equal to MinBlockSize is one block; the last block may be short.
+//   - A cut point is searched from MinBlockSize bytes into the block with a
+//     gear rolling hash fp = fp<<1 + gear[b] (fp starts at 0 at MinBlockSize),
+//     cutting after the byte where fp&mask == 0. Up to AvgBlockSize the mask
+//     is the top 22 bits (harder), after it the top 18 bits (easier); the cut
+//     is forced at MaxBlockSize.
+//   - The gear table is the first 2048 bytes of the BLAKE3 extendable output
+//     of the string "syncd chunk gear table v1", read as 256 little-endian
+//     uint64s.
+//   - A block is named by BLAKE3-256 of its bytes.
+//   - The content ID of a file is BLAKE3-256 of its size as an 8-byte
+//     big-endian integer followed by the 32-byte hashes of its blocks in
+//     order. The empty file (no blocks) has ID BLAKE3-256(8 zero bytes).
+//
+// testdata/vectors.json pins all of this: any change fails the tests.
+package chunk
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/zeebo/blake3"
+)
+
+// Protocol v1 parameters.
+const (
+	Version      = 1
+	MinBlockSize = 256 << 10
+	AvgBlockSize = 1 << 20
+	MaxBlockSize = 4 << 20
+
+	maskS = uint64(0xFFFFFC0000000000) // top 22 bits: before AvgBlockSize
+	maskL = uint64(0xFFFFC00000000000) // top 18 bits: after AvgBlockSize
+)
+
+// Hash is a BLAKE3-256 digest: a block hash or a content ID.
+type Hash [32]byte
+
+// ErrBadHash is returned by ParseHash.
+var ErrBadHash = errors.New("invalid hash")
+
+// String returns the lowercase hex form.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// IsZero reports whether h is all zeros.
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// MarshalText implements encoding.TextMarshaler (lowercase hex).
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (h *Hash) UnmarshalText(b []byte) error {
+	v, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// ParseHash reads the 64-character hex form (either case).
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 2*len(h) {
+		return Hash{}, fmt.Errorf("%w: %d characters, want 64 hex digits", ErrBadHash, len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return Hash{}, fmt.Errorf("%w: not hex", ErrBadHash)
+	}
+	return h, nil
+}
+
+// Sum returns the BLAKE3-256 hash of data (the name of a block).
+func Sum(data []byte) Hash { return Hash(blake3.Sum256(data)) }
+
+// Block is one content-defined chunk of a file.
+type Block struct {
+	Offset int64
+	Size   int64
+	Hash   Hash
+}
+
+// ContentID names a file by its size and block hashes.
+func ContentID(size int64, blocks []Block) Hash {
+	h := blake3.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(size))
+	_, _ = h.Write(b[:])
+	for i := range blocks {
+		_, _ = h.Write(blocks[i].Hash[:])
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// gear is the fixed table of protocol v1 (see the package comment).
+var gear = makeGear()
+
+func makeGear() [256]uint64 {
+	h := blake3.New()
+	_, _ = h.WriteString("syncd chunk gear table v1")
+	var buf [256 * 8]byte
+	if _, err := io.ReadFull(h.Digest(), buf[:]); err != nil {
+		panic("blake3 XOF: " + err.Error()) // cannot happen: the XOF is unbounded
+	}
+	var g [256]uint64
+	for i := range g {
+		g[i] = binary.LittleEndian.Uint64(buf[i*8:])
+	}
+	return g
+}
+
+// Cut returns the length of the first block of data. data holds the rest of
+// the input from the block start (at least MaxBlockSize bytes unless the
+// input ends within data).
+func Cut(data []byte) int {
+	n := len(data)
+	if n <= MinBlockSize {
+		return n
+	}
+	if n > MaxBlockSize {
+		n = MaxBlockSize
+	}
+	normal := AvgBlockSize
+	if n < normal {
+		normal = n
+	}
+	var fp uint64
+	i := MinBlockSize
+	for ; i < normal; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// Chunk splits r into blocks and calls fn for each in order with the block
+// (offset, size, hash) and its bytes; data is valid only during the call.
+// An error from fn or r stops Chunk and is returned. Chunk uses one goroutine
+// and a buffer of 2*MaxBlockSize.
+func Chunk(r io.Reader, fn func(b Block, data []byte) error) error {
+	return chunkBuf(r, make([]byte, 2*MaxBlockSize), fn)
+}
+
+// chunkBuf is Chunk with a caller-provided buffer of at least MaxBlockSize.
+func chunkBuf(r io.Reader, buf []byte, fn func(b Block, data []byte) error) error {
+	var (
+		start, end int   // unconsumed data is buf[start:end]
+		off        int64 // file offset of buf[start]
+		eof        bool
+	)
+	for {
+		if !eof && end-start < MaxBlockSize {
+			if start > 0 {
+				end = copy(buf, buf[start:end])
+				start = 0
+			}
+			for end < len(buf) {
+				n, err := r.Read(buf[end:])
+				end += n
+				if err == io.EOF {
+					eof = true
+					break
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		if start == end {
+			if eof {
+				return nil
+			}
+			continue
+		}
+		n := Cut(buf[start:end])
+		if !eof && n == end-start && n < MaxBlockSize {
+			continue // need more data before cutting (short read)
+		}
+		data := buf[start : start+n]
+		b := Block{Offset: off, Size: int64(n), Hash: Sum(data)}
+		if err := fn(b, data); err != nil {
+			return err
+		}
+		start += n
+		off += int64(n)
+	}
+}

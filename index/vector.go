@@ -1,0 +1,161 @@
+package index
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Counter is one device's entry in a version vector. Device is
+// deviceid.ID.Key() of the device.
+type Counter struct {
+	Device uint64
+	Value  uint64
+}
+
+// Vector is a version vector: counters sorted by Device, no zero Values.
+// Methods never modify their receiver; they return new vectors.
+type Vector []Counter
+
+// Ordering is the result of comparing two vectors.
+type Ordering int
+
+// The orderings of two vectors.
+const (
+	Equal      Ordering = iota // same counters
+	Greater                    // the receiver dominates (newer)
+	Lesser                     // the argument dominates
+	Concurrent                 // neither dominates: a conflict
+)
+
+func (o Ordering) String() string {
+	switch o {
+	case Equal:
+		return "equal"
+	case Greater:
+		return "greater"
+	case Lesser:
+		return "lesser"
+	case Concurrent:
+		return "concurrent"
+	}
+	return fmt.Sprintf("ordering(%d)", int(o))
+}
+
+// Counter returns dev's counter (0 if absent).
+func (v Vector) Counter(dev uint64) uint64 {
+	i, ok := slices.BinarySearchFunc(v, dev, func(c Counter, d uint64) int { return cmpU64(c.Device, d) })
+	if ok {
+		return v[i].Value
+	}
+	return 0
+}
+
+// Compare orders v against o. It tolerates unsorted input only in the sense
+// that it never panics; callers should pass valid vectors.
+func (v Vector) Compare(o Vector) Ordering {
+	var vBig, oBig bool
+	i, j := 0, 0
+	for i < len(v) || j < len(o) {
+		switch {
+		case j >= len(o) || (i < len(v) && v[i].Device < o[j].Device):
+			if v[i].Value > 0 {
+				vBig = true
+			}
+			i++
+		case i >= len(v) || o[j].Device < v[i].Device:
+			if o[j].Value > 0 {
+				oBig = true
+			}
+			j++
+		default:
+			if v[i].Value > o[j].Value {
+				vBig = true
+			} else if v[i].Value < o[j].Value {
+				oBig = true
+			}
+			i++
+			j++
+		}
+	}
+	switch {
+	case vBig && oBig:
+		return Concurrent
+	case vBig:
+		return Greater
+	case oBig:
+		return Lesser
+	}
+	return Equal
+}
+
+// Update returns a copy of v in which dev's counter is one more than the
+// largest counter of v, so that the result dominates v and everything v was
+// merged from.
+func (v Vector) Update(dev uint64) Vector {
+	var top uint64
+	for _, c := range v {
+		top = max(top, c.Value)
+	}
+	out := make(Vector, 0, len(v)+1)
+	done := false
+	for _, c := range v {
+		if c.Device == dev {
+			c.Value = top + 1
+			done = true
+		} else if !done && c.Device > dev {
+			out = append(out, Counter{Device: dev, Value: top + 1})
+			done = true
+		}
+		out = append(out, c)
+	}
+	if !done {
+		out = append(out, Counter{Device: dev, Value: top + 1})
+	}
+	return out
+}
+
+// Merge returns the elementwise maximum of v and o.
+func (v Vector) Merge(o Vector) Vector {
+	out := make(Vector, 0, max(len(v), len(o)))
+	i, j := 0, 0
+	for i < len(v) || j < len(o) {
+		switch {
+		case j >= len(o) || (i < len(v) && v[i].Device < o[j].Device):
+			out = append(out, v[i])
+			i++
+		case i >= len(v) || o[j].Device < v[i].Device:
+			out = append(out, o[j])
+			j++
+		default:
+			out = append(out, Counter{Device: v[i].Device, Value: max(v[i].Value, o[j].Value)})
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// String formats the vector as {dev:value, ...} with devices in hex.
+func (v Vector) String() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, c := range v {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%016x:%d", c.Device, c.Value)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
