@@ -1,0 +1,545 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/mdns"
+	"github.com/miekg/dns"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// Timing of the mDNS loop.
+const (
+	// DefaultBrowse is the default interval between periodic browses.
+	DefaultBrowse = 30 * time.Second
+	// fastBrowse is the interval during the first minute of Run.
+	fastBrowse = 5 * time.Second
+	fastPeriod = time.Minute
+	// queryTimeout is how long one browse listens for answers.
+	queryTimeout = time.Second
+	// pollEvery is how often interfaces are listed (to notice address
+	// changes) and the book expired. Listing costs a few syscalls, no packet.
+	pollEvery = 5 * time.Second
+	// reactDelay and reactGap shape the browse that answers another
+	// device's startup query: shortly after it, at most one per reactGap.
+	reactDelay = 100 * time.Millisecond
+	reactGap   = 5 * time.Second
+	// selfQueryWindow is how long after our own startup query a query seen
+	// by our responder is taken to be our own (multicast loops back).
+	selfQueryWindow = 1500 * time.Millisecond
+	// maxIPs bounds the addresses announced per interface.
+	maxIPs = 8
+)
+
+// MDNSOptions configure MDNS.
+type MDNSOptions struct {
+	// Logger for discovery events; hashicorp/mdns's own log lines go to it
+	// at debug level. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for rate limits. Default: time.Now.
+	Now func() time.Time
+	// Self is this device's ID, announced in TXT "id" and never added to
+	// the book. Required.
+	Self deviceid.ID
+	// Name is the device name, used (sanitised) in the instance name.
+	Name string
+	// Port is the TCP port peers dial. Required.
+	Port int
+	// Ifaces names the interfaces to announce and browse on. Empty: every
+	// interface that is up, multicast-capable, not loopback and has an
+	// address, re-listed every few seconds.
+	Ifaces []string
+	// Browse is the interval between periodic browses. Default 30 s; during
+	// the first minute of Run it is at most 5 s.
+	Browse time.Duration
+	// Want, if set, filters which devices are added to the book (for
+	// example only pinned peers). Nil: every valid device ID.
+	Want func(deviceid.ID) bool
+	// TXT, if set, returns extra TXT strings ("key=value", at most 255
+	// bytes each, not "id" or "v"). It is evaluated when announcers start
+	// and on Reannounce.
+	TXT func() []string
+}
+
+// MDNS announces this device and browses for others on the chosen
+// interfaces, feeding a Book. Create it with NewMDNS and call Run once.
+type MDNS struct {
+	book   *Book
+	o      MDNSOptions
+	log    *slog.Logger
+	stdlog *log.Logger
+
+	reannounce chan struct{} // capacity 1
+	react      chan struct{} // capacity 1: another device's startup query was seen
+
+	selfQuery atomic.Int64 // unix nanos until which a seen query is our own
+
+	queries atomic.Int64 // queries started, for tests and measurements
+}
+
+// NewMDNS returns an MDNS that feeds b. It sends nothing until Run.
+func NewMDNS(b *Book, o MDNSOptions) *MDNS {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Browse <= 0 {
+		o.Browse = DefaultBrowse
+	}
+	return &MDNS{
+		book:       b,
+		o:          o,
+		log:        o.Logger,
+		stdlog:     libLogger(o.Logger),
+		reannounce: make(chan struct{}, 1),
+		react:      make(chan struct{}, 1),
+	}
+}
+
+// Reannounce makes Run rebuild the announced records (for example after the
+// TXT function's answer changed). It does not block.
+func (m *MDNS) Reannounce() {
+	select {
+	case m.reannounce <- struct{}{}:
+	default:
+	}
+}
+
+// Run announces on every chosen interface, browses at start, periodically and
+// when interface addresses change, and expires the book. It returns nil when
+// ctx is done, after stopping every responder and query, or an error when the
+// options are unusable or a named interface does not exist at start.
+func (m *MDNS) Run(ctx context.Context) error {
+	if m.o.Self.IsZero() {
+		return fmt.Errorf("%w: Self is the zero device ID", ErrBadOptions)
+	}
+	if m.o.Port < 1 || m.o.Port > 65535 {
+		return fmt.Errorf("%w: port %d", ErrBadOptions, m.o.Port)
+	}
+	ifs, missing := listIfaces(m.o.Ifaces)
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s (not found, down, or without multicast)", ErrNoInterface, strings.Join(missing, ", "))
+	}
+
+	ann := make(map[string]*announcer)
+	defer func() {
+		for _, a := range ann {
+			a.stop()
+		}
+	}()
+	start := time.Now()
+	m.syncAnnouncers(ann, ifs)
+	m.browse(ctx, ifs, true)
+
+	browseT := time.NewTimer(m.interval(start))
+	defer browseT.Stop()
+	pollT := time.NewTicker(pollEvery)
+	defer pollT.Stop()
+	reactT := time.NewTimer(time.Hour)
+	reactT.Stop()
+	defer reactT.Stop()
+	reactArmed := false
+	var lastReact time.Time
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-pollT.C:
+			m.book.Expire()
+			now, missing := listIfaces(m.o.Ifaces)
+			if len(missing) > 0 {
+				m.log.Debug("discovery: interfaces unavailable", "ifaces", missing)
+			}
+			if ifaceSig(now) != ifaceSig(ifs) {
+				m.log.Info("discovery: interface addresses changed, re-announcing and browsing", "ifaces", ifaceNames(now))
+				ifs = now
+				m.syncAnnouncers(ann, ifs)
+				m.browse(ctx, ifs, true)
+			}
+		case <-m.reannounce:
+			txt := m.txt()
+			for _, a := range ann {
+				a.update(m.service(a.ifc, txt))
+			}
+			m.log.Debug("discovery: re-announced", "txt", txt)
+		case <-browseT.C:
+			m.browse(ctx, ifs, false)
+			browseT.Reset(m.interval(start))
+		case <-m.react:
+			if reactArmed {
+				continue
+			}
+			d := reactDelay
+			if wait := time.Until(lastReact.Add(reactGap)); wait > d {
+				d = wait
+			}
+			reactT.Reset(d)
+			reactArmed = true
+		case <-reactT.C:
+			reactArmed = false
+			lastReact = time.Now()
+			m.browse(ctx, ifs, false)
+		}
+	}
+}
+
+// interval is the time to the next periodic browse.
+func (m *MDNS) interval(start time.Time) time.Duration {
+	if time.Since(start) < fastPeriod && m.o.Browse > fastBrowse {
+		return fastBrowse
+	}
+	return m.o.Browse
+}
+
+func (m *MDNS) txt() []string {
+	var extra []string
+	if m.o.TXT != nil {
+		extra = m.o.TXT()
+	}
+	return txtRecords(m.o.Self, extra, m.log)
+}
+
+// service builds the records announced on one interface.
+func (m *MDNS) service(ifc netIface, txt []string) *mdns.MDNSService {
+	svc, err := mdns.NewMDNSService(instanceName(m.o.Name, m.o.Self), ServiceType, serviceDomain+".",
+		hostName(m.o.Self), m.o.Port, ifc.ips, txt)
+	if err != nil {
+		// Unreachable: every argument is set and checked above.
+		m.log.Error("discovery: building the mDNS service", "iface", ifc.ifi.Name, "err", err)
+		return nil
+	}
+	return svc
+}
+
+// syncAnnouncers starts, restarts and stops responders to match ifs.
+func (m *MDNS) syncAnnouncers(ann map[string]*announcer, ifs []netIface) {
+	want := make(map[string]netIface, len(ifs))
+	for _, ifc := range ifs {
+		want[ifc.ifi.Name] = ifc
+	}
+	for name, a := range ann {
+		if ifc, ok := want[name]; !ok || ifc.sig() != a.ifc.sig() {
+			a.stop()
+			delete(ann, name)
+		}
+	}
+	txt := m.txt()
+	for name, ifc := range want {
+		if ann[name] != nil {
+			continue
+		}
+		a := &announcer{ifc: ifc}
+		a.zone.svc.Store(m.service(ifc, txt))
+		a.zone.onQuery = m.onQuery
+		ifi := ifc.ifi
+		srv, err := mdns.NewServer(&mdns.Config{Zone: &a.zone, Iface: &ifi, Logger: m.stdlog})
+		if err != nil {
+			m.log.Warn("discovery: cannot announce", "iface", name, "err", err)
+			continue
+		}
+		a.srv = srv
+		ann[name] = a
+		m.log.Debug("discovery: announcing", "iface", name, "ips", ifc.ips, "port", m.o.Port)
+	}
+}
+
+// onQuery runs in a responder goroutine for each multicast-response (QM)
+// question for our service type. Our periodic browses ask for unicast
+// answers (QU); a QM question therefore comes from a device that just
+// started or whose addresses changed, or from another mDNS stack, and is
+// answered with a browse of our own so that the newcomer is found at once.
+func (m *MDNS) onQuery() {
+	if m.o.Now().UnixNano() < m.selfQuery.Load() {
+		return
+	}
+	select {
+	case m.react <- struct{}{}:
+	default:
+	}
+}
+
+// browse queries every interface at once and feeds the answers to the book.
+// A startup browse (qm) asks for multicast answers, which other syncd
+// daemons take as a sign to browse too.
+func (m *MDNS) browse(ctx context.Context, ifs []netIface, qm bool) {
+	if qm {
+		m.selfQuery.Store(m.o.Now().Add(selfQueryWindow).UnixNano())
+	}
+	var wg sync.WaitGroup
+	for _, ifc := range ifs {
+		wg.Go(func() {
+			m.queries.Add(1)
+			err := query(ctx, ifc, queryTimeout, !qm, m.stdlog, func(e *mdns.ServiceEntry) {
+				f, err := parseEntry(e)
+				if err != nil {
+					m.log.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
+					return
+				}
+				if f.ID == m.o.Self || (m.o.Want != nil && !m.o.Want(f.ID)) {
+					return
+				}
+				for _, a := range f.Addrs {
+					m.book.Seen(f.ID, a, SourceMDNS)
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				m.log.Debug("discovery: browse failed", "iface", ifc.ifi.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// query sends one browse on one interface and calls fn for every answer
+// until timeout. IPv6 is used only when the interface has an IPv6 address; a
+// query that fails with both families is retried with IPv4 alone.
+func query(ctx context.Context, ifc netIface, timeout time.Duration, unicast bool, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
+	err := query1(ctx, ifc, timeout, unicast, !ifc.v6, stdlog, fn)
+	if err != nil && ifc.v4 && ifc.v6 && ctx.Err() == nil {
+		err = query1(ctx, ifc, timeout, unicast, true, stdlog, fn)
+	}
+	return err
+}
+
+func query1(ctx context.Context, ifc netIface, timeout time.Duration, unicast, noV6 bool, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
+	entries := make(chan *mdns.ServiceEntry, 64) // the library drops answers when full
+	ifi := ifc.ifi
+	params := &mdns.QueryParam{
+		Service:             ServiceType,
+		Domain:              serviceDomain,
+		Timeout:             timeout,
+		Interface:           &ifi,
+		Entries:             entries,
+		WantUnicastResponse: unicast,
+		DisableIPv4:         !ifc.v4,
+		DisableIPv6:         noV6,
+		Logger:              stdlog,
+	}
+	done := make(chan error, 1)
+	go func() { done <- mdns.QueryContext(ctx, params) }()
+	for {
+		select {
+		case e := <-entries:
+			fn(e)
+		case err := <-done:
+			for {
+				select {
+				case e := <-entries:
+					fn(e)
+				default:
+					return err
+				}
+			}
+		}
+	}
+}
+
+// BrowseOnce queries the given interfaces (empty: all usable ones) once and
+// returns the syncd devices that answered within timeout (default 1 s),
+// merged by device ID. Pairing uses it to find a device announcing pair=1.
+func BrowseOnce(ctx context.Context, ifaces []string, timeout time.Duration, logger *slog.Logger) ([]Found, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if timeout <= 0 {
+		timeout = queryTimeout
+	}
+	ifs, missing := listIfaces(ifaces)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: %s (not found, down, or without multicast)", ErrNoInterface, strings.Join(missing, ", "))
+	}
+	if len(ifs) == 0 {
+		return nil, ErrNoInterface
+	}
+	stdlog := libLogger(logger)
+	var (
+		mu    sync.Mutex
+		found = make(map[deviceid.ID]*Found) // guarded by mu
+		order []deviceid.ID                  // guarded by mu
+		errs  []error                        // guarded by mu
+		wg    sync.WaitGroup
+	)
+	for _, ifc := range ifs {
+		wg.Go(func() {
+			err := query(ctx, ifc, timeout, true, stdlog, func(e *mdns.ServiceEntry) {
+				f, err := parseEntry(e)
+				if err != nil {
+					logger.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if old := found[f.ID]; old != nil {
+					for _, a := range f.Addrs {
+						if !slices.Contains(old.Addrs, a) && len(old.Addrs) < MaxAddrs {
+							old.Addrs = append(old.Addrs, a)
+						}
+					}
+					return
+				}
+				if len(found) < MaxMDNSDevices {
+					found[f.ID] = &f
+					order = append(order, f.ID)
+				}
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("browse on %s: %w", ifc.ifi.Name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if len(errs) == len(ifs) {
+		return nil, errs[0]
+	}
+	out := make([]Found, 0, len(order))
+	for _, id := range order {
+		out = append(out, *found[id])
+	}
+	return out, nil
+}
+
+// announcer is one responder on one interface.
+type announcer struct {
+	ifc  netIface
+	zone zone
+	srv  *mdns.Server
+}
+
+func (a *announcer) update(svc *mdns.MDNSService) {
+	if svc != nil {
+		a.zone.svc.Store(svc)
+	}
+}
+
+func (a *announcer) stop() {
+	if a.srv != nil {
+		a.srv.Shutdown() // only closes sockets; never fails
+	}
+}
+
+// zone serves the current records and reports QM questions for our service
+// type. Records runs in the responder's goroutines.
+type zone struct {
+	svc     atomic.Pointer[mdns.MDNSService]
+	onQuery func() // set before the responder starts
+}
+
+func (z *zone) Records(q dns.Question) []dns.RR {
+	if (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && q.Qclass&(1<<15) == 0 &&
+		strings.EqualFold(q.Name, serviceFQDN) {
+		z.onQuery()
+	}
+	svc := z.svc.Load()
+	if svc == nil {
+		return nil
+	}
+	return svc.Records(q)
+}
+
+// netIface is an interface chosen for mDNS with its addresses.
+type netIface struct {
+	ifi    net.Interface
+	ips    []net.IP
+	v4, v6 bool
+}
+
+func (n netIface) sig() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%d", n.ifi.Name, n.ifi.Index)
+	for _, ip := range n.ips {
+		b.WriteString(" " + ip.String())
+	}
+	return b.String()
+}
+
+func ifaceSig(ifs []netIface) string {
+	var parts []string
+	for _, n := range ifs {
+		parts = append(parts, n.sig())
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ";")
+}
+
+func ifaceNames(ifs []netIface) []string {
+	var names []string
+	for _, n := range ifs {
+		names = append(names, n.ifi.Name)
+	}
+	return names
+}
+
+// listIfaces returns the usable interfaces among names (all when empty) and
+// the names that are not usable.
+func listIfaces(names []string) (ifs []netIface, missing []string) {
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, names
+	}
+	byName := make(map[string]net.Interface, len(all))
+	for _, ifi := range all {
+		byName[ifi.Name] = ifi
+	}
+	usable := func(ifi net.Interface) (netIface, bool) {
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 || ifi.Flags&net.FlagLoopback != 0 {
+			return netIface{}, false
+		}
+		n := netIface{ifi: ifi}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return netIface{}, false
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || len(n.ips) == maxIPs {
+				continue
+			}
+			if ipn.IP.To4() != nil {
+				n.v4 = true
+			} else {
+				n.v6 = true
+			}
+			n.ips = append(n.ips, ipn.IP)
+		}
+		return n, len(n.ips) > 0
+	}
+	if len(names) == 0 {
+		for _, ifi := range all {
+			if n, ok := usable(ifi); ok {
+				ifs = append(ifs, n)
+			}
+		}
+		return ifs, nil
+	}
+	for _, name := range names {
+		ifi, ok := byName[name]
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		n, ok := usable(ifi)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		ifs = append(ifs, n)
+	}
+	return ifs, missing
+}
