@@ -138,21 +138,49 @@ func Cut(data []byte) int {
 	if n < normal {
 		normal = n
 	}
-	var fp uint64
-	i := MinBlockSize
-	for ; i < normal; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&maskS == 0 {
-			return i + 1
-		}
+	fp, i, ok := cutRange(data, 0, MinBlockSize, normal, maskS)
+	if ok {
+		return i
 	}
-	for ; i < n; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&maskL == 0 {
-			return i + 1
-		}
+	if _, i, ok = cutRange(data, fp, i, n, maskL); ok {
+		return i
 	}
 	return n
+}
+
+// cutRange rolls the gear hash fp over data[i:end] and returns the position
+// after the first byte where fp&mask == 0 (ok), or fp and end. It is
+// unrolled four bytes at a time so that the dependency chain through fp is
+// one shift and one add per four bytes:
+// fp(i+k) = fp<<k + sum(gear[data[i+j]] << (k-1-j)).
+func cutRange(data []byte, fp uint64, i, end int, mask uint64) (uint64, int, bool) {
+	data = data[:end]
+	for ; i+4 <= end; i += 4 {
+		d := data[i : i+4 : i+4]
+		g0, g1, g2, g3 := gear[d[0]], gear[d[1]], gear[d[2]], gear[d[3]]
+		a := fp<<1 + g0
+		b := fp<<2 + (g0<<1 + g1)
+		c := fp<<3 + (g0<<2 + g1<<1 + g2)
+		fp = fp<<4 + (g0<<3 + g1<<2 + g2<<1 + g3)
+		if (a&mask == 0) || (b&mask == 0) || (c&mask == 0) || (fp&mask == 0) {
+			switch {
+			case a&mask == 0:
+				return a, i + 1, true
+			case b&mask == 0:
+				return b, i + 2, true
+			case c&mask == 0:
+				return c, i + 3, true
+			}
+			return fp, i + 4, true
+		}
+	}
+	for ; i < end; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&mask == 0 {
+			return fp, i + 1, true
+		}
+	}
+	return fp, end, false
 }
 
 // Chunk splits r into blocks and calls fn for each in order with the block

@@ -1,0 +1,68 @@
+package chunk
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func BenchmarkCut(b *testing.B) {
+	data := gen("bench", 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for off := 0; off < len(data); {
+			off += Cut(data[off:])
+		}
+	}
+}
+
+func BenchmarkSum(b *testing.B) {
+	data := gen("bench", 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Sum(data)
+	}
+}
+
+func BenchmarkChunkSerial(b *testing.B) {
+	data := gen("bench", 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		_ = Chunk(bytes.NewReader(data), func(Block, []byte) error { return nil })
+	}
+}
+
+// BenchmarkHashFile chunks and hashes one file from the page cache on all
+// cores: 256 MiB, or 2 GiB with SYNCD_BENCH_BIG=1.
+func BenchmarkHashFile(b *testing.B) {
+	n := 256 << 20
+	if os.Getenv("SYNCD_BENCH_BIG") == "1" {
+		n = 2 << 30
+	}
+	p := filepath.Join(b.TempDir(), "big")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := gen("bench", 64<<20)
+	for w := 0; w < n; w += len(chunk) {
+		if _, err := f.Write(chunk[:min(len(chunk), n-w)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	h := NewHasher(0)
+	if _, _, _, err := h.HashFile(p); err != nil { // warm the page cache
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(n))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, _, _, err := h.HashFile(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
