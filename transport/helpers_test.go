@@ -18,7 +18,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
 )
 
 // testNow is the clock of every test identity.
