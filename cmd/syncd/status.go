@@ -267,19 +267,19 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 		line := "    " + nameOr(f.State, "unknown")
 		if f.State == folderSyncing || f.NeedFiles > 0 {
 			line += " " + progressBar(f.GlobalBytes-f.NeedBytes, f.GlobalBytes, 20)
-			line += fmt.Sprintf(", need %d files (%s)", f.NeedFiles, formatBytes(f.NeedBytes))
+			line += fmt.Sprintf(", need %s (%s)", plural(f.NeedFiles, "file"), formatBytes(f.NeedBytes))
 		}
 		if f.RecvRate > 0 || f.SendRate > 0 {
-			line += fmt.Sprintf(", down %s up %s", rateText(f.RecvRate), rateText(f.SendRate))
+			line += fmt.Sprintf(", down %s/s up %s/s", formatBytes(f.RecvRate), formatBytes(f.SendRate))
 		}
 		fmt.Fprintln(w, line)
-		fmt.Fprintf(w, "    %d files, %s local; shared with %d peers", f.LocalFiles, formatBytes(f.LocalBytes), len(f.Peers))
+		fmt.Fprintf(w, "    %s, %s local; shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
 		if !f.LastSynced.IsZero() {
 			fmt.Fprintf(w, "; in sync %s ago", ago(now, f.LastSynced))
 		}
 		fmt.Fprintln(w)
 		if f.Conflicts > 0 {
-			fmt.Fprintf(w, "    %d conflicts: files named *.sync-conflict-* hold the other versions\n", f.Conflicts)
+			fmt.Fprintf(w, "    %s: files named *.sync-conflict-* hold the other versions\n", plural(int64(f.Conflicts), "conflict"))
 		}
 		if f.Error != nil {
 			fmt.Fprintf(w, "    ! %s\n", issueText(*f.Error))
@@ -302,6 +302,15 @@ func nameOr(s, def string) string {
 	return s
 }
 
+// plural renders "1 file", "2 files".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// rateText renders a rate limit.
 func rateText(n int64) string {
 	if n <= 0 {
 		return "unlimited"
