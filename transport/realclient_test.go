@@ -29,7 +29,7 @@ func needTool(t *testing.T, name string) string {
 }
 
 // writePEMs writes id's chain and key for openssl and curl.
-func writePEMs(t *testing.T, id *Identity) (leaf, chain, ca, key string) {
+func writePEMs(t testing.TB, id *Identity) (leaf, chain, ca, key string) {
 	t.Helper()
 	dir := t.TempDir()
 	leaf, chain, ca, key = filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "chain.pem"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "key.pem")
