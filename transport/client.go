@@ -19,6 +19,8 @@ const (
 	// the server's maxConnsPerIP.
 	maxConnsPerPeerHTTP1 = 16
 	idleConnTimeout      = 90 * time.Second
+	h2FrameSize          = 256 << 10
+	h2Window             = 4<<20 - 1
 )
 
 // netDialer dials with TCP keepalives tuned so that a vanished peer is
@@ -73,6 +75,10 @@ func newTransport(o Options, peer deviceid.ID, addr string) *http.Transport {
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: pingAfter,
 			PingTimeout:     pingTimeout,
+			// Larger frames and windows for bulk block transfer.
+			MaxReadFrameSize:              h2FrameSize,
+			MaxReceiveBufferPerConnection: h2Window,
+			MaxReceiveBufferPerStream:     h2Window,
 		},
 		Protocols: new(http.Protocols),
 	}

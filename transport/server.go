@@ -101,6 +101,7 @@ func NewServer(o Options, h http.Handler) *Server {
 			MaxConcurrentStreams: 256,
 			SendPingTimeout:      pingAfter,
 			PingTimeout:          pingTimeout,
+			MaxReadFrameSize:     h2FrameSize,
 		},
 	}
 	s.hs.Protocols = new(http.Protocols)
