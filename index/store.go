@@ -1,0 +1,767 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// Key prefixes of the badger store (see doc.go).
+const (
+	pLocal    = 'L' // L folder path -> record
+	pSeq      = 'S' // S folder seq(8) -> path
+	pSeqTop   = 'Q' // Q folder -> highest local sequence (8)
+	pEpoch    = 'E' // E folder -> local epoch (8)
+	pRemote   = 'R' // R folder dev(32) path -> record
+	pProgress = 'P' // P folder dev(32) -> epoch(8) seq(8)
+	pBlock    = 'B' // B hash(32) folder path -> offset(8) size(8)
+)
+
+// MaxFolderLen bounds a folder ID.
+const MaxFolderLen = 1024
+
+// pageSize is how many records the walk methods read per transaction, so
+// that callbacks never run inside a long transaction.
+const pageSize = 256
+
+// Errors of the store.
+var (
+	ErrBadFolder = errors.New("invalid folder ID")
+	ErrCorrupt   = errors.New("corrupt index entry")
+)
+
+// Options configures a Store. The zero value is a sensible on-disk store.
+type Options struct {
+	Logger     *slog.Logger // nil: discard
+	InMemory   bool         // keep everything in memory (tests); dir is ignored
+	SyncWrites bool         // fsync every commit (else call Sync at commit points)
+	// CacheSize is the badger block cache in bytes (default 16 MiB); the
+	// index cache is half of it.
+	CacheSize int64
+}
+
+// Store is the badger-backed index of one device: its own records per
+// folder, every remote device's records, and the block index.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
+
+	mu      sync.Mutex               // guards changed
+	changed map[string]chan struct{} // folder -> closed at the next PutLocal
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache := o.CacheSize
+	if cache <= 0 {
+		cache = 16 << 20
+	}
+	bo := badger.DefaultOptions(dir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(o.SyncWrites).
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(4 << 20).
+		WithValueThreshold(16 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(cache).
+		WithIndexCacheSize(cache / 2).
+		WithNumCompactors(2).
+		WithCompression(options.ZSTD).
+		WithZSTDCompressionLevel(1).
+		WithDetectConflicts(false)
+	if o.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Store{db: db, log: log, changed: map[string]chan struct{}{}}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Sync flushes written data to disk (a commit point when SyncWrites is off).
+func (s *Store) Sync() error { return s.db.Sync() }
+
+// Size returns badger's on-disk sizes (LSM tree and value log) in bytes, as
+// last computed by badger (refreshed about once a minute).
+func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+
+func checkFolder(folder string) error {
+	if folder == "" || len(folder) > MaxFolderLen {
+		return fmt.Errorf("%w: %d bytes (want 1..%d)", ErrBadFolder, len(folder), MaxFolderLen)
+	}
+	return nil
+}
+
+// key builds prefix | len(folder) (2 bytes) | folder | parts...
+func key(prefix byte, folder string, parts ...[]byte) []byte {
+	n := 3 + len(folder)
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix, byte(len(folder)>>8), byte(len(folder)))
+	k = append(k, folder...)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func blockKey(h Hash, folder, path string) []byte {
+	k := make([]byte, 0, 1+32+2+len(folder)+len(path))
+	k = append(k, pBlock)
+	k = append(k, h[:]...)
+	k = append(k, byte(len(folder)>>8), byte(len(folder)))
+	k = append(k, folder...)
+	return append(k, path...)
+}
+
+func getU64(txn *badger.Txn, k []byte) (uint64, bool, error) {
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var v uint64
+	err = it.Value(func(b []byte) error {
+		if len(b) < 8 {
+			return fmt.Errorf("%w: %q", ErrCorrupt, k)
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, true, err
+}
+
+func getRecord(txn *badger.Txn, k []byte) (Record, bool, error) {
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, err
+	}
+	var r Record
+	err = it.Value(func(b []byte) error {
+		var err error
+		r, err = DecodeRecord(b)
+		return err
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return r, true, nil
+}
+
+func randomEpoch() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand contract since Go 1.24)
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// Epoch returns the folder's index epoch: random, created on first use,
+// stable across reopen, changed only by ResetEpoch.
+func (s *Store) Epoch(folder string) (uint64, error) {
+	if err := checkFolder(folder); err != nil {
+		return 0, err
+	}
+	var e uint64
+	err := s.db.Update(func(txn *badger.Txn) error {
+		k := key(pEpoch, folder)
+		v, ok, err := getU64(txn, k)
+		if err != nil || ok {
+			e = v
+			return err
+		}
+		e = randomEpoch()
+		return txn.Set(k, u64(e))
+	})
+	return e, err
+}
+
+// ResetEpoch gives the folder a new random epoch, so that peers start over.
+func (s *Store) ResetEpoch(folder string) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(pEpoch, folder), u64(randomEpoch()))
+	})
+}
+
+// Local returns the local record of path in folder.
+func (s *Store) Local(folder, path string) (Record, bool, error) {
+	if err := checkFolder(folder); err != nil {
+		return Record{}, false, err
+	}
+	var (
+		r  Record
+		ok bool
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		r, ok, err = getRecord(txn, key(pLocal, folder, []byte(path)))
+		return err
+	})
+	return r, ok, err
+}
+
+// LocalSeq returns the highest sequence assigned in folder (0 if none).
+func (s *Store) LocalSeq(folder string) (uint64, error) {
+	if err := checkFolder(folder); err != nil {
+		return 0, err
+	}
+	var v uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		v, _, err = getU64(txn, key(pSeqTop, folder))
+		return err
+	})
+	return v, err
+}
+
+// PutLocal stores local records: each gets the next sequence of the folder
+// (the given Sequence is ignored), keeps its Version as given, and replaces
+// the path's previous record. The records and their sequences are written
+// in one transaction (a call too large for one fails with
+// badger.ErrTxnTooBig; the scanner writes in batches of a few hundred). The
+// block index is updated right after, in its own batches: after a crash it
+// may miss or keep stale locations, which is safe because readers re-verify
+// block hashes. It returns the stored records.
+func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
+	if err := checkFolder(folder); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if err := recs[i].Validate(); err != nil {
+			return nil, fmt.Errorf("put local %s: %w", folder, err)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	out := make([]Record, len(recs))
+	type loc struct {
+		h    Hash
+		path string
+	}
+	var dels []loc
+	err := s.db.Update(func(txn *badger.Txn) error {
+		dels = dels[:0]
+		topKey := key(pSeqTop, folder)
+		seq, _, err := getU64(txn, topKey)
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			lk := key(pLocal, folder, []byte(r.Path))
+			old, ok, err := getRecord(txn, lk)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := txn.Delete(key(pSeq, folder, u64(old.Sequence))); err != nil {
+					return err
+				}
+				for _, b := range old.Blocks {
+					dels = append(dels, loc{b.Hash, old.Path})
+				}
+			}
+			seq++
+			r.Sequence = seq
+			v, err := EncodeRecord(&r)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(lk, v); err != nil {
+				return err
+			}
+			if err := txn.Set(key(pSeq, folder, u64(seq)), []byte(r.Path)); err != nil {
+				return err
+			}
+			out[i] = r
+		}
+		return txn.Set(topKey, u64(seq))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("put local %s: %w", folder, err)
+	}
+	// Block index: final state per path is the last record of that path.
+	last := map[string]*Record{}
+	for i := range out {
+		last[out[i].Path] = &out[i]
+	}
+	adds := map[string][]byte{}
+	for _, r := range last {
+		if r.Kind != File || r.Deleted {
+			continue
+		}
+		for _, b := range r.Blocks {
+			var v [16]byte
+			binary.BigEndian.PutUint64(v[:8], uint64(b.Offset))
+			binary.BigEndian.PutUint64(v[8:], uint64(b.Size))
+			adds[string(blockKey(b.Hash, folder, r.Path))] = v[:]
+		}
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, d := range dels {
+		k := blockKey(d.h, folder, d.path)
+		if _, ok := adds[string(k)]; ok {
+			continue
+		}
+		if err := wb.Delete(k); err != nil {
+			return nil, fmt.Errorf("put local %s: block index: %w", folder, err)
+		}
+	}
+	for k, v := range adds {
+		if err := wb.Set([]byte(k), v); err != nil {
+			return nil, fmt.Errorf("put local %s: block index: %w", folder, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return nil, fmt.Errorf("put local %s: block index: %w", folder, err)
+	}
+	s.notify(folder)
+	return out, nil
+}
+
+func (s *Store) notify(folder string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.changed[folder]; ok {
+		close(ch)
+		delete(s.changed, folder)
+	}
+}
+
+// Changed returns a channel that is closed at the next PutLocal on folder.
+// Call it again after it fires (and before reading, to miss nothing).
+func (s *Store) Changed(folder string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.changed[folder]
+	if !ok {
+		ch = make(chan struct{})
+		s.changed[folder] = ch
+	}
+	return ch
+}
+
+// scan calls fn for each item whose key starts with prefix, from start
+// (inclusive, >= prefix), reading values for records. It reads pageSize
+// items per transaction and calls fn outside of transactions.
+func (s *Store) scan(prefix, start []byte, fn func(k, v []byte) error) error {
+	type kv struct{ k, v []byte }
+	seek := start
+	for {
+		var page []kv
+		err := s.db.View(func(txn *badger.Txn) error {
+			opt := badger.DefaultIteratorOptions
+			opt.PrefetchValues = false
+			opt.Prefix = prefix
+			it := txn.NewIterator(opt)
+			defer it.Close()
+			for it.Seek(seek); it.ValidForPrefix(prefix) && len(page) < pageSize; it.Next() {
+				item := it.Item()
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				page = append(page, kv{item.KeyCopy(nil), v})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range page {
+			if err := fn(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		seek = append(page[len(page)-1].k, 0) // the next key after the last one
+	}
+}
+
+// LocalSince calls fn for every local record of folder with Sequence >
+// since, in sequence order (each path once, at its latest sequence).
+func (s *Store) LocalSince(folder string, since uint64, fn func(Record) error) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	prefix := key(pSeq, folder)
+	for since < ^uint64(0) {
+		var page []Record
+		err := s.db.View(func(txn *badger.Txn) error {
+			opt := badger.DefaultIteratorOptions
+			opt.PrefetchValues = false
+			opt.Prefix = prefix
+			it := txn.NewIterator(opt)
+			defer it.Close()
+			for it.Seek(key(pSeq, folder, u64(since+1))); it.Valid() && len(page) < pageSize; it.Next() {
+				item := it.Item()
+				path, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				r, ok, err := getRecord(txn, key(pLocal, folder, path))
+				if err != nil {
+					return err
+				}
+				if !ok || r.Sequence != binary.BigEndian.Uint64(item.Key()[len(prefix):]) {
+					return fmt.Errorf("%w: sequence entry %q without its record", ErrCorrupt, path)
+				}
+				page = append(page, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		since = page[len(page)-1].Sequence
+	}
+	return nil
+}
+
+// WalkLocal calls fn for every local record of folder in path (byte) order.
+func (s *Store) WalkLocal(folder string, fn func(Record) error) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	return s.walk(key(pLocal, folder), fn)
+}
+
+func (s *Store) walk(prefix []byte, fn func(Record) error) error {
+	return s.scan(prefix, prefix, func(k, v []byte) error {
+		r, err := DecodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("%w: %q: %w", ErrCorrupt, k, err)
+		}
+		return fn(r)
+	})
+}
+
+// Progress returns the epoch and highest sequence received from dev for
+// folder (0, 0 if none).
+func (s *Store) Progress(folder string, dev deviceid.ID) (epoch, seq uint64, err error) {
+	if err := checkFolder(folder); err != nil {
+		return 0, 0, err
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		epoch, seq, err = getProgress(txn, folder, dev)
+		return err
+	})
+	return epoch, seq, err
+}
+
+func getProgress(txn *badger.Txn, folder string, dev deviceid.ID) (epoch, seq uint64, err error) {
+	it, err := txn.Get(key(pProgress, folder, dev[:]))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	err = it.Value(func(b []byte) error {
+		if len(b) != 16 {
+			return fmt.Errorf("%w: progress of %s", ErrCorrupt, dev.Short())
+		}
+		epoch, seq = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])
+		return nil
+	})
+	return epoch, seq, err
+}
+
+// PutRemote stores records received from dev for folder, as given. If
+// epoch differs from the stored one, dev's records for the folder are
+// dropped first. Progress becomes (epoch, max(seq, each record's
+// Sequence)). Records are validated. A call too large for one transaction
+// is split in order, each part committed with its progress, so progress
+// never runs ahead of stored records.
+func (s *Store) PutRemote(folder string, dev deviceid.ID, epoch uint64, recs ...Record) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	for i := range recs {
+		if err := recs[i].Validate(); err != nil {
+			return fmt.Errorf("put remote %s from %s: %w", folder, dev.Short(), err)
+		}
+	}
+	var oldEpoch uint64
+	var had bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		e, _, err := getProgress(txn, folder, dev)
+		oldEpoch, had = e, err == nil && e != 0
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if had && oldEpoch != epoch {
+		if err := s.dropRemote(folder, dev); err != nil {
+			return fmt.Errorf("put remote %s from %s: drop old epoch: %w", folder, dev.Short(), err)
+		}
+	}
+	if err := s.putRemote(folder, dev, epoch, recs); err != nil {
+		return fmt.Errorf("put remote %s from %s: %w", folder, dev.Short(), err)
+	}
+	return nil
+}
+
+func (s *Store) putRemote(folder string, dev deviceid.ID, epoch uint64, recs []Record) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		e, seq, err := getProgress(txn, folder, dev)
+		if err != nil {
+			return err
+		}
+		if e != epoch {
+			seq = 0
+		}
+		for i := range recs {
+			v, err := EncodeRecord(&recs[i])
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(key(pRemote, folder, dev[:], []byte(recs[i].Path)), v); err != nil {
+				return err
+			}
+			seq = max(seq, recs[i].Sequence)
+		}
+		var p [16]byte
+		binary.BigEndian.PutUint64(p[:8], epoch)
+		binary.BigEndian.PutUint64(p[8:], seq)
+		return txn.Set(key(pProgress, folder, dev[:]), p[:])
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) && len(recs) > 1 {
+		half := len(recs) / 2
+		if err := s.putRemote(folder, dev, epoch, recs[:half]); err != nil {
+			return err
+		}
+		return s.putRemote(folder, dev, epoch, recs[half:])
+	}
+	return err
+}
+
+func (s *Store) dropRemote(folder string, dev deviceid.ID) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err := s.scanKeys(key(pRemote, folder, dev[:]), func(k []byte) error { return wb.Delete(k) })
+	if err != nil {
+		return err
+	}
+	if err := wb.Delete(key(pProgress, folder, dev[:])); err != nil {
+		return err
+	}
+	return wb.Flush()
+}
+
+// scanKeys calls fn with a copy of every key under prefix (one transaction).
+func (s *Store) scanKeys(prefix []byte, fn func(k []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = prefix
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := fn(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Remote returns dev's record of path in folder.
+func (s *Store) Remote(folder string, dev deviceid.ID, path string) (Record, bool, error) {
+	if err := checkFolder(folder); err != nil {
+		return Record{}, false, err
+	}
+	var (
+		r  Record
+		ok bool
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		r, ok, err = getRecord(txn, key(pRemote, folder, dev[:], []byte(path)))
+		return err
+	})
+	return r, ok, err
+}
+
+// WalkRemote calls fn for each of dev's records in folder in path order.
+func (s *Store) WalkRemote(folder string, dev deviceid.ID, fn func(Record) error) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	return s.walk(key(pRemote, folder, dev[:]), fn)
+}
+
+// Devices returns the remote devices that have records in folder.
+func (s *Store) Devices(folder string) ([]deviceid.ID, error) {
+	if err := checkFolder(folder); err != nil {
+		return nil, err
+	}
+	prefix := key(pProgress, folder)
+	var devs []deviceid.ID
+	err := s.scanKeys(prefix, func(k []byte) error {
+		if len(k) != len(prefix)+deviceid.Size {
+			return nil
+		}
+		devs = append(devs, deviceid.ID(k[len(prefix):]))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := devs[:0]
+	for _, d := range devs {
+		has := false
+		err := s.scanKeys(key(pRemote, folder, d[:]), func([]byte) error { has = true; return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, err
+		}
+		if has {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+var errStop = errors.New("stop")
+
+// Location is a place in a local file that holds a block.
+type Location struct {
+	Folder, Path string
+	Offset, Size int64
+}
+
+// BlockLocations returns up to max local places holding block h (all if
+// max <= 0). Callers re-verify the hash of what they read.
+func (s *Store) BlockLocations(h Hash, max int) ([]Location, error) {
+	prefix := append([]byte{pBlock}, h[:]...)
+	var locs []Location
+	err := s.db.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = prefix
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid() && (max <= 0 || len(locs) < max); it.Next() {
+			k := it.Item().Key()[len(prefix):]
+			if len(k) < 2 || len(k) < 2+int(k[0])<<8|int(k[1]) {
+				return fmt.Errorf("%w: block key", ErrCorrupt)
+			}
+			fl := int(k[0])<<8 | int(k[1])
+			l := Location{Folder: string(k[2 : 2+fl]), Path: string(k[2+fl:])}
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) != 16 {
+					return fmt.Errorf("%w: block location", ErrCorrupt)
+				}
+				l.Offset, l.Size = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			locs = append(locs, l)
+		}
+		return nil
+	})
+	return locs, err
+}
+
+// RunGC reclaims value-log space every interval (default 10 minutes) until
+// ctx is done; it then returns nil.
+func (s *Store) RunGC(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		n := 0
+		for ctx.Err() == nil {
+			err := s.db.RunValueLogGC(0.5)
+			if err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					s.log.Warn("index value log GC", "err", err)
+				}
+				break
+			}
+			n++
+		}
+		if n > 0 {
+			s.log.Debug("index value log GC", "rewritten", n)
+		}
+	}
+}
+
+// badgerLogger routes badger's log to slog: errors and warnings as
+// warnings, the rest at debug level.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Warn(string(bytes.TrimSpace([]byte(fmt.Sprintf(f, a...)))))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(string(bytes.TrimSpace([]byte(fmt.Sprintf(f, a...)))))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(string(bytes.TrimSpace([]byte(fmt.Sprintf(f, a...)))))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(string(bytes.TrimSpace([]byte(fmt.Sprintf(f, a...)))))
+}

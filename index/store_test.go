@@ -1,0 +1,334 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+func openTest(t testing.TB, dir string) *Store {
+	t.Helper()
+	o := Options{InMemory: dir == ""}
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", dir, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func collectLocal(t *testing.T, s *Store, folder string, since uint64) []string {
+	t.Helper()
+	var got []string
+	err := s.LocalSince(folder, since, func(r Record) error {
+		got = append(got, fmt.Sprintf("%s@%d", r.Path, r.Sequence))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("LocalSince(%d) = %v", since, err)
+	}
+	return got
+}
+
+func TestStoreLocal(t *testing.T) {
+	s := openTest(t, "")
+	const f = "photos"
+	a := fileRecord("a", 10, 10)
+	b := Record{Path: "b", Kind: Dir, Mode: 0o755, Version: Vector{{1, 1}}}
+	c := fileRecord("c/d", 2*MaxBlockSize, MaxBlockSize)
+	a.Sequence = 999 // ignored
+	got, err := s.PutLocal(f, a, b, c)
+	if err != nil {
+		t.Fatalf("PutLocal = %v", err)
+	}
+	for i, want := range []uint64{1, 2, 3} {
+		if got[i].Sequence != want {
+			t.Errorf("PutLocal()[%d].Sequence = %d, want %d", i, got[i].Sequence, want)
+		}
+	}
+	r, ok, err := s.Local(f, "c/d")
+	if err != nil || !ok {
+		t.Fatalf("Local(c/d) = %v, %v", ok, err)
+	}
+	if d := cmp.Diff(got[2], r); d != "" {
+		t.Errorf("Local(c/d) differs (-put +got):\n%s", d)
+	}
+	if _, ok, _ := s.Local(f, "zz"); ok {
+		t.Errorf("Local(zz) found, want not found")
+	}
+	if _, ok, _ := s.Local("other", "a"); ok {
+		t.Errorf("Local(other, a) found, want not found")
+	}
+	// Update a: its old sequence disappears from the feed.
+	a2 := fileRecord("a", 20, 20)
+	a2.Version = a.Version.Update(7)
+	if _, err := s.PutLocal(f, a2); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		since uint64
+		want  []string
+	}{
+		{0, []string{"b@2", "c/d@3", "a@4"}},
+		{2, []string{"c/d@3", "a@4"}},
+		{4, nil},
+		{^uint64(0), nil},
+	}
+	for _, tt := range tests {
+		if got := collectLocal(t, s, f, tt.since); !cmp.Equal(got, tt.want) {
+			t.Errorf("LocalSince(%d) = %v, want %v", tt.since, got, tt.want)
+		}
+	}
+	if seq, err := s.LocalSeq(f); seq != 4 || err != nil {
+		t.Errorf("LocalSeq = %d, %v, want 4", seq, err)
+	}
+	var paths []string
+	_ = s.WalkLocal(f, func(r Record) error { paths = append(paths, r.Path); return nil })
+	if want := []string{"a", "b", "c/d"}; !cmp.Equal(paths, want) {
+		t.Errorf("WalkLocal = %v, want %v", paths, want)
+	}
+	// Same path twice in one call: one feed entry, the last.
+	if _, err := s.PutLocal(f, fileRecord("x", 1, 1), fileRecord("x", 2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := collectLocal(t, s, f, 4), []string{"x@6"}; !cmp.Equal(got, want) {
+		t.Errorf("LocalSince(4) after double put = %v, want %v", got, want)
+	}
+	// fn errors stop the walk.
+	boom := errors.New("boom")
+	if err := s.LocalSince(f, 0, func(Record) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("LocalSince(fn error) = %v, want boom", err)
+	}
+}
+
+func TestStoreManyPages(t *testing.T) {
+	s := openTest(t, "")
+	var recs []Record
+	for i := range 3*pageSize + 7 {
+		recs = append(recs, fileRecord(fmt.Sprintf("f%05d", i), 1, 1))
+	}
+	if _, err := s.PutLocal("f", recs...); err != nil {
+		t.Fatal(err)
+	}
+	n, last := 0, uint64(0)
+	err := s.LocalSince("f", 5, func(r Record) error {
+		if r.Sequence <= last {
+			t.Errorf("LocalSince out of order: %d after %d", r.Sequence, last)
+		}
+		last = r.Sequence
+		n++
+		return nil
+	})
+	if err != nil || n != len(recs)-5 {
+		t.Errorf("LocalSince(5) = %d records, %v, want %d", n, err, len(recs)-5)
+	}
+	n = 0
+	_ = s.WalkLocal("f", func(Record) error { n++; return nil })
+	if n != len(recs) {
+		t.Errorf("WalkLocal = %d records, want %d", n, len(recs))
+	}
+}
+
+func TestStoreRejects(t *testing.T) {
+	s := openTest(t, "")
+	bad := fileRecord("../x", 1, 1)
+	if _, err := s.PutLocal("f", bad); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("PutLocal(bad path) = %v, want ErrInvalidRecord", err)
+	}
+	if _, err := s.PutLocal("", fileRecord("a", 1, 1)); !errors.Is(err, ErrBadFolder) {
+		t.Errorf("PutLocal(empty folder) = %v, want ErrBadFolder", err)
+	}
+	if err := s.PutRemote("f", deviceid.ID{1}, 1, bad); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("PutRemote(bad path) = %v, want ErrInvalidRecord", err)
+	}
+}
+
+func TestStoreEpochPersists(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := s.Epoch("f")
+	if err != nil || e1 == 0 {
+		t.Fatalf("Epoch = %d, %v", e1, err)
+	}
+	if _, err := s.PutLocal("f", fileRecord("a", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	if e2, _ := s.Epoch("f"); e2 != e1 {
+		t.Errorf("Epoch after reopen = %d, want %d", e2, e1)
+	}
+	if seq, _ := s.LocalSeq("f"); seq != 1 {
+		t.Errorf("LocalSeq after reopen = %d, want 1", seq)
+	}
+	if err := s.ResetEpoch("f"); err != nil {
+		t.Fatal(err)
+	}
+	if e3, _ := s.Epoch("f"); e3 == e1 || e3 == 0 {
+		t.Errorf("Epoch after reset = %d, want new (old %d)", e3, e1)
+	}
+	if e, _ := s.Epoch("g"); e == e1 {
+		t.Errorf("Epoch(g) = Epoch(f)")
+	}
+}
+
+func TestStoreRemote(t *testing.T) {
+	s := openTest(t, "")
+	devA, devB := deviceid.ID{0xa}, deviceid.ID{0xb}
+	ra := fileRecord("a", 5, 5)
+	ra.Sequence = 10
+	rb := fileRecord("b", 5, 5)
+	rb.Sequence = 7
+	if e, q, err := s.Progress("f", devA); e != 0 || q != 0 || err != nil {
+		t.Errorf("Progress(new) = %d, %d, %v, want 0, 0, nil", e, q, err)
+	}
+	if err := s.PutRemote("f", devA, 100, ra, rb); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRemote("f", devB, 200, rb); err != nil {
+		t.Fatal(err)
+	}
+	if e, q, _ := s.Progress("f", devA); e != 100 || q != 10 {
+		t.Errorf("Progress(A) = %d, %d, want 100, 10", e, q)
+	}
+	got, ok, err := s.Remote("f", devA, "a")
+	if err != nil || !ok {
+		t.Fatalf("Remote(A, a) = %v, %v", ok, err)
+	}
+	if d := cmp.Diff(ra, got); d != "" {
+		t.Errorf("Remote(A, a) differs:\n%s", d)
+	}
+	if _, ok, _ := s.Remote("f", devB, "a"); ok {
+		t.Errorf("Remote(B, a) found, want not found")
+	}
+	devs, err := s.Devices("f")
+	if err != nil || !cmp.Equal(devs, []deviceid.ID{devA, devB}) {
+		t.Errorf("Devices = %v, %v, want [A B]", devs, err)
+	}
+	// Same epoch, lower sequence: progress does not go back.
+	rc := fileRecord("c", 1, 1)
+	rc.Sequence = 3
+	if err := s.PutRemote("f", devA, 100, rc); err != nil {
+		t.Fatal(err)
+	}
+	if _, q, _ := s.Progress("f", devA); q != 10 {
+		t.Errorf("Progress(A) after older record = %d, want 10", q)
+	}
+	// New epoch: A's old records are dropped.
+	if err := s.PutRemote("f", devA, 101, rc); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	_ = s.WalkRemote("f", devA, func(r Record) error { paths = append(paths, r.Path); return nil })
+	if want := []string{"c"}; !cmp.Equal(paths, want) {
+		t.Errorf("WalkRemote(A) after epoch change = %v, want %v", paths, want)
+	}
+	if e, q, _ := s.Progress("f", devA); e != 101 || q != 3 {
+		t.Errorf("Progress(A) after epoch change = %d, %d, want 101, 3", e, q)
+	}
+	paths = nil
+	_ = s.WalkRemote("f", devB, func(r Record) error { paths = append(paths, r.Path); return nil })
+	if want := []string{"b"}; !cmp.Equal(paths, want) {
+		t.Errorf("WalkRemote(B) = %v, want %v", paths, want)
+	}
+	// A progress-only device (no records) is not listed.
+	if err := s.PutRemote("g", devA, 5); err != nil {
+		t.Fatal(err)
+	}
+	if devs, _ := s.Devices("g"); len(devs) != 0 {
+		t.Errorf("Devices(g) = %v, want none", devs)
+	}
+}
+
+func TestStoreBlockIndex(t *testing.T) {
+	s := openTest(t, "")
+	a := fileRecord("a", 2*MaxBlockSize+3, MaxBlockSize)
+	if _, err := s.PutLocal("f", a); err != nil {
+		t.Fatal(err)
+	}
+	cp := a
+	cp.Path = "copy"
+	if _, err := s.PutLocal("g", cp); err != nil {
+		t.Fatal(err)
+	}
+	h := a.Blocks[1].Hash
+	locs, err := s.BlockLocations(h, 0)
+	want := []Location{{"f", "a", MaxBlockSize, MaxBlockSize}, {"g", "copy", MaxBlockSize, MaxBlockSize}}
+	if err != nil || !cmp.Equal(locs, want) {
+		t.Errorf("BlockLocations = %v, %v, want %v", locs, err, want)
+	}
+	if locs, _ := s.BlockLocations(h, 1); len(locs) != 1 {
+		t.Errorf("BlockLocations(max 1) = %d, want 1", len(locs))
+	}
+	// Replace a with other content, delete copy: the old block is gone.
+	if _, err := s.PutLocal("f", fileRecord("a", 7, 7)); err != nil {
+		t.Fatal(err)
+	}
+	tomb := cp
+	tomb.Deleted, tomb.Blocks, tomb.Size = true, nil, 0
+	if _, err := s.PutLocal("g", tomb); err != nil {
+		t.Fatal(err)
+	}
+	if locs, _ := s.BlockLocations(h, 0); len(locs) != 0 {
+		t.Errorf("BlockLocations after replace and delete = %v, want none", locs)
+	}
+	n := fileRecord("a", 7, 7)
+	if locs, _ := s.BlockLocations(n.Blocks[0].Hash, 0); len(locs) != 1 || locs[0].Path != "a" {
+		t.Errorf("BlockLocations(new) = %v, want [f a]", locs)
+	}
+}
+
+func TestStoreChanged(t *testing.T) {
+	s := openTest(t, "")
+	ch := s.Changed("f")
+	other := s.Changed("g")
+	select {
+	case <-ch:
+		t.Fatal("Changed fired before any put")
+	default:
+	}
+	if _, err := s.PutLocal("f", fileRecord("a", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed(f) did not fire after PutLocal")
+	}
+	select {
+	case <-other:
+		t.Error("Changed(g) fired after a put on f")
+	default:
+	}
+	if s.Changed("f") == ch {
+		t.Error("Changed(f) returned the fired channel again")
+	}
+}
+
+func TestStoreRunGC(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.RunGC(ctx, time.Millisecond) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("RunGC = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunGC did not stop")
+	}
+}
