@@ -272,7 +272,7 @@ func (h *Host) Accept(conn io.ReadWriter, b Binding) (Result, error) {
 	hello, err := readExpect(conn, msgHello)
 	if err != nil {
 		replyError(conn, err)
-		return Result{}, fmt.Errorf("pairing: read hello: %w", err)
+		return Result{}, withContext("read hello", err)
 	}
 	if err := h.claim(); err != nil {
 		replyError(conn, err)
@@ -303,7 +303,7 @@ func (h *Host) run(conn io.ReadWriter, b Binding, hello message) (Result, error)
 	c, err := readExpect(conn, msgConfirm)
 	if err != nil {
 		replyError(conn, err)
-		return Result{}, fmt.Errorf("pairing: read confirmation: %w", err)
+		return Result{}, withContext("read confirmation", err)
 	}
 	if !s.VerifyPeerTag(c.tag) {
 		_ = writeMessage(conn, message{typ: msgError, reason: reasonWrongCode})
@@ -313,6 +313,16 @@ func (h *Host) run(conn io.ReadWriter, b Binding, hello message) (Result, error)
 		return Result{}, fmt.Errorf("pairing: send acknowledgement: %w", err)
 	}
 	return Result{PeerID: b.Peer, PeerName: hello.name}, nil
+}
+
+// withContext prefixes err with what we were doing, except for the peer's
+// own error message, which reads best alone on the user's screen.
+func withContext(what string, err error) error {
+	var pe *peerError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("pairing: %s: %w", what, err)
 }
 
 // replyError tells the peer why we stop, when that is useful: not after an
@@ -351,7 +361,7 @@ func Join(conn io.ReadWriter, code Code, b Binding) (Result, error) {
 	reply, err := readExpect(conn, msgReply)
 	if err != nil {
 		replyError(conn, err)
-		return Result{}, fmt.Errorf("pairing: read reply: %w", err)
+		return Result{}, withContext("read reply", err)
 	}
 	s, err := p.Finish(reply.share, []byte(reply.name))
 	if err != nil {
@@ -372,7 +382,7 @@ func Join(conn io.ReadWriter, code Code, b Binding) (Result, error) {
 		return Result{}, ErrWrongCode
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("pairing: read acknowledgement: %w", err)
+		return Result{}, withContext("read acknowledgement", err)
 	}
 	if done.typ != msgDone || !hmac.Equal(done.tag, doneTag(s.ISK())) {
 		return Result{}, fmt.Errorf("%w: host's acknowledgement does not verify", ErrProtocol)

@@ -419,3 +419,14 @@ func BenchmarkPair(b *testing.B) {
 		}
 	}
 }
+
+// The joiner's error for a refused attempt is one clear line.
+func TestPeerErrorText(t *testing.T) {
+	hb, jb := bindings()
+	h := newHost(t, Options{})
+	h.Cancel()
+	_, jo := run(h, hb, h.Code(), jb)
+	if got, want := jo.err.Error(), "the other device says: "+ErrBurnt.Error(); got != want {
+		t.Errorf("Join() error = %q, want %q", got, want)
+	}
+}

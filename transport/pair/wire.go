@@ -228,7 +228,7 @@ func writeMessage(w io.Writer, m message) error {
 // matching sentinel, so errors.Is(err, ErrBusy) works on the joiner's side.
 type peerError struct{ r reason }
 
-func (e *peerError) Error() string { return "peer: " + e.r.err().Error() }
+func (e *peerError) Error() string { return "the other device says: " + e.r.err().Error() }
 func (e *peerError) Unwrap() error { return e.r.err() }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
