@@ -19,7 +19,7 @@ const bufSize = 2 * MaxBlockSize
 // file at a time (calls wait for each other), using all its workers on it.
 type Hasher struct {
 	workers int
-	mu      sync.Mutex // held by the running HashReader call; guards nothing else
+	mu      sync.Mutex  // held by the running HashReader call; guards nothing else
 	pool    chan []byte // free buffers; allocated lazily up to cap(pool)
 	made    atomic.Int32
 }
