@@ -266,7 +266,7 @@ func (d *configDecoder) crossCheck(c *Config) {
 }
 
 func (d *configDecoder) peers(v any) []PeerConfig {
-	tables, ok := v.([]map[string]any)
+	tables, ok := asTables(v)
 	if !ok {
 		d.fail("peer", "peer: want [[peer]] tables, got %s", tomlType(v))
 		return nil
@@ -314,7 +314,7 @@ func (d *configDecoder) peers(v any) []PeerConfig {
 }
 
 func (d *configDecoder) folders(v any) []FolderConfig {
-	tables, ok := v.([]map[string]any)
+	tables, ok := asTables(v)
 	if !ok {
 		d.fail("folder", "folder: want [[folder]] tables, got %s", tomlType(v))
 		return nil
@@ -363,6 +363,26 @@ func (d *configDecoder) folders(v any) []FolderConfig {
 		out = append(out, f)
 	}
 	return out
+}
+
+// asTables accepts an array of tables written as [[x]] sections or inline
+// (x = [{...}, {...}]).
+func asTables(v any) ([]map[string]any, bool) {
+	switch v := v.(type) {
+	case []map[string]any:
+		return v, true
+	case []any:
+		out := make([]map[string]any, 0, len(v))
+		for _, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, m)
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 func (d *configDecoder) str(key string, v any) string {

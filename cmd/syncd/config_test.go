@@ -81,6 +81,17 @@ func TestParseConfigGood(t *testing.T) {
 	}
 }
 
+func TestParseConfigInlineTables(t *testing.T) {
+	in := "peer = [{id = \"" + idA + "\"}]\nfolder = [{id = \"a\", path = \"/a\", peers = [\"" + idA + "\"]}]\n"
+	c, err := parseConfig("config.toml", []byte(in))
+	if err != nil {
+		t.Fatalf("parseConfig(inline) = %v", err)
+	}
+	if len(c.Peers) != 1 || len(c.Folders) != 1 || c.Folders[0].Peers[0] != c.Peers[0].ID {
+		t.Errorf("parseConfig(inline) = %+v, want one peer and one folder shared with it", c)
+	}
+}
+
 func TestParseConfigDefaults(t *testing.T) {
 	c, err := parseConfig("config.toml", []byte("# empty\n"))
 	if err != nil {
@@ -121,6 +132,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"peer addr", peer(idA) + "addrs = [\"1.2.3.4\"]\n", 3, `peer address "1.2.3.4"`},
 		{"peer unknown key", peer(idA) + "adrs = []\n", 3, `peer: unknown key "adrs"`},
 		{"peer not table", "peer = 3\n", 1, "want [[peer]] tables"},
+		{"peer array of strings", "\npeer = [\"x\"]\n", 2, "want [[peer]] tables, got an array"},
 		{"folder bad id", "[[folder]]\nid = \"a b\"\npath = \"/x\"\n", 2, `folder id "a b"`},
 		{"folder dots", "[[folder]]\nid = \"..\"\npath = \"/x\"\n", 2, "only dots"},
 		{"folder relative", "[[folder]]\nid = \"a\"\npath = \"x/y\"\n", 3, "not an absolute path"},

@@ -14,7 +14,7 @@ import (
 
 // startControl serves h on a socket in a new temp home and returns the
 // paths and a stop function that waits for serveControl to return.
-func startControl(t *testing.T, h http.Handler) (Paths, func() error) {
+func startControl(t testing.TB, h http.Handler) (Paths, func() error) {
 	t.Helper()
 	paths, err := resolvePaths(t.TempDir())
 	if err != nil {
