@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -80,6 +81,10 @@ func startServer(t testing.TB, o Options, h http.Handler) (*Server, string) {
 // tryHello dials addr with conf, sends GET /v1/hello over HTTP/1.1 and
 // returns the connection state and the caller ID the server saw.
 func tryHello(addr string, conf *tls.Config) (tls.ConnectionState, string, error) {
+	if !slices.Contains(conf.NextProtos, ProtoPair) {
+		conf = conf.Clone()
+		conf.NextProtos = []string{ProtoHTTP1}
+	}
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", addr, conf)
 	if err != nil {
