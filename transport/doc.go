@@ -43,7 +43,8 @@
 //
 // Session tickets are off and clients keep no session cache: every
 // connection is a full handshake with fresh checks (connections are pooled,
-// so this costs little: about 650 handshakes/s on one loaded core).
+// so this costs little: BenchmarkHandshake gives about 690 full mutual
+// handshakes/s with X25519MLKEM768 on a loaded 2-core machine).
 // Renegotiation is never accepted.
 //
 // # Listener and ALPN

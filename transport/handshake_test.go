@@ -290,3 +290,33 @@ func TestTLS13PicksAESGCM(t *testing.T) {
 		}
 	}
 }
+
+// TestPerAddressLimitReleases makes more connections, good and refused, than
+// the per-address limit allows at once: closed ones must be forgotten.
+func TestPerAddressLimitReleases(t *testing.T) {
+	S, C, U := newTestIdentity(t, "S"), newTestIdentity(t, "C"), newTestIdentity(t, "U")
+	srv, addr := startServer(t, Options{Identity: S, Pins: NewPins(C.ID), Now: fixedNow(testNow)}, helloHandler(S))
+	good := ClientTLSConfig(Options{Identity: C, Pins: NewPins(S.ID), Now: fixedNow(testNow)}, S.ID)
+	bad := ClientTLSConfig(Options{Identity: U, Pins: NewPins(S.ID), Now: fixedNow(testNow)}, S.ID)
+	for i := range 2 * maxConnsPerIP {
+		if _, _, err := tryHello(addr, bad); err == nil {
+			t.Fatalf("Hello(unpinned) #%d succeeded, want refused", i)
+		}
+		if _, _, err := tryHello(addr, good); err != nil {
+			t.Fatalf("Hello(pinned) #%d = %v, want success", i, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv.mu.Lock()
+		n := len(srv.perIP) + len(srv.served) + len(srv.pending)
+		srv.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Server tracks %d addresses/connections after all closed, want 0", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
