@@ -1,0 +1,585 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/syncd-project/syncd/index/chunk"
+	"github.com/syncd-project/syncd/index/ignore"
+)
+
+// TempPrefix starts the names of syncd's own temporary files; the scanner
+// and the watcher skip them anywhere in the folder.
+const TempPrefix = ".syncd-tmp-"
+
+// IgnoreFile is the name of the ignore file in the folder root.
+const IgnoreFile = ".syncdignore"
+
+// smallFile is the size up to which a worker reads a whole file and hashes
+// it itself; larger files go to the shared parallel Hasher one at a time.
+const smallFile = 8 << 20
+
+// batchSize is how many records the scanner writes per PutLocal call.
+const batchSize = 256
+
+// ScanOptions configures a Scanner.
+type ScanOptions struct {
+	Logger  *slog.Logger     // nil: discard
+	Self    uint64           // the local device's key (deviceid.ID.Key) for version bumps
+	Workers int              // hashing goroutines; default runtime.GOMAXPROCS(0)
+	Now     func() time.Time // clock for tombstone times; default time.Now
+}
+
+// ScanResult counts what a scan saw and did.
+type ScanResult struct {
+	Files, Dirs, Symlinks int   // entries seen (not ignored)
+	Changed               int   // new or changed records written (not tombstones)
+	Deleted               int   // tombstones written
+	Errors                int   // paths that could not be read (logged, skipped)
+	Busy                  int   // files that changed while hashed (retried next scan)
+	Bytes                 int64 // bytes hashed
+}
+
+// scanHooks inject faults in tests; nil fields use the real thing.
+type scanHooks struct {
+	open      func(name string) (*os.File, error)
+	readDir   func(name string) ([]fs.DirEntry, error)
+	afterHash func(rel string)
+}
+
+// Scanner keeps the local records of one folder in step with its files.
+type Scanner struct {
+	store  *Store
+	folder string
+	root   string
+	o      ScanOptions
+	log    *slog.Logger
+	hasher *chunk.Hasher
+	hooks  scanHooks
+	seed   maphash.Seed
+
+	mu      sync.Mutex        // held for the duration of a Scan; guards the fields below
+	busy    map[string]bool   // paths that changed while hashed, rescanned next time
+	errSeen map[string]string // path -> last error logged at warning level
+	bufs    chan []byte       // small-file read buffers, one per worker
+}
+
+// NewScanner returns a scanner of folder (the store's folder ID) rooted at
+// the directory root.
+func NewScanner(s *Store, folder, root string, o ScanOptions) *Scanner {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Scanner{
+		store: s, folder: folder, root: root, o: o,
+		log:     o.Logger.With("folder", folder),
+		hasher:  chunk.NewHasher(o.Workers),
+		seed:    maphash.MakeSeed(),
+		busy:    map[string]bool{},
+		errSeen: map[string]string{},
+		bufs:    make(chan []byte, o.Workers),
+	}
+}
+
+// builtinIgnored reports syncd's own files: .syncd/ at the root and temp
+// files anywhere.
+func builtinIgnored(rel string) bool {
+	if rel == ".syncd" || strings.HasPrefix(rel, ".syncd/") {
+		return true
+	}
+	return strings.HasPrefix(path.Base(rel), TempPrefix)
+}
+
+// entry is one path found on disk.
+type entry struct {
+	rel  string
+	info fs.FileInfo
+	old  Record
+	had  bool
+}
+
+// scan is the state of one Scan call.
+type scan struct {
+	sc      *Scanner
+	ctx     context.Context
+	ign     *ignore.Matcher
+	res     ScanResult
+	seen    map[uint64]struct{} // maphash of paths present (or unreadable) on disk
+	badDirs []string            // directories that could not be read: keep their records
+	jobs    chan entry
+	out     chan Record
+	rmu     sync.Mutex // guards res and sc.errSeen/busy during the scan
+}
+
+// Scan brings the folder's local records up to date with the disk. With no
+// paths it scans the whole folder; otherwise those paths (and the subtrees
+// of directories). New and changed entries are written with their version
+// bumped for Self; vanished ones become tombstones; unchanged entries (same
+// kind, size, mtime, inode and mode) cost one lstat and write nothing.
+// Per-path errors are logged once, counted and skipped. Scan calls are
+// serialised.
+func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	ign, err := sc.loadIgnore()
+	if err != nil {
+		return ScanResult{}, err
+	}
+	s := &scan{sc: sc, ctx: ctx, ign: ign, seen: map[uint64]struct{}{},
+		jobs: make(chan entry, 4*sc.o.Workers), out: make(chan Record, batchSize)}
+	full := len(paths) == 0
+	targets := paths
+	if !full {
+		for p := range sc.busy {
+			targets = append(targets, p)
+		}
+	}
+	clear(sc.busy)
+
+	var wg sync.WaitGroup
+	for range sc.o.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.worker() }()
+	}
+	commitErr := make(chan error, 1)
+	go func() { commitErr <- s.commit() }()
+
+	if full {
+		s.walkDir("")
+	} else {
+		for _, p := range targets {
+			s.target(p)
+		}
+	}
+	close(s.jobs)
+	wg.Wait()
+	// Deletions only after every present path was seen.
+	if ctx.Err() == nil {
+		if full {
+			s.vanished("")
+		} else {
+			for _, p := range targets {
+				if rel := cleanRel(p); rel == "" || ValidPath(rel) == nil {
+					s.vanished(rel)
+				}
+			}
+		}
+	}
+	close(s.out)
+	if err := <-commitErr; err != nil {
+		return s.res, err
+	}
+	return s.res, ctx.Err()
+}
+
+func cleanRel(p string) string {
+	p = path.Clean("/" + filepath.ToSlash(p))
+	return strings.TrimPrefix(p, "/")
+}
+
+func (sc *Scanner) loadIgnore() (*ignore.Matcher, error) {
+	data, err := os.ReadFile(filepath.Join(sc.root, IgnoreFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: read %s: %w", sc.folder, IgnoreFile, err)
+	}
+	m, err := ignore.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %s: %w", sc.folder, IgnoreFile, err)
+	}
+	return m, nil
+}
+
+func (s *scan) ignored(rel string, isDir bool) bool {
+	return builtinIgnored(rel) || s.ign.Match(rel, isDir)
+}
+
+func (s *scan) markSeen(rel string) {
+	s.seen[maphash.String(s.sc.seed, rel)] = struct{}{}
+}
+
+func (s *scan) isSeen(rel string) bool {
+	_, ok := s.seen[maphash.String(s.sc.seed, rel)]
+	return ok
+}
+
+// pathErr logs a per-path error once (until it changes) and counts it.
+func (s *scan) pathErr(rel, op string, err error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.res.Errors++
+	msg := err.Error()
+	if s.sc.errSeen[rel] == msg {
+		s.sc.log.Debug("scan: skipped", "path", rel, "op", op, "err", err)
+		return
+	}
+	if len(s.sc.errSeen) < 10000 {
+		s.sc.errSeen[rel] = msg
+	}
+	s.sc.log.Warn("scan: skipped", "path", rel, "op", op, "err", err)
+}
+
+func (s *scan) pathOK(rel string) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	delete(s.sc.errSeen, rel)
+}
+
+// target scans one requested path: lstat each parent so that a symlinked
+// parent is never followed, then the path and (if a directory) its subtree.
+func (s *scan) target(p string) {
+	rel := cleanRel(p)
+	if rel == "" {
+		s.walkDir("")
+		return
+	}
+	if ValidPath(rel) != nil || s.ignored(rel, false) {
+		return
+	}
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(dir)))
+		if err != nil || !fi.IsDir() {
+			return // gone (or not a directory): vanished() tombstones it
+		}
+		if s.ign.Match(dir, true) {
+			return
+		}
+	}
+	fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(rel)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		s.markSeen(rel)
+		s.pathErr(rel, "lstat", err)
+		return
+	}
+	if s.ignored(rel, fi.IsDir()) {
+		return
+	}
+	s.visit(rel, fi)
+	if fi.IsDir() {
+		s.walkDir(rel)
+	}
+}
+
+// walkDir visits the entries of directory rel ("" is the root) depth first.
+func (s *scan) walkDir(rel string) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	abs := filepath.Join(s.sc.root, filepath.FromSlash(rel))
+	readDir := s.sc.hooks.readDir
+	if readDir == nil {
+		readDir = os.ReadDir
+	}
+	ents, err := readDir(abs)
+	if err != nil {
+		if rel == "" {
+			s.pathErr(".", "readdir", err)
+		} else {
+			s.pathErr(rel, "readdir", err)
+		}
+		s.badDirs = append(s.badDirs, rel)
+		return
+	}
+	for _, de := range ents {
+		if s.ctx.Err() != nil {
+			return
+		}
+		name := de.Name()
+		child := name
+		if rel != "" {
+			child = rel + "/" + name
+		}
+		if ValidPath(child) != nil || s.ignored(child, de.IsDir()) {
+			continue
+		}
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			s.markSeen(child)
+			s.pathErr(child, "lstat", err)
+			continue
+		}
+		s.visit(child, fi)
+		if fi.IsDir() {
+			s.walkDir(child)
+		}
+	}
+}
+
+// visit handles one present path: compare with its record, write dirs and
+// symlinks directly, send changed files to the hashing workers.
+func (s *scan) visit(rel string, fi fs.FileInfo) {
+	s.markSeen(rel)
+	old, had, err := s.sc.store.Local(s.sc.folder, rel)
+	if err != nil {
+		s.pathErr(rel, "read index", err)
+		return
+	}
+	ino := inode(fi)
+	mode := uint32(fi.Mode().Perm())
+	mtime := fi.ModTime().UnixNano()
+	live := had && !old.Deleted
+	switch {
+	case fi.Mode().IsRegular():
+		s.count(func(r *ScanResult) { r.Files++ })
+		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode {
+			return
+		}
+		select {
+		case s.jobs <- entry{rel: rel, info: fi, old: old, had: had}:
+		case <-s.ctx.Done():
+		}
+	case fi.IsDir():
+		s.count(func(r *ScanResult) { r.Dirs++ })
+		if live && old.Kind == Dir && old.Mode == mode {
+			return
+		}
+		s.emit(old, had, Record{Path: rel, Kind: Dir, Mode: mode, ModTime: mtime, Inode: ino, HashVersion: HashVersion})
+	case fi.Mode()&fs.ModeSymlink != 0:
+		s.count(func(r *ScanResult) { r.Symlinks++ })
+		target, err := os.Readlink(filepath.Join(s.sc.root, filepath.FromSlash(rel)))
+		if err != nil {
+			s.pathErr(rel, "readlink", err)
+			return
+		}
+		if len(target) > MaxTargetLen || strings.IndexByte(target, 0) >= 0 || target == "" {
+			s.pathErr(rel, "readlink", fmt.Errorf("target of %d bytes not storable", len(target)))
+			return
+		}
+		if live && old.Kind == Symlink && old.Target == target {
+			return
+		}
+		s.emit(old, had, Record{Path: rel, Kind: Symlink, Mode: mode, ModTime: mtime, Inode: ino, Target: target, HashVersion: HashVersion})
+	default:
+		s.sc.log.Debug("scan: skipping special file", "path", rel, "mode", fi.Mode().String())
+	}
+}
+
+func (s *scan) count(f func(*ScanResult)) {
+	s.rmu.Lock()
+	f(&s.res)
+	s.rmu.Unlock()
+}
+
+// emit bumps the version of a new or changed record and queues it.
+func (s *scan) emit(old Record, had bool, r Record) {
+	var v Vector
+	if had {
+		v = old.Version
+	}
+	r.Version = v.Update(s.sc.o.Self)
+	s.count(func(res *ScanResult) {
+		if r.Deleted {
+			res.Deleted++
+		} else {
+			res.Changed++
+		}
+	})
+	s.out <- r
+}
+
+func (s *scan) worker() {
+	for e := range s.jobs {
+		if s.ctx.Err() != nil {
+			continue
+		}
+		s.hashEntry(e)
+	}
+}
+
+// hashEntry hashes one file and re-stats it: a file that changed meanwhile
+// is left for the next scan.
+func (s *scan) hashEntry(e entry) {
+	abs := filepath.Join(s.sc.root, filepath.FromSlash(e.rel))
+	open := s.sc.hooks.open
+	if open == nil {
+		open = func(name string) (*os.File, error) {
+			return os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		}
+	}
+	f, err := open(abs)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.pathErr(e.rel, "open", err)
+		}
+		return
+	}
+	size, blocks, content, err := s.hashOpen(f, e.info.Size())
+	f.Close()
+	if err != nil {
+		s.pathErr(e.rel, "read", err)
+		return
+	}
+	if h := s.sc.hooks.afterHash; h != nil {
+		h(e.rel)
+	}
+	fi, err := os.Lstat(abs)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.info.Size() || size != e.info.Size() ||
+		!fi.ModTime().Equal(e.info.ModTime()) || inode(fi) != inode(e.info) {
+		s.rmu.Lock()
+		s.res.Busy++
+		s.sc.busy[e.rel] = true
+		s.rmu.Unlock()
+		s.sc.log.Debug("scan: file changed while hashing, retrying later", "path", e.rel)
+		return
+	}
+	s.pathOK(e.rel)
+	s.count(func(r *ScanResult) { r.Bytes += size })
+	s.emit(e.old, e.had, Record{
+		Path: e.rel, Kind: File, Size: size, Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano(),
+		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi),
+	})
+}
+
+func (s *scan) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
+	if size > smallFile {
+		return s.sc.hasher.HashReader(f)
+	}
+	var buf []byte
+	select {
+	case buf = <-s.sc.bufs:
+	default:
+		buf = make([]byte, 0, 64<<10)
+	}
+	defer func() {
+		select {
+		case s.sc.bufs <- buf[:0]:
+		default:
+		}
+	}()
+	// Read one byte more than expected to notice growth.
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, 0, size+1)
+	}
+	buf = buf[:size+1]
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, nil, Hash{}, err
+	}
+	blocks, content := chunk.Blocks(buf[:n])
+	return int64(n), blocks, content, nil
+}
+
+// vanished tombstones live records at or under prefix ("" = all) whose paths
+// were not seen, except ignored ones and those under unreadable directories.
+func (s *scan) vanished(prefix string) {
+	now := s.sc.o.Now().UnixNano()
+	var gone []Record
+	err := s.sc.store.walkLocalPrefix(s.sc.folder, prefix, func(r Record) error {
+		if r.Deleted || s.isSeen(r.Path) || s.ignored(r.Path, r.Kind == Dir) || s.underBadDir(r.Path) {
+			return nil
+		}
+		if s.sc.busy[r.Path] {
+			return nil
+		}
+		gone = append(gone, r)
+		return nil
+	})
+	if err != nil {
+		s.pathErr(prefix, "walk index", err)
+		return
+	}
+	for _, old := range gone {
+		if _, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !s.parentBroken(old.Path) {
+			continue // appeared after the walk: the next scan sees it
+		}
+		s.emit(old, true, Record{Path: old.Path, Kind: old.Kind, Deleted: true, Mode: old.Mode, ModTime: now, HashVersion: old.HashVersion})
+	}
+}
+
+// parentBroken reports whether some parent directory of rel is missing or
+// not a directory (so rel is gone from the folder's point of view).
+func (s *scan) parentBroken(rel string) bool {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(strings.Join(parts[:i], "/"))))
+		if err != nil || !fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scan) underBadDir(rel string) bool {
+	for _, d := range s.badDirs {
+		if d == "" || rel == d || strings.HasPrefix(rel, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// commit writes queued records in batches.
+func (s *scan) commit() error {
+	var batch []Record
+	var firstErr error
+	flush := func() {
+		if len(batch) == 0 || firstErr != nil {
+			batch = batch[:0]
+			return
+		}
+		if _, err := s.sc.store.PutLocal(s.sc.folder, batch...); err != nil {
+			firstErr = fmt.Errorf("scan %s: %w", s.sc.folder, err)
+		}
+		batch = batch[:0]
+	}
+	nblocks := 0
+	for r := range s.out {
+		batch = append(batch, r)
+		nblocks += len(r.Blocks)
+		if len(batch) >= batchSize || nblocks >= 4096 {
+			flush()
+			nblocks = 0
+		}
+	}
+	flush()
+	return firstErr
+}
+
+// walkLocalPrefix walks local records at or under prefix ("" = all).
+func (s *Store) walkLocalPrefix(folder, prefix string, fn func(Record) error) error {
+	if prefix == "" {
+		return s.WalkLocal(folder, fn)
+	}
+	r, ok, err := s.Local(folder, prefix)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	return s.walk(key(pLocal, folder, []byte(prefix+"/")), fn)
+}

@@ -1,0 +1,330 @@
+package index
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const self = 0x5e1f
+
+type scanEnv struct {
+	t    *testing.T
+	root string
+	st   *Store
+	sc   *Scanner
+}
+
+func newScanEnv(t *testing.T) *scanEnv {
+	root := t.TempDir()
+	st := openTest(t, "")
+	return &scanEnv{t: t, root: root, st: st, sc: NewScanner(st, "f", root, ScanOptions{Self: self, Workers: 2})}
+}
+
+func (e *scanEnv) write(rel, data string) {
+	e.t.Helper()
+	p := filepath.Join(e.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *scanEnv) scan(paths ...string) ScanResult {
+	e.t.Helper()
+	res, err := e.sc.Scan(context.Background(), paths...)
+	if err != nil {
+		e.t.Fatalf("Scan(%v) = %v", paths, err)
+	}
+	return res
+}
+
+func (e *scanEnv) rec(rel string) Record {
+	e.t.Helper()
+	r, ok, err := e.st.Local("f", rel)
+	if err != nil || !ok {
+		e.t.Fatalf("Local(%q) = %v, %v, want a record", rel, ok, err)
+	}
+	if err := r.Validate(); err != nil {
+		e.t.Errorf("Local(%q) invalid: %v", rel, err)
+	}
+	return r
+}
+
+func checkRes(t *testing.T, name string, got, want ScanResult) {
+	t.Helper()
+	got.Bytes, want.Bytes = 0, 0
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Scan(%s) result differs (-want +got):\n%s", name, d)
+	}
+}
+
+func TestScanLifecycle(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("a.txt", "hello")
+	e.write("dir/b.bin", string(make([]byte, 3<<20)))
+	e.write("dir/sub/c", "")
+	if err := os.Symlink("../a.txt", filepath.Join(e.root, "dir/link")); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "first", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1, Changed: 6})
+	a := e.rec("a.txt")
+	want := Record{Path: "a.txt", Kind: File, Size: 5, Mode: 0o644, HashVersion: HashVersion}
+	blocks, id := chunkBlocks([]byte("hello"))
+	want.Blocks, want.Content = blocks, id
+	want.Version = Vector{{self, 1}}
+	want.ModTime, want.Inode, want.Sequence = a.ModTime, a.Inode, a.Sequence
+	if d := cmp.Diff(want, a); d != "" {
+		t.Errorf("record of a.txt differs (-want +got):\n%s", d)
+	}
+	if l := e.rec("dir/link"); l.Kind != Symlink || l.Target != "../a.txt" {
+		t.Errorf("record of dir/link = %+v, want symlink to ../a.txt", l)
+	}
+	if c := e.rec("dir/sub/c"); c.Size != 0 || len(c.Blocks) != 0 || c.Content != ContentID(0, nil) {
+		t.Errorf("record of empty file = %+v", c)
+	}
+	seq, _ := e.st.LocalSeq("f")
+
+	// Unchanged: nothing written.
+	checkRes(t, "unchanged", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1})
+	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
+		t.Errorf("LocalSeq after unchanged rescan = %d, want %d", s2, seq)
+	}
+
+	// Modified.
+	e.write("a.txt", "hello, world")
+	checkRes(t, "modified", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1, Changed: 1})
+	if a2 := e.rec("a.txt"); a2.Size != 12 || a2.Version.Compare(a.Version) != Greater || a2.Sequence <= seq {
+		t.Errorf("modified a.txt = %+v, want size 12, newer version, new sequence", a2)
+	}
+
+	// Renamed: old path tombstoned, new path with the same content.
+	if err := os.Rename(filepath.Join(e.root, "dir/b.bin"), filepath.Join(e.root, "b2.bin")); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "renamed", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1, Changed: 1, Deleted: 1})
+	old, nw := e.rec("dir/b.bin"), e.rec("b2.bin")
+	if !old.Deleted || old.Version.Counter(self) < 2 || len(old.Blocks) != 0 {
+		t.Errorf("renamed-from record = %+v, want tombstone with bumped version", old)
+	}
+	if nw.Content != ContentID(3<<20, nw.Blocks) || nw.Size != 3<<20 {
+		t.Errorf("renamed-to record = %+v", nw)
+	}
+	if locs, _ := e.st.BlockLocations(nw.Blocks[0].Hash, 0); len(locs) != 1 || locs[0].Path != "b2.bin" {
+		t.Errorf("BlockLocations after rename = %v, want [b2.bin]", locs)
+	}
+
+	// Deleted directory: everything under it tombstoned.
+	if err := os.RemoveAll(filepath.Join(e.root, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "deleted dir", e.scan(), ScanResult{Files: 2, Deleted: 4})
+	for _, p := range []string{"dir", "dir/sub", "dir/sub/c", "dir/link"} {
+		if r := e.rec(p); !r.Deleted {
+			t.Errorf("record of %s after rm -r = %+v, want deleted", p, r)
+		}
+	}
+	// A tombstone stays a tombstone (not rewritten).
+	checkRes(t, "after delete", e.scan(), ScanResult{Files: 2})
+	// Recreated: a new version above the tombstone.
+	e.write("dir/sub/c", "back")
+	checkRes(t, "recreated", e.scan("dir"), ScanResult{Files: 1, Dirs: 2, Changed: 3})
+	if r := e.rec("dir/sub/c"); r.Deleted || r.Version.Counter(self) < 3 {
+		t.Errorf("recreated record = %+v", r)
+	}
+}
+
+func chunkBlocks(b []byte) ([]Block, Hash) {
+	var blocks []Block
+	_ = Chunk(bytesReader(b), func(bl Block, _ []byte) error { blocks = append(blocks, bl); return nil })
+	return blocks, ContentID(int64(len(b)), blocks)
+}
+
+func TestScanTargeted(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("x/1", "1")
+	e.write("y/2", "2")
+	e.scan()
+	e.write("x/1", "one")
+	e.write("y/2", "two")
+	checkRes(t, "x only", e.scan("x"), ScanResult{Files: 1, Dirs: 1, Changed: 1})
+	if r := e.rec("y/2"); r.Size != 1 {
+		t.Errorf("y/2 rescanned by Scan(x): %+v", r)
+	}
+	if err := os.Remove(filepath.Join(e.root, "y/2")); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "removed file", e.scan("y/2"), ScanResult{Deleted: 1})
+	// A parent replaced by a symlink is never followed.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "1"), []byte("outside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(e.root, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, filepath.Join(e.root, "x")); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "symlinked parent", e.scan("x/1"), ScanResult{Deleted: 1})
+	if r := e.rec("x/1"); !r.Deleted {
+		t.Errorf("x/1 behind a symlinked parent = %+v, want deleted", r)
+	}
+}
+
+func TestScanPullerRecordUnchanged(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("p", "pulled")
+	fi, _ := os.Lstat(filepath.Join(e.root, "p"))
+	blocks, id := chunkBlocks([]byte("pulled"))
+	remote := Vector{{99, 4}}
+	_, err := e.st.PutLocal("f", Record{Path: "p", Kind: File, Size: 6, Mode: 0o644, ModTime: fi.ModTime().UnixNano(),
+		Inode: inode(fi), Blocks: blocks, Content: id, Version: remote, HashVersion: HashVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "after pull", e.scan(), ScanResult{Files: 1})
+	if r := e.rec("p"); !cmp.Equal(r.Version, remote) {
+		t.Errorf("pulled record version = %v, want %v (untouched)", r.Version, remote)
+	}
+}
+
+func TestScanIgnored(t *testing.T) {
+	e := newScanEnv(t)
+	e.write(IgnoreFile, "*.log\n/build/\n")
+	e.write("a.log", "x")
+	e.write("build/out", "x")
+	e.write("src/build/keep", "x")
+	e.write(".syncd/trash/t", "x")
+	e.write("d/"+TempPrefix+"123", "x")
+	e.write("ok", "x")
+	checkRes(t, "ignored", e.scan(), ScanResult{Files: 3, Dirs: 3, Changed: 6})
+	for _, p := range []string{"a.log", "build", "build/out", ".syncd", ".syncd/trash/t", "d/" + TempPrefix + "123"} {
+		if _, ok, _ := e.st.Local("f", p); ok {
+			t.Errorf("ignored path %s has a record", p)
+		}
+	}
+	for _, p := range []string{IgnoreFile, "src/build/keep", "ok", "d"} {
+		e.rec(p)
+	}
+	// Targeted scans respect ignores too.
+	checkRes(t, "targeted ignored", e.scan("a.log", "build/out", ".syncd/trash/t"), ScanResult{})
+	// Newly ignored records are left alone (not tombstoned).
+	e.write(IgnoreFile, "*.log\n/build/\nok\n")
+	res := e.scan()
+	if r := e.rec("ok"); r.Deleted || res.Deleted != 0 {
+		t.Errorf("newly ignored file tombstoned: %+v, %+v", r, res)
+	}
+	// An unreadable ignore file fails the scan rather than syncing everything.
+	e.write(IgnoreFile, string(make([]byte, 2<<20)))
+	if _, err := e.sc.Scan(context.Background()); err == nil {
+		t.Errorf("Scan with a 2 MiB ignore file = nil error, want error")
+	}
+}
+
+// TestScanChangedWhileHashing appends to a file right after it was hashed:
+// the scan must not record it, and the next scan records the right hash.
+func TestScanChangedWhileHashing(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("busy", "first")
+	first := true
+	e.sc.hooks.afterHash = func(rel string) {
+		if rel == "busy" && first {
+			first = false
+			f, err := os.OpenFile(filepath.Join(e.root, "busy"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = f.WriteString(" and more")
+			f.Close()
+		}
+	}
+	checkRes(t, "busy", e.scan(), ScanResult{Files: 1, Busy: 1})
+	if _, ok, _ := e.st.Local("f", "busy"); ok {
+		t.Fatalf("file changed while hashing was recorded")
+	}
+	// A targeted scan of something else still retries the busy file.
+	e.write("other", "o")
+	checkRes(t, "retry", e.scan("other"), ScanResult{Files: 2, Changed: 2})
+	want, _ := chunkBlocks([]byte("first and more"))
+	if r := e.rec("busy"); r.Size != 14 || !cmp.Equal(r.Blocks, want) {
+		t.Errorf("busy after retry = %+v, want 14 bytes", r)
+	}
+}
+
+// TestScanPermissionDenied: tests run as root, which bypasses file modes,
+// so the failure is injected through the open hook (a file) and by a real
+// mode-000 directory when not root.
+func TestScanPermissionDenied(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("secret", "s")
+	e.write("fine", "f")
+	e.sc.hooks.open = func(name string) (*os.File, error) {
+		if filepath.Base(name) == "secret" {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	checkRes(t, "denied", e.scan(), ScanResult{Files: 2, Changed: 1, Errors: 1})
+	if _, ok, _ := e.st.Local("f", "secret"); ok {
+		t.Errorf("unreadable file recorded")
+	}
+	e.rec("fine")
+	e.sc.hooks.open = nil
+	checkRes(t, "readable again", e.scan(), ScanResult{Files: 2, Changed: 1})
+	e.rec("secret")
+}
+
+// TestScanUnreadableDirKeepsRecords: a directory that cannot be listed
+// (injected through the readDir hook, since root reads mode-000
+// directories) must not have its records tombstoned.
+func TestScanUnreadableDirKeepsRecords(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("locked/x", "x")
+	e.write("open/y", "y")
+	e.scan()
+	e.sc.hooks.readDir = func(name string) ([]fs.DirEntry, error) {
+		if filepath.Base(name) == "locked" {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(name)
+	}
+	checkRes(t, "unreadable dir", e.scan(), ScanResult{Files: 1, Dirs: 2, Errors: 1})
+	if r := e.rec("locked/x"); r.Deleted {
+		t.Errorf("record under unreadable dir tombstoned: %+v", r)
+	}
+}
+
+func TestScanCancel(t *testing.T) {
+	e := newScanEnv(t)
+	for i := range 50 {
+		e.write(filepath.Join("d", string(rune('a'+i%26))+time.Duration(i).String()), "x")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.sc.Scan(ctx); err == nil {
+		t.Errorf("Scan(cancelled) = nil, want context error")
+	}
+}
+
+func bytesReader(b []byte) *bytesR { return &bytesR{b: b} }
+
+type bytesR struct{ b []byte }
+
+func (r *bytesR) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
