@@ -1,0 +1,217 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// maxDirty is how many dirty paths the watcher collects before it asks
+// for a full rescan instead.
+const maxDirty = 10000
+
+// WatchOptions configures Scanner.Watch.
+type WatchOptions struct {
+	Logger    *slog.Logger  // nil: the scanner's logger
+	Debounce  time.Duration // quiet time before dirty paths are scanned; default 100 ms
+	FullEvery time.Duration // full rescan interval; default 1 h
+}
+
+// Watch watches every directory of the folder until ctx is done, then
+// returns nil. Events are debounced into calls of scan with the dirty paths
+// (relative, slash-separated); a nil slice asks for a full rescan, asked
+// periodically (FullEvery), on overflow, on watcher errors and when
+// .syncdignore changes. Watch does not scan at start: the caller does. The caller serialises scan with its other work and calls
+// sc.Scan from it. syncd's temp files and .syncd/ never trigger a scan.
+// When the inotify watch limit is reached it logs one warning and carries
+// on with periodic full rescans only. scan is called from Watch's
+// goroutine only.
+func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx context.Context, paths []string)) error {
+	log := o.Logger
+	if log == nil {
+		log = sc.log
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = 100 * time.Millisecond
+	}
+	if o.FullEvery <= 0 {
+		o.FullEvery = time.Hour
+	}
+	w := &watcher{sc: sc, log: log, dirty: map[string]bool{}}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("watcher unavailable; falling back to periodic full rescans", "err", err, "every", o.FullEvery)
+	} else {
+		w.fw = fw
+		defer func() { _ = w.close() }()
+		w.addTree("")
+	}
+	full := time.NewTicker(o.FullEvery)
+	defer full.Stop()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	var first time.Time // when the oldest pending event arrived
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	for {
+		events, errs = nil, nil
+		if w.fw != nil {
+			events, errs = w.fw.Events, w.fw.Errors
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-full.C:
+			clear(w.dirty)
+			w.all = false
+			scan(ctx, nil)
+		case ev, ok := <-events:
+			if !ok {
+				w.fw = nil
+				continue
+			}
+			if !w.event(ev) {
+				continue
+			}
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			// Trailing debounce, but never more than 10 debounce periods late.
+			wait := o.Debounce
+			if late := first.Add(10 * o.Debounce).Sub(now); late < wait {
+				wait = max(late, 0)
+			}
+			debounce.Reset(wait)
+		case err, ok := <-errs:
+			if !ok {
+				w.fw = nil
+				continue
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				log.Info("watcher overflow; full rescan")
+			} else {
+				log.Warn("watcher error; full rescan", "err", err)
+			}
+			w.all = true
+			if first.IsZero() {
+				first = time.Now()
+			}
+			debounce.Reset(o.Debounce)
+		case <-debounce.C:
+			first = time.Time{}
+			var paths []string
+			if !w.all {
+				paths = make([]string, 0, len(w.dirty))
+				for p := range w.dirty {
+					paths = append(paths, p)
+				}
+				slices.Sort(paths)
+			}
+			clear(w.dirty)
+			w.all = false
+			scan(ctx, paths)
+		}
+	}
+}
+
+// watcher is the state of one Watch call, owned by its goroutine.
+type watcher struct {
+	sc      *Scanner
+	log     *slog.Logger
+	fw      *fsnotify.Watcher // nil when degraded to periodic rescans
+	dirty   map[string]bool
+	all     bool // a full rescan is pending
+	limited bool // the watch limit was hit (warned once)
+}
+
+func (w *watcher) close() error {
+	if w.fw == nil {
+		return nil
+	}
+	err := w.fw.Close()
+	w.fw = nil
+	return err
+}
+
+// addTree watches directory rel and every directory below it.
+func (w *watcher) addTree(rel string) {
+	if w.fw == nil {
+		return
+	}
+	abs := filepath.Join(w.sc.root, filepath.FromSlash(rel))
+	_ = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if w.fw == nil {
+			return filepath.SkipAll
+		}
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		r, rerr := filepath.Rel(w.sc.root, p)
+		if rerr != nil {
+			return nil
+		}
+		r = filepath.ToSlash(r)
+		if r == "." {
+			r = ""
+		}
+		if r != "" && builtinIgnored(r) {
+			return filepath.SkipDir
+		}
+		if err := w.fw.Add(p); err != nil {
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
+				if !w.limited {
+					w.limited = true
+					w.log.Warn("inotify watch limit reached (raise fs.inotify.max_user_watches); falling back to periodic full rescans",
+						"err", err)
+				}
+				_ = w.close()
+				return filepath.SkipAll
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.log.Debug("watch directory", "path", r, "err", err)
+			}
+		}
+		return nil
+	})
+}
+
+// event records an fsnotify event as a dirty path; it reports whether the
+// event should trigger a scan.
+func (w *watcher) event(ev fsnotify.Event) bool {
+	r, err := filepath.Rel(w.sc.root, ev.Name)
+	if err != nil || strings.HasPrefix(r, "..") {
+		return false
+	}
+	rel := filepath.ToSlash(r)
+	if rel == "." || builtinIgnored(rel) {
+		return false
+	}
+	if rel == IgnoreFile {
+		w.all = true
+		return true
+	}
+	if ev.Has(fsnotify.Create) {
+		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			w.addTree(rel)
+		}
+	}
+	if w.all {
+		return true
+	}
+	if len(w.dirty) >= maxDirty {
+		w.all = true
+		return true
+	}
+	w.dirty[rel] = true
+	return true
+}
