@@ -1,5 +1,81 @@
 // Package peer is the sync engine: per-peer sessions that exchange index
 // deltas, the puller that fetches content by hash, the server of blocks and
-// the conflict rules. It builds on transport, discovery and index, and knows
-// nothing of the command line or the config file.
+// the conflict rules. It builds on transport, discovery and index through
+// function values and small interfaces, and knows nothing of the command
+// line or the config file.
+//
+// # Protocol
+//
+// Peers speak HTTP over the transport's mutual-TLS connections; the caller's
+// device is taken from the verified certificate chain (Options.Identify).
+// Every handler answers 403 to a device that is not pinned and 404 for a
+// folder that is not shared with the caller, exactly as for a folder that
+// does not exist.
+//
+//	GET /v1/hello
+//	    {"id": "...", "name": "...", "protocol": 1, "folders": [...]}
+//	    folders lists the folders this device shares with the caller.
+//	GET /v1/folders/{folder}/changes?since=SEQ&epoch=E&wait=DURATION
+//	    Header Syncd-Epoch: this device's index epoch for the folder. When E
+//	    differs, SEQ is ignored and the answer starts from 0 (the caller
+//	    drops what it held of this device). Body: this device's records
+//	    with sequence > SEQ in sequence order, each framed as a uvarint
+//	    length (at most MaxRecordBytes) followed by the record's CBOR
+//	    encoding (index.EncodeRecord), at most 50,000 per answer. When there
+//	    are none, the answer waits up to DURATION (at most 60 s) for the
+//	    next local change, so a change reaches a connected peer at once.
+//	GET /v1/folders/{folder}/blocks/{hash}
+//	    The block's bytes, read from any local file of that folder that the
+//	    index says holds it. The caller verifies the hash; a mismatch is
+//	    discarded and the block is asked of another peer.
+//
+// A session (one per pinned peer) dials the addresses the address book
+// knows, checks hello, then long-polls changes for every folder that both
+// sides share and pings hello every Options.Ping; a failed ping or poll
+// ends the session and it redials with backoff (1 s doubling to 30 s).
+//
+// Records relay: a device serves only its own (local) records, but a file it
+// pulled becomes its local record with the original version vector, so
+// devices that only talk through a third converge through it.
+//
+// # Sync rules
+//
+// The global version of a path is the record whose version vector dominates
+// all others. Concurrent versions are ordered by, in turn: a live entry
+// beats a deletion (delete vs modify: the modification wins and the file
+// comes back everywhere), the newer mtime, the higher last-modifier device
+// key, the larger content ID. Every device orders the same records the same
+// way.
+//
+// When the local version loses to a concurrent one and differs from it, the
+// local file is renamed to NAME.sync-conflict-YYYYMMDD-HHMMSS-<short id>.EXT
+// (the loser's mtime in UTC and its last modifier) before the winner is put
+// in place; the conflict copy is then scanned and synced like any file.
+// Identical concurrent contents do not conflict. The decided cases:
+//
+//   - modify vs modify: conflict copy of the loser, as above.
+//   - delete vs modify: the modification wins, the file is restored.
+//   - modify vs rename (A edits x, B renames x to y): y appears with B's
+//     content and x comes back with A's edit (delete vs modify); no content
+//     is lost and both names exist.
+//   - rename vs rename (A renames x to y, B renames x to z): both y and z
+//     exist with the same content; x is deleted.
+//   - directory deleted on one side while a file was added inside it on the
+//     other: the directory is not removed while it holds anything; the new
+//     file syncs and the directory comes back everywhere.
+//
+// A local change the scanner has not seen yet is caught by the final check
+// before a rename: it becomes a conflict copy, never overwritten.
+//
+// # Pulling
+//
+// Each needed file is assembled in a temp file beside it (index.TempPrefix,
+// named after the content ID so that a restarted pull resumes and keeps its
+// verified blocks), from local files holding a block (renames and copies
+// move no data) or from connected peers, least busy first. Every block is
+// verified. The temp file is synced, given its mode and mtime, checked
+// against the target (final check), and renamed over it; the directory is
+// synced; then the record is written. The old content is hard-linked into
+// .syncd/trash/PATH~TIMESTAMP first (or moved there for deletions), and the
+// trash is emptied of entries older than Options.TrashKeep.
 package peer

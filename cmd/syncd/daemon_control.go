@@ -1,0 +1,93 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/syncd-project/syncd/peer"
+)
+
+// controlHandler is the control API served on the unix socket.
+func (d *daemon) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.status())
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.reloadConfig(); err != nil {
+			writeJSONError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	d.pairRoutes(mux)
+	return mux
+}
+
+// status renders the engine's snapshot in the stable statusReport format.
+func (d *daemon) status() statusReport {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	s := d.engine.Status()
+	disc := cfg.Discovery
+	if d.flags.discovery != "" {
+		disc = d.flags.discovery
+	}
+	rep := statusReport{
+		Version: statusVersion,
+		Device: statusDevice{ID: d.id.ID.String(), ShortID: d.id.ID.Short(), Name: d.name(),
+			Listen: []string{d.ln.Addr().String()}, Discovery: disc, Started: d.started,
+			SendLimit: limitOf(d.send.Limit()), RecvLimit: limitOf(d.recv.Limit())},
+		Peers:   []statusPeer{},
+		Folders: []statusFolder{},
+	}
+	for _, p := range s.Peers {
+		sp := statusPeer{ID: p.ID, ShortID: p.Short, Name: p.Name, Connected: p.Connected, Address: p.Addr}
+		if p.Connected {
+			sp.Direction, sp.Since, sp.LastSeen = "outbound", p.Since, time.Now()
+		} else {
+			sp.LastSeen = p.Since
+		}
+		if p.LastError != "" && !p.Connected {
+			sp.Error = &statusIssue{Message: p.LastError, Action: peerAction(p)}
+		}
+		rep.Peers = append(rep.Peers, sp)
+	}
+	for _, f := range s.Folders {
+		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes,
+			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes - f.DoneBytes,
+			NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
+			Conflicts: f.Conflicts, Peers: f.Peers, LastSynced: f.LastSync}
+		if f.LastError != "" {
+			sf.Error = &statusIssue{Message: f.LastError}
+		}
+		rep.Folders = append(rep.Folders, sf)
+	}
+	return rep
+}
+
+func folderState(s string) string {
+	switch s {
+	case peer.StateScanning, peer.StateStarting:
+		return folderScanning
+	case peer.StateSyncing:
+		return folderSyncing
+	case peer.StateError:
+		return folderError
+	}
+	return folderIdle
+}
+
+func peerAction(p peer.PeerStatus) string {
+	return "check that syncd runs on " + p.Name + " and that its address is reachable (firewall, 'syncd peer add ID --addr HOST:PORT')"
+}
+
+func limitOf(l rate.Limit) int64 {
+	if l == rate.Inf {
+		return 0
+	}
+	return int64(l)
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/syncd-project/syncd/discovery"
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/peer"
+	"github.com/syncd-project/syncd/transport"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// renewWithin is when run renews the leaf certificate.
+const renewWithin = 30 * 24 * time.Hour
+
+type runFlags struct {
+	listen    string
+	discovery string
+	ifaces    []string
+	sendRate  string
+	recvRate  string
+}
+
+func runCommand(g globalFlags, args []string) int {
+	return reportError(g.Stderr, runDaemon(g, args))
+}
+
+func runDaemon(g globalFlags, args []string) error {
+	var rf runFlags
+	fs := newFlags("run")
+	fs.StringVar(&rf.listen, "listen", "", "address for peer connections (default: the config's listen)")
+	fs.StringVar(&rf.discovery, "discovery", "", "mdns or off (default: the config's discovery)")
+	fs.Func("iface", "interface for mDNS (repeatable; default all multicast-capable)", func(s string) error {
+		rf.ifaces = append(rf.ifaces, s)
+		return validateIface(s)
+	})
+	fs.StringVar(&rf.sendRate, "max-send-rate", "", "limit of peer upload, e.g. 100MB (per second); 0 = unlimited")
+	fs.StringVar(&rf.recvRate, "max-recv-rate", "", "limit of peer download, e.g. 100MB (per second); 0 = unlimited")
+	pos, err := parseArgs(g, fs, "run [--listen ADDR] [--discovery mdns|off] [--iface NAME]... [--max-send-rate R] [--max-recv-rate R]", args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if len(pos) > 0 {
+		return usageErr("run", "unexpected argument %q", pos[0])
+	}
+	if rf.discovery != "" && rf.discovery != "mdns" && rf.discovery != "off" {
+		return usageErr("run", "--discovery %q is neither mdns nor off", rf.discovery)
+	}
+	if rf.listen != "" {
+		if err := validateAddr(rf.listen); err != nil {
+			return usageErr("run", "--listen: %v", err)
+		}
+	}
+	paths, err := g.paths()
+	if err != nil {
+		return err
+	}
+	d, err := newDaemon(g, paths, rf)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	return d.run()
+}
+
+// daemon is one running syncd: the wiring of transport, discovery, index and
+// peer, plus the control API.
+type daemon struct {
+	g       globalFlags
+	paths   Paths
+	flags   runFlags
+	log     *slog.Logger
+	release func()
+	id      *transport.Identity
+	store   *index.Store
+	book    *discovery.Book
+	pins    *transport.Pins
+	engine  *peer.Engine
+	server  *transport.Server
+	ln      net.Listener
+	started time.Time
+	send    *rate.Limiter
+	recv    *rate.Limiter
+
+	mu     sync.Mutex // guards cfg and pair
+	cfg    *Config
+	pair   *pairing // nil unless a 'syncd pair' is waiting
+	mdns   *discovery.MDNS
+	reload chan struct{}
+}
+
+func newDaemon(g globalFlags, paths Paths, rf runFlags) (d *daemon, err error) {
+	d = &daemon{g: g, paths: paths, flags: rf, log: g.logger(), started: time.Now(), reload: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.release, err = acquireLock(paths.Lock); err != nil {
+		return nil, err
+	}
+	if d.cfg, err = loadConfig(paths.Config); err != nil {
+		return nil, err
+	}
+	if d.id, err = transport.LoadIdentity(paths.Identity, time.Now()); err != nil {
+		if errors.Is(err, transport.ErrNoIdentity) {
+			return nil, withHint(fmt.Errorf("no identity in %s", paths.Home), "run 'syncd init' first")
+		}
+		return nil, err
+	}
+	if renewed, err := d.id.RenewIfNeeded(time.Now(), renewWithin); err != nil {
+		return nil, fmt.Errorf("renew the device certificate: %w", err)
+	} else if renewed {
+		d.log.Info("renewed the device certificate", "until", d.id.Leaf().NotAfter.Format(time.DateOnly))
+	}
+	if d.store, err = index.Open(paths.Index, index.Options{Logger: d.log.With("part", "index")}); err != nil {
+		return nil, withHint(fmt.Errorf("open the index in %s: %w", paths.Index, err), "check the disk and permissions; if it is damaged, move it away and syncd rescans")
+	}
+	d.send, d.recv = rate.NewLimiter(rate.Inf, 1<<20), rate.NewLimiter(rate.Inf, 1<<20)
+	d.book = discovery.NewBook(discovery.Options{Logger: d.log})
+	d.pins = transport.NewPins()
+	topts := d.transportOptions()
+	d.engine = peer.New(peer.Options{
+		Self: d.id.ID, Name: d.name(), Store: d.store, Book: d.book,
+		Identify: transport.RequestPeer,
+		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
+		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
+	})
+	d.apply(d.cfg)
+	listen := d.cfg.Listen
+	if rf.listen != "" {
+		listen = rf.listen
+	}
+	if d.ln, err = net.Listen("tcp", listen); err != nil {
+		return nil, withHint(fmt.Errorf("listen on %s: %w", listen, err), "choose another address with --listen or the config's listen")
+	}
+	d.server = transport.NewServer(topts, d.engine.Handler())
+	return d, nil
+}
+
+func (d *daemon) transportOptions() transport.Options {
+	return transport.Options{Identity: d.id, Pins: d.pins, Logger: d.log.With("part", "transport")}
+}
+
+func (d *daemon) name() string {
+	if d.cfg.Name != "" {
+		return d.cfg.Name
+	}
+	if d.id.Name != "" {
+		return d.id.Name
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// apply makes a config take effect: pins, addresses, folders, limits.
+func (d *daemon) apply(c *Config) {
+	var ids []deviceid.ID
+	var peers []peer.PeerConfig
+	for _, p := range c.Peers {
+		ids = append(ids, p.ID)
+		peers = append(peers, peer.PeerConfig{ID: p.ID, Name: p.Name})
+		d.book.SetStatic(p.ID, p.Addrs)
+	}
+	d.pins.Set(ids)
+	var folders []peer.FolderConfig
+	for _, f := range c.Folders {
+		folders = append(folders, peer.FolderConfig{ID: f.ID, Root: f.Path, Peers: f.Peers})
+	}
+	d.engine.Configure(peers, folders)
+	setLimit(d.send, c.SendRate, d.flags.sendRate)
+	setLimit(d.recv, c.RecvRate, d.flags.recvRate)
+}
+
+// setLimit sets a limiter from the config value, unless the command line
+// overrides it.
+func setLimit(l *rate.Limiter, fromConfig int64, flagValue string) {
+	bps := fromConfig
+	if flagValue != "" {
+		if v, err := parseRate(flagValue); err == nil {
+			bps = v
+		}
+	}
+	if bps <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetBurst(int(min(bps, 4<<20)))
+	l.SetLimit(rate.Limit(bps))
+}
+
+func (d *daemon) run() error {
+	if d.flags.sendRate != "" {
+		if _, err := parseRate(d.flags.sendRate); err != nil {
+			return usageErr("run", "--max-send-rate: %v", err)
+		}
+	}
+	if d.flags.recvRate != "" {
+		if _, err := parseRate(d.flags.recvRate); err != nil {
+			return usageErr("run", "--max-recv-rate: %v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	disc := d.cfg.Discovery
+	if d.flags.discovery != "" {
+		disc = d.flags.discovery
+	}
+	d.log.Info("syncd running", "id", d.id.ID.String(), "name", d.name(), "listen", d.ln.Addr().String(), "discovery", disc)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.engine.Run(ctx) })
+	g.Go(func() error { return d.server.Run(ctx, d.ln) })
+	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler()) })
+	g.Go(func() error { return d.store.RunGC(ctx, 10*time.Minute) })
+	if disc == "mdns" {
+		_, port, _ := net.SplitHostPort(d.ln.Addr().String())
+		p, _ := strconv.Atoi(port)
+		ifaces := d.cfg.Ifaces
+		if len(d.flags.ifaces) > 0 {
+			ifaces = d.flags.ifaces
+		}
+		d.mu.Lock()
+		d.mdns = discovery.NewMDNS(d.book, discovery.MDNSOptions{
+			Logger: d.log.With("part", "discovery"), Self: d.id.ID, Name: d.name(), Port: p, Ifaces: ifaces,
+			TXT: d.pairTXT,
+		})
+		m := d.mdns
+		d.mu.Unlock()
+		g.Go(func() error { return m.Run(ctx) })
+	}
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				d.log.Info("SIGHUP: reloading the config")
+				d.reloadConfig()
+			case <-d.reload:
+				d.reloadConfig()
+			}
+		}
+	})
+	err := g.Wait()
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	if serr := d.store.Sync(); serr != nil && err == nil {
+		err = serr
+	}
+	d.log.Info("syncd stopped")
+	return err
+}
+
+// reloadConfig re-reads the config; a broken config is reported and the
+// running one kept.
+func (d *daemon) reloadConfig() error {
+	c, err := loadConfig(d.paths.Config)
+	if err != nil {
+		d.log.Error("config not reloaded; the running config stays in force", "err", err)
+		return err
+	}
+	d.mu.Lock()
+	d.cfg = c
+	d.mu.Unlock()
+	d.apply(c)
+	return nil
+}
+
+func (d *daemon) close() {
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+	if d.release != nil {
+		d.release()
+	}
+}

@@ -1,0 +1,211 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// maxPollWait bounds the wait a caller may ask for.
+const maxPollWait = 60 * time.Second
+
+// Handler serves the peer API (doc.go, "Protocol") to authenticated peers.
+func (e *Engine) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/hello", e.handleHello)
+	mux.HandleFunc("GET /v1/folders/{folder}/changes", e.handleChanges)
+	mux.HandleFunc("GET /v1/folders/{folder}/blocks/{hash}", e.handleBlock)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dev, ok := e.o.Identify(r)
+		if !ok || !e.pinned(dev) {
+			http.Error(w, "unknown device", http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, dev)))
+	})
+}
+
+type callerKey struct{}
+
+func caller(r *http.Request) deviceid.ID {
+	id, _ := r.Context().Value(callerKey{}).(deviceid.ID)
+	return id
+}
+
+func (e *Engine) pinned(dev deviceid.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.peers[dev]
+	return ok
+}
+
+func (e *Engine) handleHello(w http.ResponseWriter, r *http.Request) {
+	dev := caller(r)
+	h := Hello{ID: e.o.Self.String(), Name: e.o.Name, Protocol: ProtocolVersion, Folders: []string{}}
+	e.mu.Lock()
+	for id, f := range e.folders {
+		if f.hasPeer(dev) {
+			h.Folders = append(h.Folders, id)
+		}
+	}
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(h)
+}
+
+// handleChanges streams this device's records of the folder with sequence
+// above since; when there are none it waits up to wait for the next change.
+func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
+	fid := r.PathValue("folder")
+	if e.sharedWith(fid, caller(r)) == nil {
+		http.NotFound(w, r) // the same answer as for a folder that does not exist
+		return
+	}
+	q := r.URL.Query()
+	since, err1 := strconv.ParseUint(q.Get("since"), 10, 64)
+	epoch, err2 := strconv.ParseUint(q.Get("epoch"), 10, 64)
+	wait, err3 := time.ParseDuration(q.Get("wait"))
+	if err1 != nil || err2 != nil || err3 != nil || wait < 0 {
+		http.Error(w, "bad since, epoch or wait", http.StatusBadRequest)
+		return
+	}
+	wait = min(wait, maxPollWait)
+	st := e.o.Store
+	cur, err := st.Epoch(fid)
+	if err != nil {
+		http.Error(w, "index unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if epoch != cur {
+		since = 0
+	}
+	changed := st.Changed(fid) // before reading, so no change slips between
+	w.Header().Set("Syncd-Epoch", strconv.FormatUint(cur, 10))
+	w.Header().Set("Content-Type", "application/x-syncd-records")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	n, err := e.writeChanges(bw, fid, since)
+	if err == nil && n == 0 && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+			_, err = e.writeChanges(bw, fid, since)
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if err == nil {
+		bw.Flush()
+	}
+}
+
+var errEnoughForNow = errors.New("enough records for one response")
+
+func (e *Engine) writeChanges(w *bufio.Writer, fid string, since uint64) (int, error) {
+	n := 0
+	err := e.o.Store.LocalSince(fid, since, func(rec index.Record) error {
+		if n >= maxPerPoll/2 {
+			return errEnoughForNow
+		}
+		rec.Inode = 0
+		n++
+		return writeFrame(w, &rec)
+	})
+	if errors.Is(err, errEnoughForNow) {
+		err = nil
+	}
+	return n, err
+}
+
+// handleBlock serves a block of the folder by hash, from any local file of
+// that folder that holds it.
+func (e *Engine) handleBlock(w http.ResponseWriter, r *http.Request) {
+	fid := r.PathValue("folder")
+	f := e.sharedWith(fid, caller(r))
+	if f == nil {
+		http.NotFound(w, r)
+		return
+	}
+	h, err := index.ParseHash(r.PathValue("hash"))
+	if err != nil {
+		http.Error(w, "bad hash", http.StatusBadRequest)
+		return
+	}
+	buf, ok := e.readLocalBlock(fid, index.Block{Hash: h}, false)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	defer putBuf(buf)
+	if err := waitN(r.Context(), e.o.SendRate, len(buf)); err != nil {
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(buf)
+}
+
+// readLocalBlock reads block b from a local file of folder fid (or of any
+// folder when anyFolder) that the index says holds it. When verify is set
+// (the puller reusing local data), the bytes are checked against the hash.
+// The returned buffer comes from the pool.
+func (e *Engine) readLocalBlock(fid string, b index.Block, verify bool) ([]byte, bool) {
+	locs, err := e.o.Store.BlockLocations(b.Hash, 4)
+	if err != nil {
+		return nil, false
+	}
+	for _, l := range locs {
+		if l.Folder != fid || l.Size <= 0 || l.Size > index.MaxBlockSize {
+			continue
+		}
+		root, ok := e.root(l.Folder)
+		if !ok || checkRemotePath(l.Path) != nil {
+			continue
+		}
+		buf := getBuf(int(l.Size))
+		if readAt(nativePath(root, l.Path), buf, l.Offset) && (!verify || hashOf(buf) == b.Hash) {
+			return buf, true
+		}
+		putBuf(buf)
+	}
+	return nil, false
+}
+
+// readAt reads exactly len(buf) bytes at off from a regular file, never
+// following a symlink.
+func readAt(name string, buf []byte, off int64) bool {
+	fd, err := os.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return false
+	}
+	defer fd.Close()
+	_, err = fd.ReadAt(buf, off)
+	return err == nil
+}
+
+// waitN takes n bytes from a limiter in steps no larger than its burst.
+func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
+	if lim == nil || lim.Limit() == rate.Inf {
+		return nil
+	}
+	for n > 0 {
+		step := min(n, lim.Burst())
+		if err := lim.WaitN(ctx, step); err != nil {
+			return err
+		}
+		n -= step
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package peer
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/syncd-project/syncd/discovery"
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// ProtocolVersion is the version of the peer HTTP API.
+const ProtocolVersion = 1
+
+// FolderConfig is one shared folder as the config describes it.
+type FolderConfig struct {
+	ID    string
+	Root  string // absolute
+	Peers []deviceid.ID
+}
+
+// PeerConfig is one pinned peer.
+type PeerConfig struct {
+	ID   deviceid.ID
+	Name string
+}
+
+// AddressBook is where the engine learns how to reach a device.
+type AddressBook interface {
+	Lookup(id deviceid.ID) []discovery.Address
+}
+
+// Options configure an Engine. Zero values take the documented defaults.
+type Options struct {
+	Self  deviceid.ID
+	Name  string
+	Store *index.Store
+	Book  AddressBook
+	// Identify returns the verified device of an inbound request
+	// (transport.RequestPeer in the daemon).
+	Identify func(*http.Request) (deviceid.ID, bool)
+	// Client returns an HTTP client whose connections reach addr and prove
+	// that the server is dev (transport.NewClient in the daemon).
+	Client func(dev deviceid.ID, addr string) *http.Client
+	// Scheme of peer URLs: "https" (default); tests of this package use
+	// "http" with a fake identity.
+	Scheme string
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
+	// PollWait is how long a changes request waits when idle (default 25s).
+	PollWait time.Duration
+	// Ping is how often a connected peer is checked (default 5s); a peer that
+	// fails a ping is disconnected.
+	Ping time.Duration
+	// Debounce groups file events (default 100ms); FullRescan is the period of
+	// full rescans (default 1h).
+	Debounce   time.Duration
+	FullRescan time.Duration
+	// Watch enables fsnotify (default on in the daemon; tests may turn it off
+	// and call Rescan).
+	Watch bool
+	// PullWorkers is how many files are pulled at once (default 8) and
+	// BlockWorkers how many blocks of one file (default 6).
+	PullWorkers  int
+	BlockWorkers int
+	// TrashKeep is how long deleted and overwritten content stays in
+	// .syncd/trash (default 30 days).
+	TrashKeep time.Duration
+	// SendRate and RecvRate limit block traffic (nil = unlimited). The
+	// limiters may be changed while running with SetLimit.
+	SendRate *rate.Limiter
+	RecvRate *rate.Limiter
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Scheme == "" {
+		o.Scheme = "https"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PollWait <= 0 {
+		o.PollWait = 25 * time.Second
+	}
+	if o.Ping <= 0 {
+		o.Ping = 5 * time.Second
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = 100 * time.Millisecond
+	}
+	if o.FullRescan <= 0 {
+		o.FullRescan = time.Hour
+	}
+	if o.PullWorkers <= 0 {
+		o.PullWorkers = 8
+	}
+	if o.BlockWorkers <= 0 {
+		o.BlockWorkers = 6
+	}
+	if o.TrashKeep <= 0 {
+		o.TrashKeep = 30 * 24 * time.Hour
+	}
+}
+
+// Engine replicates the configured folders with the configured peers.
+type Engine struct {
+	o Options
+
+	mu      sync.Mutex            // guards the fields below
+	peers   map[deviceid.ID]*conn // pinned peers and their sessions
+	folders map[string]*folder    // by folder ID
+	running context.Context       // nil until Run; the context children derive from
+	wg      sync.WaitGroup        // goroutines started by Run and reconfigure
+	started map[string]func()     // cancel funcs of running folder and peer goroutines, by key
+
+	fetchedBytes atomic.Int64 // block bytes received from peers
+}
+
+// fetched returns the block bytes received from peers so far.
+func (e *Engine) fetched() int64 { return e.fetchedBytes.Load() }
+
+// New returns an engine; call Configure, then Run.
+func New(o Options) *Engine {
+	o.defaults()
+	return &Engine{
+		o:       o,
+		peers:   map[deviceid.ID]*conn{},
+		folders: map[string]*folder{},
+		started: map[string]func(){},
+	}
+}
+
+// Configure sets the pinned peers and the folders. It may be called again
+// while the engine runs: new folders and peers start, removed ones stop.
+func (e *Engine) Configure(peers []PeerConfig, folders []FolderConfig) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keepP := map[deviceid.ID]bool{}
+	for _, p := range peers {
+		keepP[p.ID] = true
+		if c, ok := e.peers[p.ID]; ok {
+			c.setName(p.Name)
+			continue
+		}
+		e.peers[p.ID] = newConn(e, p)
+	}
+	for id := range e.peers {
+		if !keepP[id] {
+			delete(e.peers, id)
+		}
+	}
+	keepF := map[string]bool{}
+	for _, fc := range folders {
+		keepF[fc.ID] = true
+		if f, ok := e.folders[fc.ID]; ok && f.cfg.Root == fc.Root {
+			f.setPeers(fc.Peers)
+			continue
+		}
+		e.folders[fc.ID] = newFolder(e, fc)
+	}
+	for id := range e.folders {
+		if !keepF[id] {
+			delete(e.folders, id)
+		}
+	}
+	if e.running != nil {
+		e.reconcileLocked()
+	}
+}
+
+// Run replicates until ctx is done, then waits for every goroutine.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	e.running = ctx
+	e.reconcileLocked()
+	e.mu.Unlock()
+	<-ctx.Done()
+	e.mu.Lock()
+	for k, cancel := range e.started {
+		cancel()
+		delete(e.started, k)
+	}
+	e.running = nil
+	e.mu.Unlock()
+	e.wg.Wait()
+	return nil
+}
+
+// reconcileLocked starts goroutines for configured folders and peers and
+// stops the ones no longer configured. Called with mu held.
+func (e *Engine) reconcileLocked() {
+	want := map[string]func(context.Context){}
+	for id, f := range e.folders {
+		want["f:"+id+"\x00"+f.cfg.Root] = f.run
+	}
+	for id, c := range e.peers {
+		want["p:"+id.String()] = c.run
+	}
+	for k, cancel := range e.started {
+		if _, ok := want[k]; !ok {
+			cancel()
+			delete(e.started, k)
+		}
+	}
+	for k, run := range want {
+		if _, ok := e.started[k]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(e.running)
+		e.started[k] = cancel
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			run(ctx)
+		}()
+	}
+}
+
+// folder returns the folder with that ID, or nil.
+func (e *Engine) folder(id string) *folder {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.folders[id]
+}
+
+// sharedWith reports whether folder id is shared with dev by this device.
+func (e *Engine) sharedWith(id string, dev deviceid.ID) *folder {
+	f := e.folder(id)
+	if f == nil || !f.hasPeer(dev) {
+		return nil
+	}
+	return f
+}
+
+// sources returns the connected peers that share folder id, in a rotating
+// order so that load spreads over them.
+func (e *Engine) sources(id string) []*conn {
+	e.mu.Lock()
+	f := e.folders[id]
+	var out []*conn
+	for _, c := range e.peers {
+		if f != nil && f.hasPeer(c.id) && c.connected() {
+			out = append(out, c)
+		}
+	}
+	e.mu.Unlock()
+	slices.SortFunc(out, func(a, b *conn) int { return a.load() - b.load() })
+	return out
+}
+
+// roots maps folder IDs to their roots, for reading local blocks.
+func (e *Engine) root(id string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f, ok := e.folders[id]
+	if !ok {
+		return "", false
+	}
+	return f.cfg.Root, true
+}
+
+// kickFolders tells the folders shared with dev that new records arrived or
+// that dev connected (so blocks may now be available).
+func (e *Engine) kickFolders(dev deviceid.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range e.folders {
+		if f.hasPeer(dev) {
+			f.kick()
+		}
+	}
+}
+
+func (e *Engine) scheme() string { return e.o.Scheme }

@@ -1,0 +1,243 @@
+package peer
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const converge = 20 * time.Second
+
+func pair2(t *testing.T) (*testNet, *testDev, *testDev) {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	a.start(b)
+	b.start(a)
+	return n, a, b
+}
+
+func TestCreateModifyDelete(t *testing.T) {
+	_, a, b := pair2(t)
+	big := randBytes(1, 9<<20+123)
+	a.write("docs/readme.txt", []byte("hello"))
+	a.write("docs/deep/er/note.md", []byte("deep"))
+	a.write("empty.bin", nil)
+	a.write("media/big.bin", big)
+	if err := os.MkdirAll(filepath.Join(a.root, "emptydir/sub"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("docs/readme.txt", filepath.Join(a.root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(a.root, "docs/readme.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	for _, p := range []string{"docs/readme.txt", "docs/deep/er/note.md", "empty.bin", "media/big.bin", "emptydir/sub", "link"} {
+		if _, ok := got[p]; !ok {
+			t.Errorf("tree after sync lacks %s", p)
+		}
+	}
+	if !strings.HasPrefix(got["docs/readme.txt"], "file:600:") {
+		t.Errorf("mode of docs/readme.txt = %s, want 600", got["docs/readme.txt"])
+	}
+
+	// Modify on B, see it on A; the overwritten content stays in A's trash.
+	b.write("docs/readme.txt", []byte("hello, changed"))
+	b.rescan()
+	waitConverged(t, converge, a, b)
+	if data, _ := os.ReadFile(filepath.Join(a.root, "docs/readme.txt")); string(data) != "hello, changed" {
+		t.Fatalf("A has %q after B's change", data)
+	}
+	if !trashHolds(t, a.root, "hello") {
+		t.Errorf("A's trash does not hold the overwritten content")
+	}
+
+	// Delete on A, gone on B, recoverable from B's trash.
+	if err := os.Remove(filepath.Join(a.root, "media/big.bin")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	got = waitConverged(t, converge, a, b)
+	if _, ok := got["media/big.bin"]; ok {
+		t.Fatalf("media/big.bin survived its deletion")
+	}
+	if !trashHolds(t, b.root, string(big[:4096])) {
+		t.Errorf("B's trash does not hold the deleted file")
+	}
+}
+
+// trashHolds reports whether a file in root's trash starts with prefix.
+func trashHolds(t *testing.T, root, prefix string) bool {
+	t.Helper()
+	found := false
+	walkFiles(trashDir(root), func(p string, _ os.FileInfo) {
+		b, _ := os.ReadFile(p)
+		if strings.HasPrefix(string(b), prefix) {
+			found = true
+		}
+	})
+	return found
+}
+
+func TestRenameAndMoveTransferNothing(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("in/video.mp4", randBytes(2, 6<<20))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	before := b.eng.fetched()
+	if err := os.MkdirAll(filepath.Join(a.root, "elsewhere"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "in/video.mp4"), filepath.Join(a.root, "elsewhere/renamed.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	if _, ok := got["elsewhere/renamed.mp4"]; !ok {
+		t.Fatalf("rename did not arrive: %v", got)
+	}
+	if d := b.eng.fetched() - before; d != 0 {
+		t.Errorf("a rename fetched %d bytes from peers, want 0", d)
+	}
+}
+
+func TestOfflineDeviceRejoins(t *testing.T) {
+	n := newTestNet(t)
+	a, b, c := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("charlie")
+	a.start(b, c)
+	b.start(a, c)
+	c.start(a, b)
+	a.write("one.txt", []byte("1"))
+	a.rescan()
+	waitConverged(t, converge, a, b, c)
+
+	c.stop()
+	a.write("two.txt", []byte("2"))
+	b.write("one.txt", []byte("1 changed by b"))
+	os.Remove(filepath.Join(a.root, "nothing"))
+	a.rescan()
+	b.rescan()
+	waitConverged(t, converge, a, b)
+	c.start()
+	got := waitConverged(t, converge, a, b, c)
+	if _, ok := got["two.txt"]; !ok {
+		t.Fatalf("rejoined device lacks two.txt")
+	}
+}
+
+func TestThreeDevicesInAChain(t *testing.T) {
+	n := newTestNet(t)
+	a, b, c := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("charlie")
+	// A and C never talk: they share the folder only with B.
+	a.start(b)
+	b.start(a, c)
+	c.start(b)
+	a.write("from-a/x.txt", []byte("from a"))
+	c.write("from-c/y.txt", randBytes(3, 3<<20))
+	a.rescan()
+	c.rescan()
+	got := waitConverged(t, converge, a, b, c)
+	if len(got) != 4 {
+		t.Fatalf("tree = %v, want 2 dirs and 2 files", got)
+	}
+	os.Remove(filepath.Join(c.root, "from-a/x.txt"))
+	c.rescan()
+	got = waitConverged(t, converge, a, b, c)
+	if _, ok := got["from-a/x.txt"]; ok {
+		t.Fatalf("deletion did not travel from C to A through B")
+	}
+}
+
+func TestConcurrentEditsKeepBoth(t *testing.T) {
+	n, a, b := pair2(t)
+	a.write("doc.txt", []byte("base"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+
+	n.setLink(a, b, false)
+	time.Sleep(100 * time.Millisecond)
+	a.write("doc.txt", []byte("edit on a"))
+	b.write("doc.txt", []byte("edit on b, newer"))
+	future := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(b.root, "doc.txt"), future, future)
+	a.rescan()
+	b.rescan()
+	time.Sleep(300 * time.Millisecond)
+	n.setLink(a, b, true)
+	got := waitConverged(t, converge, a, b)
+	data, _ := os.ReadFile(filepath.Join(a.root, "doc.txt"))
+	if string(data) != "edit on b, newer" {
+		t.Errorf("winner = %q, want the newer edit", data)
+	}
+	var copies []string
+	for p := range got {
+		if isConflictCopy(p) {
+			copies = append(copies, p)
+		}
+	}
+	if len(copies) != 1 {
+		t.Fatalf("conflict copies = %v, want exactly one", copies)
+	}
+	data, _ = os.ReadFile(filepath.Join(b.root, copies[0]))
+	if string(data) != "edit on a" {
+		t.Errorf("conflict copy holds %q, want the losing edit", data)
+	}
+}
+
+func TestDeleteVsModifyKeepsModification(t *testing.T) {
+	n, a, b := pair2(t)
+	a.write("keep.txt", []byte("v1"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	n.setLink(a, b, false)
+	os.Remove(filepath.Join(a.root, "keep.txt"))
+	b.write("keep.txt", []byte("v2 from b"))
+	a.rescan()
+	b.rescan()
+	time.Sleep(300 * time.Millisecond)
+	n.setLink(a, b, true)
+	waitConverged(t, converge, a, b)
+	data, err := os.ReadFile(filepath.Join(a.root, "keep.txt"))
+	if err != nil || string(data) != "v2 from b" {
+		t.Fatalf("keep.txt on A = %q, %v; want the modification back", data, err)
+	}
+}
+
+func TestUnsharedFolderLearnsNothing(t *testing.T) {
+	n := newTestNet(t)
+	a, b, stranger := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("stranger")
+	a.start(b)
+	// stranger is pinned by nobody; bravo is pinned but asks for a missing folder.
+	for _, tc := range []struct {
+		name string
+		as   *testDev
+		path string
+		want int
+	}{
+		{"unpinned hello", stranger, "/v1/hello", http.StatusForbidden},
+		{"unpinned changes", stranger, "/v1/folders/f/changes?since=0&epoch=0&wait=0s", http.StatusForbidden},
+		{"pinned, unknown folder", b, "/v1/folders/nope/changes?since=0&epoch=0&wait=0s", http.StatusNotFound},
+		{"pinned, bad hash", b, "/v1/folders/f/blocks/zz", http.StatusBadRequest},
+		{"pinned, unknown block", b, "/v1/folders/f/blocks/" + strings.Repeat("ab", 32), http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", a.srv.URL+tc.path, nil)
+			req.Header.Set(testHeader, tc.as.id.String())
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("GET %s as %s = %d, want %d", tc.path, tc.as.name, resp.StatusCode, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,268 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// Folder states shown by status.
+const (
+	StateStarting = "starting"
+	StateScanning = "scanning"
+	StateSyncing  = "syncing"
+	StateIdle     = "idle"
+	StateError    = "error"
+)
+
+// folder runs one shared folder: it serialises scans and pulls, so the
+// scanner and the puller never race on the same index records.
+type folder struct {
+	e   *Engine
+	cfg FolderConfig // Root and ID never change; Peers is guarded by mu
+
+	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
+	kickc   chan struct{} // remote records arrived or a peer connected
+
+	mu         sync.Mutex // guards the fields below
+	peers      map[deviceid.ID]bool
+	dirty      map[string]bool // paths whose remote records changed since the last pull
+	allDirty   bool            // evaluate every known path
+	state      string
+	lastErr    string
+	needFiles  int
+	needBytes  int64
+	doneBytes  int64
+	conflicts  int
+	localFiles int64
+	localBytes int64
+	recvRate   int64
+	lastSync   time.Time
+	errLogged  map[string]bool
+}
+
+func newFolder(e *Engine, fc FolderConfig) *folder {
+	f := &folder{
+		e:         e,
+		cfg:       fc,
+		scanReq:   make(chan []string, 64),
+		kickc:     make(chan struct{}, 1),
+		dirty:     map[string]bool{},
+		allDirty:  true,
+		state:     StateStarting,
+		errLogged: map[string]bool{},
+	}
+	f.setPeers(fc.Peers)
+	return f
+}
+
+func (f *folder) setPeers(ids []deviceid.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = map[deviceid.ID]bool{}
+	for _, id := range ids {
+		f.peers[id] = true
+	}
+}
+
+func (f *folder) hasPeer(id deviceid.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peers[id]
+}
+
+func (f *folder) kick() {
+	select {
+	case f.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (f *folder) markDirty(paths ...string) {
+	f.mu.Lock()
+	for _, p := range paths {
+		f.dirty[p] = true
+	}
+	f.mu.Unlock()
+	f.kick()
+}
+
+func (f *folder) setState(s string) {
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+}
+
+// fail records an error a user must see; each distinct message is logged
+// once until the folder recovers.
+func (f *folder) fail(err error) {
+	msg := err.Error()
+	f.mu.Lock()
+	f.state, f.lastErr = StateError, msg
+	seen := f.errLogged[msg]
+	f.errLogged[msg] = true
+	f.mu.Unlock()
+	if !seen {
+		f.e.o.Logger.Error("folder problem", "folder", f.cfg.ID, "err", msg)
+	}
+}
+
+// requestScan asks the run loop for a scan of paths (nil = everything).
+func (f *folder) requestScan(paths []string) {
+	select {
+	case f.scanReq <- paths:
+	default:
+		// Queue full: fall back to a full scan, which covers everything queued.
+		select {
+		case f.scanReq <- nil:
+		default:
+		}
+	}
+}
+
+// run is the folder's loop: scan, then pull what the peers have, then wait
+// for file events, remote changes or the periodic rescan.
+func (f *folder) run(ctx context.Context) {
+	st := f.e.o.Store
+	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now})
+	for ctx.Err() == nil {
+		fi, err := os.Stat(f.cfg.Root)
+		if err == nil && fi.IsDir() {
+			break
+		}
+		f.fail(fmt.Errorf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+	os.MkdirAll(trashDir(f.cfg.Root), 0o700)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if f.e.o.Watch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := watch(ctx, sc, f)
+			if err != nil && ctx.Err() == nil {
+				f.fail(fmt.Errorf("watching for changes stopped (%v); changes are picked up by periodic rescans", err))
+			}
+		}()
+	}
+	f.scan(ctx, sc, nil)
+	f.cleanTrash()
+	full := time.NewTicker(f.e.o.FullRescan)
+	defer full.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := time.Second
+	for ctx.Err() == nil {
+		failed := f.pull(ctx)
+		if failed > 0 {
+			retry.Reset(backoff)
+			backoff = min(backoff*2, time.Minute)
+		} else {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case paths := <-f.scanReq:
+			f.scan(ctx, sc, f.drainScans(paths))
+		case <-f.kickc:
+		case <-retry.C:
+			f.mu.Lock()
+			f.allDirty = true
+			f.mu.Unlock()
+		case <-full.C:
+			f.scan(ctx, sc, nil)
+			f.cleanTrash()
+			f.mu.Lock()
+			f.allDirty = true
+			f.mu.Unlock()
+		}
+	}
+}
+
+// drainScans merges queued scan requests; any full request makes it full.
+func (f *folder) drainScans(first []string) []string {
+	if first == nil {
+		return nil
+	}
+	paths := slices.Clone(first)
+	for {
+		select {
+		case more := <-f.scanReq:
+			if more == nil {
+				return nil
+			}
+			paths = append(paths, more...)
+		default:
+			slices.Sort(paths)
+			return slices.Compact(paths)
+		}
+	}
+}
+
+func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
+	f.setState(StateScanning)
+	res, err := sc.Scan(ctx, paths...)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.fail(fmt.Errorf("scan: %w", err))
+		}
+		return
+	}
+	if res.Changed+res.Deleted > 0 {
+		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted)
+	}
+	f.setState(StateIdle)
+}
+
+// Rescan asks the folder to scan paths (all when none); for tests and the
+// control API.
+func (e *Engine) Rescan(folderID string, paths ...string) {
+	if f := e.folder(folderID); f != nil {
+		if len(paths) == 0 {
+			paths = nil
+		}
+		f.requestScan(paths)
+	}
+}
+
+// trashDir is where deleted and overwritten content is kept.
+func trashDir(root string) string { return nativePath(root, ".syncd/trash") }
+
+// cleanTrash removes trash entries older than TrashKeep.
+func (f *folder) cleanTrash() {
+	cutoff := f.e.o.Now().Add(-f.e.o.TrashKeep)
+	dir := trashDir(f.cfg.Root)
+	_ = walkFiles(dir, func(p string, fi os.FileInfo) {
+		if stamp, ok := trashStamp(p); ok && stamp.Before(cutoff) {
+			os.Remove(p)
+		}
+	})
+}
+
+const trashStampLayout = "20060102-150405.000000000"
+
+func trashStamp(p string) (time.Time, bool) {
+	i := strings.LastIndex(p, "~")
+	if i < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(trashStampLayout, p[i+1:])
+	return t, err == nil
+}
+
+var errCaseCollision = errors.New("another name differing only in case exists")

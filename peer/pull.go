@@ -1,0 +1,477 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// job is one path whose global version differs from the local one.
+type job struct {
+	path     string
+	win      index.Record // the global version to apply
+	local    index.Record
+	hasLocal bool
+	// conflict: the local version is concurrent with win and differs, so it
+	// is kept as a conflict copy.
+	conflict bool
+}
+
+// Errors of the puller.
+var (
+	ErrNoSource     = errors.New("no connected peer has the block")
+	errLocalChanged = errors.New("changed locally since the last scan")
+)
+
+// pull applies every needed change and returns how many failed (they stay
+// dirty and are retried).
+func (f *folder) pull(ctx context.Context) int {
+	paths, err := f.takeDirty()
+	if err != nil {
+		f.fail(fmt.Errorf("read index: %w", err))
+		return 1
+	}
+	if len(paths) == 0 {
+		f.setIdle()
+		return 0
+	}
+	devs, err := f.e.o.Store.Devices(f.cfg.ID)
+	if err != nil {
+		f.fail(fmt.Errorf("read index: %w", err))
+		return 1
+	}
+	var dirs, files, dels []job
+	var needBytes int64
+	for _, p := range paths {
+		j, ok, err := f.evaluate(p, devs)
+		if err != nil {
+			f.fail(fmt.Errorf("read index for %s: %w", p, err))
+			f.markDirtyQuiet(p)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case j.win.Deleted:
+			dels = append(dels, j)
+		case j.win.Kind == index.Dir:
+			dirs = append(dirs, j)
+		default:
+			files = append(files, j)
+			needBytes += j.win.Size
+		}
+	}
+	if len(dirs)+len(files)+len(dels) == 0 {
+		f.setIdle()
+		return 0
+	}
+	start := f.e.o.Now()
+	f.mu.Lock()
+	f.state, f.needFiles, f.needBytes, f.doneBytes = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0
+	f.mu.Unlock()
+
+	var failed, done int
+	var mu sync.Mutex // guards failed, done
+	apply := func(j job, fn func(context.Context, job) error) {
+		err := fn(ctx, j)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			f.markDirtyQuiet(j.path)
+			if ctx.Err() == nil {
+				f.logPullError(j.path, err)
+			}
+			return
+		}
+		done++
+		f.mu.Lock()
+		f.needFiles--
+		f.mu.Unlock()
+	}
+	// Directories shallow first, files in parallel, deletions deepest first.
+	slices.SortFunc(dirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
+	for _, j := range dirs {
+		apply(j, f.applyDir)
+	}
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for range min(f.e.o.PullWorkers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				if j.win.Kind == index.Symlink {
+					apply(j, f.applySymlink)
+				} else {
+					apply(j, f.applyFile)
+				}
+			}
+		}()
+	}
+	for _, j := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
+	for _, j := range dels {
+		apply(j, f.applyDelete)
+	}
+	if done > 0 {
+		f.e.o.Logger.Info("folder synced", "folder", f.cfg.ID, "changes", done, "failed", failed,
+			"bytes", needBytes, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
+	}
+	if failed == 0 {
+		f.setIdle()
+	}
+	return failed
+}
+
+func (f *folder) setIdle() {
+	f.mu.Lock()
+	f.state, f.needFiles, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, f.e.o.Now()
+	if f.lastErr != "" {
+		f.lastErr = ""
+		clear(f.errLogged)
+	}
+	f.mu.Unlock()
+}
+
+// logPullError logs one line per distinct cause (not per block or retry).
+func (f *folder) logPullError(p string, err error) {
+	cause := err.Error()
+	if errors.Is(err, syscall.ENOSPC) {
+		cause = "disk full"
+		f.mu.Lock()
+		f.state, f.lastErr = StateError, "disk full while pulling; free some space, syncing resumes by itself"
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	seen := f.errLogged[cause]
+	f.errLogged[cause] = true
+	f.mu.Unlock()
+	if !seen {
+		f.e.o.Logger.Warn("pull failed, will retry", "folder", f.cfg.ID, "path", p, "err", err)
+	}
+}
+
+func (f *folder) markDirtyQuiet(p string) {
+	f.mu.Lock()
+	f.dirty[p] = true
+	f.mu.Unlock()
+}
+
+// takeDirty returns and clears the paths to evaluate.
+func (f *folder) takeDirty() ([]string, error) {
+	f.mu.Lock()
+	all := f.allDirty
+	set := f.dirty
+	f.dirty, f.allDirty = map[string]bool{}, false
+	f.mu.Unlock()
+	if all {
+		st := f.e.o.Store
+		devs, err := st.Devices(f.cfg.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range devs {
+			if err := st.WalkRemote(f.cfg.ID, d, func(r index.Record) error {
+				set[r.Path] = true
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// evaluate finds the global version of p and whether this device needs it.
+func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
+	st := f.e.o.Store
+	self := f.e.o.Self.Key()
+	local, hasLocal, err := st.Local(f.cfg.ID, p)
+	if err != nil {
+		return job{}, false, err
+	}
+	cands := make([]candidate, 0, len(devs)+1)
+	if hasLocal {
+		cands = append(cands, candidate{Device: self, Rec: local})
+	}
+	for _, d := range devs {
+		if !f.hasPeer(d) {
+			continue
+		}
+		r, ok, err := st.Remote(f.cfg.ID, d, p)
+		if err != nil {
+			return job{}, false, err
+		}
+		if ok {
+			cands = append(cands, candidate{Device: d.Key(), Rec: r})
+		}
+	}
+	w := winner(cands)
+	if w < 0 || (hasLocal && w == 0) {
+		return job{}, false, nil
+	}
+	win := cands[w].Rec
+	if hasLocal {
+		switch local.Version.Compare(win.Version) {
+		case index.Equal, index.Greater:
+			return job{}, false, nil
+		}
+	}
+	j := job{path: p, win: win, local: local, hasLocal: hasLocal}
+	j.conflict = hasLocal && !local.Deleted && local.Version.Compare(win.Version) == index.Concurrent && !sameContent(local, win)
+	return j, true, nil
+}
+
+// record stores the applied version as the local record, with the inode the
+// file now has so that the scanner sees it unchanged.
+func (f *folder) record(r index.Record, fi fs.FileInfo) error {
+	r.Inode = 0
+	if fi != nil {
+		r.Inode = inodeOf(fi)
+	}
+	_, err := f.e.o.Store.PutLocal(f.cfg.ID, r)
+	return err
+}
+
+func (f *folder) applyDir(ctx context.Context, j job) error {
+	dir, err := mkdirAll(f.cfg.Root, j.path)
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(dir, path.Base(j.path))
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		if err := f.keepOld(j, target, fi); err != nil {
+			return err
+		}
+		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+		return err
+	}
+	fi, err = os.Lstat(target)
+	if err != nil {
+		return err
+	}
+	return f.record(j.win, fi)
+}
+
+func (f *folder) applySymlink(ctx context.Context, j job) error {
+	dir, err := mkdirAll(f.cfg.Root, j.path)
+	if err != nil {
+		return err
+	}
+	base := path.Base(j.path)
+	target := filepath.Join(dir, base)
+	tmp := filepath.Join(dir, index.TempPrefix+base+".link")
+	os.Remove(tmp)
+	if err := os.Symlink(j.win.Target, tmp); err != nil {
+		return err
+	}
+	if err := f.finalCheck(j, target); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	fi, err := os.Lstat(target)
+	if err != nil {
+		return err
+	}
+	return f.record(j.win, fi)
+}
+
+func (f *folder) applyDelete(ctx context.Context, j job) error {
+	dir, err := resolveDir(f.cfg.Root, j.path)
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(dir, path.Base(j.path))
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f.record(j.win, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if !j.hasLocal || j.local.Deleted || changedOnDisk(fi, j.local) {
+		// Changed here since the last scan: keep it; the scan makes it a new
+		// version, which beats the deletion.
+		f.requestScan([]string{j.path})
+		return nil
+	}
+	if fi.IsDir() {
+		if err := os.Remove(target); err != nil {
+			// Not empty: something new or ignored lives inside; keep it.
+			f.requestScan([]string{j.path})
+			return nil
+		}
+	} else if err := f.moveToTrash(j.path, target); err != nil {
+		return err
+	}
+	syncDir(dir)
+	return f.record(j.win, nil)
+}
+
+// finalCheck runs just before the new version is renamed over target: a
+// local change the scanner has not seen yet becomes a conflict copy, a
+// concurrent loser becomes the conflict copy, and any other old content goes
+// to the trash, so nothing is overwritten without a way back.
+func (f *folder) finalCheck(j job, target string) error {
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.keepOld(j, target, fi)
+}
+
+// keepOld moves what is at target out of the way without losing it.
+func (f *folder) keepOld(j job, target string, fi fs.FileInfo) error {
+	switch {
+	case !j.hasLocal || j.local.Deleted || changedOnDisk(fi, j.local):
+		// Unscanned local content: a new local version, concurrent with win.
+		self := f.e.o.Self.Key()
+		v := index.Vector{{Device: self, Value: 1}}
+		if j.hasLocal {
+			v = j.local.Version.Update(self)
+		}
+		loser := index.Record{ModTime: fi.ModTime().UnixNano(), Version: v}
+		return f.makeConflictCopy(j.path, target, loser)
+	case j.conflict:
+		return f.makeConflictCopy(j.path, target, j.local)
+	case fi.IsDir():
+		return f.moveToTrash(j.path, target)
+	default:
+		return f.linkToTrash(j.path, target)
+	}
+}
+
+func (f *folder) makeConflictCopy(p, target string, loser index.Record) error {
+	name := conflictName(p, loser)
+	dst := nativePath(f.cfg.Root, name)
+	if _, err := os.Lstat(dst); err == nil {
+		// The same conflict copy already exists (made elsewhere and synced):
+		// keep this one in the trash instead of overwriting it.
+		return f.moveToTrash(p, target)
+	}
+	if err := os.Rename(target, dst); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.conflicts++
+	f.mu.Unlock()
+	f.e.o.Logger.Info("conflict: kept the other version", "folder", f.cfg.ID, "path", p, "copy", name)
+	f.requestScan([]string{name, p})
+	return nil
+}
+
+// trashPath is where p goes in the trash now.
+func (f *folder) trashPath(p string) (string, error) {
+	dst := nativePath(trashDir(f.cfg.Root), p) + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
+	return dst, os.MkdirAll(filepath.Dir(dst), 0o700)
+}
+
+// linkToTrash keeps a hard link of target in the trash, so that target can
+// then be replaced atomically by a rename.
+func (f *folder) linkToTrash(p, target string) error {
+	dst, err := f.trashPath(p)
+	if err != nil {
+		return err
+	}
+	if err := os.Link(target, dst); err == nil {
+		return nil
+	}
+	return os.Rename(target, dst)
+}
+
+func (f *folder) moveToTrash(p, target string) error {
+	dst, err := f.trashPath(p)
+	if err != nil {
+		return err
+	}
+	return os.Rename(target, dst)
+}
+
+func depth(p string) int { return strings.Count(p, "/") }
+
+func inodeOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+// changedOnDisk reports whether what is on disk differs from what the index
+// last recorded for it.
+func changedOnDisk(fi fs.FileInfo, r index.Record) bool {
+	switch {
+	case fi.IsDir():
+		return r.Kind != index.Dir
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return r.Kind != index.Symlink
+	case !fi.Mode().IsRegular():
+		return true
+	}
+	return r.Kind != index.File || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.ModTime ||
+		(r.Inode != 0 && inodeOf(fi) != r.Inode)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// walkFiles calls fn for every regular file under dir.
+func walkFiles(dir string, fn func(string, os.FileInfo)) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			fn(p, fi)
+		}
+		return nil
+	})
+}
+
+func isDiskFull(err error) bool { return errors.Is(err, syscall.ENOSPC) }

@@ -1,0 +1,190 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+)
+
+// tempName is the temp file for a version of base: the content ID in the
+// name lets a restarted pull find and reuse it.
+func tempName(base string, content index.Hash) string {
+	if len(base) > 200 {
+		base = base[:200]
+	}
+	return index.TempPrefix + base + "-" + content.String()[:16]
+}
+
+// applyFile brings the file to version j.win: blocks from local files or
+// peers into a temp file beside it, verified, synced, then renamed over the
+// target after the final check.
+func (f *folder) applyFile(ctx context.Context, j job) error {
+	r := j.win
+	dir, err := mkdirAll(f.cfg.Root, j.path)
+	if err != nil {
+		return err
+	}
+	base := path.Base(j.path)
+	target := filepath.Join(dir, base)
+	mode := fs.FileMode(r.Mode & 0o777)
+	mtime := time.Unix(0, r.ModTime)
+
+	// Same content already here: only metadata changed.
+	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File && j.local.Content == r.Content {
+		fi, err := os.Lstat(target)
+		if err == nil && !changedOnDisk(fi, j.local) {
+			if err := os.Chmod(target, mode); err != nil {
+				return err
+			}
+			if err := os.Chtimes(target, mtime, mtime); err != nil {
+				return err
+			}
+			if fi, err = os.Lstat(target); err != nil {
+				return err
+			}
+			return f.record(r, fi)
+		}
+	}
+
+	tmp := filepath.Join(dir, tempName(base, r.Content))
+	fd, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
+	if err != nil {
+		return err
+	}
+	keep := false // keep the temp file for resume on a transient failure
+	defer func() {
+		if fd != nil {
+			fd.Close()
+		}
+		if !keep {
+			os.Remove(tmp)
+		}
+	}()
+	fi, err := fd.Stat()
+	if err != nil {
+		return err
+	}
+	resume := fi.Size() > 0
+	if fi.Size() != r.Size {
+		if err := fd.Truncate(r.Size); err != nil {
+			return err
+		}
+	}
+	if err := f.fetchBlocks(ctx, fd, r, resume); err != nil {
+		// Keep verified blocks for the next try unless the disk is full.
+		keep = !isDiskFull(err)
+		return err
+	}
+	if err := fd.Chmod(mode); err != nil {
+		return err
+	}
+	if err := fd.Sync(); err != nil {
+		return err
+	}
+	if err := fd.Close(); err != nil {
+		fd = nil
+		return err
+	}
+	fd = nil
+	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+		return err
+	}
+	if err := f.finalCheck(j, target); err != nil {
+		keep = true
+		return err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return err
+	}
+	keep = true // renamed: nothing to remove
+	syncDir(dir)
+	fi, err = os.Lstat(target)
+	if err != nil {
+		return err
+	}
+	return f.record(r, fi)
+}
+
+// fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
+// resume, blocks already in the temp file are verified and kept.
+func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, resume bool) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan index.Block)
+	var wg sync.WaitGroup
+	for range min(f.e.o.BlockWorkers, len(r.Blocks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if err := f.fetchBlock(ctx, fd, b, resume); err != nil {
+					cancel(err)
+					return
+				}
+				f.mu.Lock()
+				f.doneBytes += b.Size
+				f.mu.Unlock()
+			}
+		}()
+	}
+	for _, b := range r.Blocks {
+		select {
+		case work <- b:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func (f *folder) fetchBlock(ctx context.Context, fd *os.File, b index.Block, resume bool) error {
+	if b.Size <= 0 || b.Size > index.MaxBlockSize {
+		return fmt.Errorf("block %s: size %d out of range", b.Hash, b.Size)
+	}
+	buf := getBuf(int(b.Size))
+	defer putBuf(buf)
+	if resume {
+		if _, err := fd.ReadAt(buf, b.Offset); err == nil && hashOf(buf) == b.Hash {
+			return nil
+		}
+	}
+	if local, ok := f.e.readLocalBlock(f.cfg.ID, b, true); ok {
+		copy(buf, local)
+		putBuf(local)
+	} else if err := f.fetchRemote(ctx, b, buf); err != nil {
+		return err
+	}
+	_, err := fd.WriteAt(buf, b.Offset)
+	return err
+}
+
+// fetchRemote tries every connected peer of the folder, least busy first; a
+// block that fails verification is discarded and asked of the next peer.
+func (f *folder) fetchRemote(ctx context.Context, b index.Block, buf []byte) error {
+	var errs []error
+	for _, c := range f.e.sources(f.cfg.ID) {
+		err := c.fetchBlock(ctx, f.cfg.ID, b, buf)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("block %s: %w", b.Hash, ErrNoSource)
+	}
+	return fmt.Errorf("block %s: %w", b.Hash, errors.Join(errs...))
+}

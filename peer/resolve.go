@@ -1,0 +1,122 @@
+package peer
+
+import (
+	"bytes"
+	"encoding/base32"
+	"encoding/binary"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+)
+
+// candidate is one device's record of a path. Device is the version-vector
+// key of the device that holds it (deviceid.ID.Key()).
+type candidate struct {
+	Device uint64
+	Rec    index.Record
+}
+
+// winner picks the global version of a path among the candidates: the
+// record whose version vector dominates; between concurrent records the
+// rules of doc.go ("Conflicts") decide. Every device, given the same set of
+// records, picks the same winner. It returns -1 for no candidates.
+func winner(cands []candidate) int {
+	best := -1
+	for i, c := range cands {
+		if best < 0 {
+			best = i
+			continue
+		}
+		switch c.Rec.Version.Compare(cands[best].Rec.Version) {
+		case index.Greater:
+			best = i
+		case index.Concurrent:
+			if beats(c, cands[best]) {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// beats orders concurrent versions: a live file beats a deletion (the
+// modification wins and the file comes back), then the newer mtime wins,
+// then the higher last-modifier key, then the larger content ID, so that the
+// choice is a total order that does not depend on who evaluates it.
+func beats(a, b candidate) bool {
+	if a.Rec.Deleted != b.Rec.Deleted {
+		return !a.Rec.Deleted
+	}
+	if a.Rec.ModTime != b.Rec.ModTime {
+		return a.Rec.ModTime > b.Rec.ModTime
+	}
+	am, bm := lastModifier(a.Rec.Version), lastModifier(b.Rec.Version)
+	if am != bm {
+		return am > bm
+	}
+	return bytes.Compare(a.Rec.Content[:], b.Rec.Content[:]) > 0
+}
+
+// lastModifier is the device that made the latest change of a version: the
+// holder of the highest counter (Update sets the updater's counter above all
+// others).
+func lastModifier(v index.Vector) uint64 {
+	var dev, max uint64
+	for _, c := range v {
+		if c.Value > max || (c.Value == max && c.Device > dev) {
+			dev, max = c.Device, c.Value
+		}
+	}
+	return dev
+}
+
+var shortEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// shortKey renders a version-vector key the way deviceid.ID.Short renders
+// the full ID (the first seven base32 characters depend only on the first
+// 35 bits, which the key holds).
+func shortKey(k uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], k)
+	return shortEnc.EncodeToString(b[:])[:7]
+}
+
+// conflictName is where the losing version of p is kept:
+// NAME.sync-conflict-YYYYMMDD-HHMMSS-<short id>.EXT, with the loser's mtime
+// (UTC) and last modifier, so that every device derives the same name.
+func conflictName(p string, loser index.Record) string {
+	dir, base := path.Split(p)
+	ext := path.Ext(base)
+	if ext == base || len(ext) > 16 { // ".bashrc" or no real extension
+		ext = ""
+	}
+	stem := strings.TrimSuffix(base, ext)
+	ts := time.Unix(0, loser.ModTime).UTC().Format("20060102-150405")
+	return dir + stem + ".sync-conflict-" + ts + "-" + shortKey(lastModifier(loser.Version)) + ext
+}
+
+// isConflictCopy reports whether p is a conflict copy name.
+func isConflictCopy(p string) bool {
+	return strings.Contains(path.Base(p), ".sync-conflict-")
+}
+
+// sameContent reports whether two records describe the same thing on disk,
+// ignoring versions and sequences.
+func sameContent(a, b index.Record) bool {
+	if a.Deleted || b.Deleted {
+		return a.Deleted == b.Deleted
+	}
+	if a.Kind != b.Kind {
+		return false
+	}
+	switch a.Kind {
+	case index.File:
+		return a.Size == b.Size && a.Content == b.Content
+	case index.Symlink:
+		return a.Target == b.Target
+	default:
+		return true
+	}
+}

@@ -1,0 +1,100 @@
+package peer
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+)
+
+func rec(mtime int64, deleted bool, content byte, v ...index.Counter) index.Record {
+	r := index.Record{Path: "a.txt", ModTime: mtime, Deleted: deleted, Version: v}
+	r.Content[0] = content
+	return r
+}
+
+func TestWinner(t *testing.T) {
+	c := func(dev uint64, val uint64) index.Counter { return index.Counter{Device: dev, Value: val} }
+	for _, tc := range []struct {
+		name  string
+		cands []candidate
+		want  int
+	}{
+		{"none", nil, -1},
+		{"one", []candidate{{1, rec(1, false, 1, c(1, 1))}}, 0},
+		{"dominates", []candidate{{1, rec(9, false, 1, c(1, 1))}, {2, rec(1, false, 2, c(1, 1), c(2, 2))}}, 1},
+		{"concurrent newer mtime", []candidate{{1, rec(5, false, 1, c(1, 2))}, {2, rec(9, false, 2, c(2, 2))}}, 1},
+		{"concurrent live beats delete", []candidate{{1, rec(9, true, 0, c(1, 3))}, {2, rec(1, false, 2, c(2, 2))}}, 1},
+		{"tie broken by modifier", []candidate{{2, rec(5, false, 1, c(2, 2))}, {1, rec(5, false, 2, c(1, 2))}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := winner(tc.cands); got != tc.want {
+				t.Errorf("winner() = %d, want %d", got, tc.want)
+			}
+			// The same set in reverse order picks the same record.
+			if len(tc.cands) == 2 {
+				rev := []candidate{tc.cands[1], tc.cands[0]}
+				if got := winner(rev); got != 1-tc.want {
+					t.Errorf("winner(reversed) = %d, want %d", got, 1-tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestConflictName(t *testing.T) {
+	mt := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
+	loser := index.Record{ModTime: mt, Version: index.Vector{{Device: 0x0123456789abcdef, Value: 7}, {Device: 5, Value: 1}}}
+	for _, tc := range []struct{ in, want string }{
+		{"photo.jpg", "photo.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".jpg"},
+		{"dir/archive.tar.gz", "dir/archive.tar.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".gz"},
+		{".bashrc", ".bashrc.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
+		{"noext", "noext.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
+	} {
+		if got := conflictName(tc.in, loser); got != tc.want {
+			t.Errorf("conflictName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !isConflictCopy(conflictName(tc.in, loser)) {
+			t.Errorf("isConflictCopy(conflictName(%q)) = false", tc.in)
+		}
+	}
+}
+
+func TestShortKeyMatchesShortID(t *testing.T) {
+	for _, name := range []string{"a", "b", "laptop"} {
+		id := deviceFromName(name)
+		if got := shortKey(id.Key()); got != id.Short() {
+			t.Errorf("shortKey(%s) = %q, want %q", name, got, id.Short())
+		}
+	}
+}
+
+func TestCheckRemotePath(t *testing.T) {
+	for _, tc := range []struct {
+		p  string
+		ok bool
+	}{
+		{"a/b.txt", true},
+		{"photos/2024/IMG 1.jpg", true},
+		{"../etc/passwd", false},
+		{"/etc/passwd", false},
+		{"a/../../b", false},
+		{"a//b", false},
+		{"a/./b", false},
+		{"", false},
+		{".", false},
+		{"a\x00b", false},
+		{`C:\x`, false},
+		{"c:/x", false},
+		{".syncd/trash/x", false},
+		{"a/.SYNCD/x", false},
+		{"a/" + index.TempPrefix + "x", false},
+		{strings.Repeat("a", 5000), false},
+	} {
+		err := checkRemotePath(tc.p)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkRemotePath(%q) = %v, want ok=%v", tc.p, err, tc.ok)
+		}
+	}
+}

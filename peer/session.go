@@ -1,0 +1,375 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// Hello is the answer of GET /v1/hello.
+type Hello struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Protocol int      `json:"protocol"`
+	Folders  []string `json:"folders"` // shared with the caller
+}
+
+// Errors of a session.
+var (
+	ErrBadBlock    = errors.New("block data does not match its hash")
+	errReconnect   = errors.New("shared folders changed")
+	errWrongDevice = errors.New("hello names another device")
+)
+
+// maxPerPoll bounds the records one changes response may carry; the server
+// sends at most half of it.
+const maxPerPoll = 100_000
+
+// conn is the session with one pinned peer: it dials, polls changes for each
+// shared folder and serves as a block source while connected.
+type conn struct {
+	e  *Engine
+	id deviceid.ID
+
+	mu       sync.Mutex // guards the fields below
+	name     string
+	client   *http.Client // nil while disconnected
+	base     string       // "https://addr"
+	addr     string
+	up       bool
+	since    time.Time // connected since, or last seen
+	lastErr  string
+	inflight int // block requests in flight
+	loggedAt map[string]bool
+}
+
+func newConn(e *Engine, p PeerConfig) *conn {
+	return &conn{e: e, id: p.ID, name: p.Name, loggedAt: map[string]bool{}}
+}
+
+func (c *conn) setName(n string) {
+	c.mu.Lock()
+	c.name = n
+	c.mu.Unlock()
+}
+
+func (c *conn) connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+func (c *conn) load() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight
+}
+
+// logOnce logs a problem with this peer once per distinct message until the
+// peer reconnects, so a broken peer cannot flood the log.
+func (c *conn) logOnce(msg string, args ...any) {
+	c.mu.Lock()
+	seen := c.loggedAt[msg]
+	c.loggedAt[msg] = true
+	c.mu.Unlock()
+	if !seen {
+		c.e.o.Logger.Warn(msg, append([]any{"peer", c.id.Short()}, args...)...)
+	}
+}
+
+// run keeps a session with the peer until ctx is done.
+func (c *conn) run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		client, base, addr, hello, err := c.dial(ctx)
+		if err != nil {
+			c.mu.Lock()
+			c.lastErr = err.Error()
+			c.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		c.mu.Lock()
+		c.client, c.base, c.addr, c.up, c.since, c.lastErr = client, base, addr, true, c.e.o.Now(), ""
+		clear(c.loggedAt)
+		c.mu.Unlock()
+		c.e.o.Logger.Info("peer connected", "peer", c.id.Short(), "name", hello.Name, "addr", addr)
+		c.e.kickFolders(c.id)
+
+		err = c.session(ctx, client, base, hello)
+
+		c.mu.Lock()
+		c.client, c.up, c.since = nil, false, c.e.o.Now()
+		if err != nil && ctx.Err() == nil {
+			c.lastErr = err.Error()
+		}
+		c.mu.Unlock()
+		client.CloseIdleConnections()
+		if ctx.Err() == nil {
+			c.e.o.Logger.Info("peer disconnected", "peer", c.id.Short(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// dial tries the peer's known addresses in order and returns the first that
+// answers hello as the expected device.
+func (c *conn) dial(ctx context.Context) (*http.Client, string, string, Hello, error) {
+	var addrs []string
+	if c.e.o.Book != nil {
+		for _, a := range c.e.o.Book.Lookup(c.id) {
+			addrs = append(addrs, a.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, "", "", Hello{}, errors.New("no known address")
+	}
+	var lastErr error
+	for _, addr := range addrs {
+		client := c.e.o.Client(c.id, addr)
+		base := c.e.scheme() + "://" + addr
+		h, err := c.hello(ctx, client, base)
+		if err == nil {
+			return client, base, addr, h, nil
+		}
+		client.CloseIdleConnections()
+		lastErr = fmt.Errorf("%s: %w", addr, err)
+	}
+	return nil, "", "", Hello{}, lastErr
+}
+
+func (c *conn) hello(ctx context.Context, client *http.Client, base string) (Hello, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.e.o.Ping)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/hello", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return Hello{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Hello{}, fmt.Errorf("hello: %s", resp.Status)
+	}
+	var h Hello
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxHelloBytes)).Decode(&h); err != nil {
+		return Hello{}, fmt.Errorf("hello: %w", err)
+	}
+	if id, err := deviceid.Parse(h.ID); err != nil || id != c.id {
+		return Hello{}, errWrongDevice
+	}
+	if len(h.Folders) > 10_000 {
+		return Hello{}, fmt.Errorf("hello: %d folders", len(h.Folders))
+	}
+	slices.Sort(h.Folders)
+	return h, nil
+}
+
+// session polls every folder shared both ways and pings the peer; the first
+// failure ends it.
+func (c *conn) session(ctx context.Context, client *http.Client, base string, h Hello) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, fid := range h.Folders {
+		if c.e.sharedWith(fid, c.id) == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.poll(ctx, client, base, fid); err != nil {
+				cancel(fmt.Errorf("folder %s: %w", fid, err))
+			}
+		}()
+	}
+	t := time.NewTicker(c.e.o.Ping)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+			h2, err := c.hello(ctx, client, base)
+			if err != nil {
+				cancel(fmt.Errorf("ping: %w", err))
+				continue
+			}
+			if !slices.Equal(h.Folders, h2.Folders) {
+				cancel(errReconnect)
+			}
+		}
+	}
+}
+
+// poll replicates one folder's changes from the peer until ctx is done.
+func (c *conn) poll(ctx context.Context, client *http.Client, base, fid string) error {
+	st := c.e.o.Store
+	var seen uint64 // highest sequence read, valid or not (skips records we refuse)
+	for ctx.Err() == nil {
+		epoch, seq, err := st.Progress(fid, c.id)
+		if err != nil {
+			return err
+		}
+		since := max(seq, seen)
+		u := fmt.Sprintf("%s/v1/folders/%s/changes?since=%d&epoch=%d&wait=%s", base, url.PathEscape(fid), since, epoch, c.e.o.PollWait)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		newEpoch, n, maxSeq, err := c.readChanges(resp, fid, epoch)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if newEpoch != epoch {
+			seen = 0
+		}
+		seen = max(seen, maxSeq)
+		if n > 0 {
+			c.e.kickFolders(c.id)
+		}
+	}
+	return ctx.Err()
+}
+
+// readChanges stores the records of one changes response in batches.
+func (c *conn) readChanges(resp *http.Response, fid string, epoch uint64) (newEpoch uint64, n int, maxSeq uint64, err error) {
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, 0, fmt.Errorf("changes: %s", resp.Status)
+	}
+	newEpoch, err = strconv.ParseUint(resp.Header.Get("Syncd-Epoch"), 10, 64)
+	if err != nil || newEpoch == 0 {
+		return 0, 0, 0, errors.New("changes: missing epoch")
+	}
+	st := c.e.o.Store
+	f := c.e.folder(fid)
+	if f == nil {
+		return newEpoch, 0, 0, nil
+	}
+	if newEpoch != epoch {
+		// Index reset on the peer: forget its old records first.
+		if err := st.PutRemote(fid, c.id, newEpoch); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	fr := newFrameReader(resp.Body)
+	batch := make([]index.Record, 0, maxBatch)
+	var paths []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := st.PutRemote(fid, c.id, newEpoch, batch...); err != nil {
+			return err
+		}
+		f.markDirty(paths...)
+		batch, paths = batch[:0], paths[:0]
+		return nil
+	}
+	for {
+		rec, err := fr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		n++
+		if n > maxPerPoll {
+			c.logOnce("peer sends too many records in one response", "folder", fid)
+			break
+		}
+		maxSeq = max(maxSeq, rec.Sequence)
+		if err := checkRecord(&rec); err != nil {
+			c.logOnce("refusing a record from peer", "folder", fid, "err", err)
+			continue
+		}
+		batch = append(batch, rec)
+		paths = append(paths, rec.Path)
+		if len(batch) == maxBatch {
+			if err := flush(); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+	return newEpoch, n, maxSeq, flush()
+}
+
+// checkRecord validates a record from a peer before it is stored.
+func checkRecord(r *index.Record) error {
+	if err := checkRemotePath(r.Path); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", r.Path, err)
+	}
+	if r.Sequence == 0 {
+		return fmt.Errorf("%s: no sequence", r.Path)
+	}
+	r.Inode = 0
+	return nil
+}
+
+// fetchBlock reads one block from the peer into buf and verifies it.
+func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []byte) error {
+	c.mu.Lock()
+	client, base := c.client, c.base
+	if client == nil {
+		c.mu.Unlock()
+		return errors.New("not connected")
+	}
+	c.inflight++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+	}()
+	u := fmt.Sprintf("%s/v1/folders/%s/blocks/%s", base, url.PathEscape(fid), b.Hash)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("block %s: %s", b.Hash, resp.Status)
+	}
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		return fmt.Errorf("block %s: %w", b.Hash, err)
+	}
+	if n, _ := resp.Body.Read(make([]byte, 1)); n != 0 {
+		return fmt.Errorf("block %s: longer than %d bytes", b.Hash, len(buf))
+	}
+	if err := waitN(ctx, c.e.o.RecvRate, len(buf)); err != nil {
+		return err
+	}
+	if hashOf(buf) != b.Hash {
+		c.logOnce("peer sent a block that does not match its hash", "folder", fid)
+		return ErrBadBlock
+	}
+	c.e.fetchedBytes.Add(int64(len(buf)))
+	return nil
+}

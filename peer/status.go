@@ -1,0 +1,76 @@
+package peer
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// PeerStatus is what status shows of one peer.
+type PeerStatus struct {
+	ID        string    `json:"id"`
+	Short     string    `json:"short"`
+	Name      string    `json:"name"`
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since,omitzero"` // connected since, or last seen
+	Addr      string    `json:"addr,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// FolderStatus is what status shows of one folder.
+type FolderStatus struct {
+	ID         string    `json:"id"`
+	Path       string    `json:"path"`
+	State      string    `json:"state"`
+	LocalFiles int64     `json:"local_files"`
+	LocalBytes int64     `json:"local_bytes"`
+	RecvRate   int64     `json:"recv_rate"` // bytes/s over the last pull
+	NeedFiles  int       `json:"need_files"`
+	NeedBytes  int64     `json:"need_bytes"`
+	DoneBytes  int64     `json:"done_bytes"`
+	Conflicts  int       `json:"conflicts"`
+	LastSync   time.Time `json:"last_sync,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	Peers      []string  `json:"peers"`
+}
+
+// Status is a snapshot of the engine.
+type Status struct {
+	Peers   []PeerStatus   `json:"peers"`
+	Folders []FolderStatus `json:"folders"`
+}
+
+// Status returns a snapshot for the control API.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	conns := make([]*conn, 0, len(e.peers))
+	for _, c := range e.peers {
+		conns = append(conns, c)
+	}
+	folders := make([]*folder, 0, len(e.folders))
+	for _, f := range e.folders {
+		folders = append(folders, f)
+	}
+	e.mu.Unlock()
+	var s Status
+	for _, c := range conns {
+		c.mu.Lock()
+		s.Peers = append(s.Peers, PeerStatus{ID: c.id.String(), Short: c.id.Short(), Name: c.name,
+			Connected: c.up, Since: c.since, Addr: c.addr, LastError: c.lastErr})
+		c.mu.Unlock()
+	}
+	for _, f := range folders {
+		f.mu.Lock()
+		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
+			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, RecvRate: f.recvRate, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: f.lastErr}
+		for id := range f.peers {
+			fs.Peers = append(fs.Peers, id.Short())
+		}
+		f.mu.Unlock()
+		slices.Sort(fs.Peers)
+		s.Folders = append(s.Folders, fs)
+	}
+	slices.SortFunc(s.Peers, func(a, b PeerStatus) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.Folders, func(a, b FolderStatus) int { return strings.Compare(a.ID, b.ID) })
+	return s
+}
