@@ -44,7 +44,8 @@ type folder struct {
 	conflicts  int
 	localFiles int64
 	localBytes int64
-	recvRate   int64
+	pullStart  time.Time
+	countedAt  time.Time
 	lastSync   time.Time
 	errLogged  map[string]bool
 }
@@ -153,7 +154,8 @@ func (f *folder) run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := watch(ctx, sc, f)
+			err := sc.Watch(ctx, index.WatchOptions{Logger: f.e.o.Logger, Debounce: f.e.o.Debounce, FullEvery: f.e.o.FullRescan},
+				func(ctx context.Context, paths []string) { f.requestScan(paths) })
 			if err != nil && ctx.Err() == nil {
 				f.fail(fmt.Errorf("watching for changes stopped (%v); changes are picked up by periodic rescans", err))
 			}
@@ -227,6 +229,38 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted)
 	}
 	f.setState(StateIdle)
+	f.count(paths == nil)
+}
+
+// count refreshes the local totals shown by status: at most every 2 s
+// unless forced (after a full scan).
+func (f *folder) count(force bool) {
+	f.mu.Lock()
+	if !force && f.e.o.Now().Sub(f.countedAt) < 2*time.Second {
+		f.mu.Unlock()
+		return
+	}
+	f.countedAt = f.e.o.Now()
+	f.mu.Unlock()
+	var files, bytes int64
+	conflicts := 0
+	err := f.e.o.Store.WalkLocal(f.cfg.ID, func(r index.Record) error {
+		if r.Deleted || r.Kind != index.File {
+			return nil
+		}
+		files++
+		bytes += r.Size
+		if isConflictCopy(r.Path) {
+			conflicts++
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.localFiles, f.localBytes, f.conflicts = files, bytes, conflicts
+	f.mu.Unlock()
 }
 
 // Rescan asks the folder to scan paths (all when none); for tests and the

@@ -80,7 +80,7 @@ func (f *folder) pull(ctx context.Context) int {
 	}
 	start := f.e.o.Now()
 	f.mu.Lock()
-	f.state, f.needFiles, f.needBytes, f.doneBytes = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0
+	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
 	f.mu.Unlock()
 
 	var failed, done int
@@ -141,6 +141,7 @@ func (f *folder) pull(ctx context.Context) int {
 	if failed == 0 {
 		f.setIdle()
 	}
+	f.count(false)
 	return failed
 }
 
