@@ -32,34 +32,35 @@ type folder struct {
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
 	kickc   chan struct{} // remote records arrived or a peer connected
 
-	mu         sync.Mutex // guards the fields below
-	peers      map[deviceid.ID]bool
-	dirty      map[string]bool // paths whose remote records changed since the last pull
-	allDirty   bool            // evaluate every known path
-	state      string
-	lastErr    string
-	needFiles  int
-	needBytes  int64
-	doneBytes  int64
-	conflicts  int
-	localFiles int64
-	localBytes int64
-	pullStart  time.Time
-	countedAt  time.Time
-	lastSync   time.Time
-	errLogged  map[string]bool
+	mu          sync.Mutex // guards the fields below
+	peers       map[deviceid.ID]bool
+	dirty       map[string]bool // paths whose remote records changed since the last pull
+	allDirty    bool            // evaluate every known path
+	state       string
+	lastErr     string
+	needFiles   int
+	needBytes   int64
+	doneBytes   int64
+	conflicts   int
+	localFiles  int64
+	localBytes  int64
+	pullStart   time.Time
+	countsStale bool
+	lastSync    time.Time
+	errLogged   map[string]bool
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
 	f := &folder{
-		e:         e,
-		cfg:       fc,
-		scanReq:   make(chan []string, 64),
-		kickc:     make(chan struct{}, 1),
-		dirty:     map[string]bool{},
-		allDirty:  true,
-		state:     StateStarting,
-		errLogged: map[string]bool{},
+		e:           e,
+		cfg:         fc,
+		scanReq:     make(chan []string, 64),
+		kickc:       make(chan struct{}, 1),
+		dirty:       map[string]bool{},
+		allDirty:    true,
+		countsStale: true,
+		state:       StateStarting,
+		errLogged:   map[string]bool{},
 	}
 	f.setPeers(fc.Peers)
 	return f
@@ -229,18 +230,27 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted)
 	}
 	f.setState(StateIdle)
-	f.count(paths == nil)
+	if res.Changed+res.Deleted > 0 {
+		f.staleCounts()
+	}
 }
 
-// count refreshes the local totals shown by status: at most every 2 s
-// unless forced (after a full scan).
-func (f *folder) count(force bool) {
+func (f *folder) staleCounts() {
 	f.mu.Lock()
-	if !force && f.e.o.Now().Sub(f.countedAt) < 2*time.Second {
+	f.countsStale = true
+	f.mu.Unlock()
+}
+
+// count refreshes the local totals shown by status when the index changed
+// since the last count; status is the only reader, so the walk over the
+// folder's records costs nothing while nobody looks.
+func (f *folder) count() {
+	f.mu.Lock()
+	if !f.countsStale {
 		f.mu.Unlock()
 		return
 	}
-	f.countedAt = f.e.o.Now()
+	f.countsStale = false
 	f.mu.Unlock()
 	var files, bytes int64
 	conflicts := 0

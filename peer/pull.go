@@ -141,7 +141,9 @@ func (f *folder) pull(ctx context.Context) int {
 	if failed == 0 {
 		f.setIdle()
 	}
-	f.count(false)
+	if done > 0 {
+		f.staleCounts()
+	}
 	return failed
 }
 

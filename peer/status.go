@@ -60,6 +60,7 @@ func (e *Engine) Status() Status {
 		c.mu.Unlock()
 	}
 	for _, f := range folders {
+		f.count()
 		f.mu.Lock()
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
 			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: f.lastErr}
