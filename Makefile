@@ -36,4 +36,4 @@ lint: ## gofmt, go vet, staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 demo: build ## two local devices on 127.0.0.1 syncing a sample folder
-	@echo "demo: not yet (lands with the sync engine)"
+	@BIN=$(BIN) ./cmd/syncd/demo.sh
