@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -68,6 +69,18 @@ func runDaemon(g globalFlags, args []string) error {
 	paths, err := g.paths()
 	if err != nil {
 		return err
+	}
+	if prof := os.Getenv("SYNCD_CPUPROFILE"); prof != "" {
+		// Diagnostics: a CPU profile of the whole run, for benchmarks.
+		f, err := os.Create(prof)
+		if err != nil {
+			return fmt.Errorf("SYNCD_CPUPROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("SYNCD_CPUPROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	d, err := newDaemon(g, paths, rf)
 	if err != nil {
