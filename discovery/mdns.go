@@ -30,12 +30,11 @@ const (
 	// changes) and the book expired. Listing costs a few syscalls, no packet.
 	pollEvery = 5 * time.Second
 	// reactDelay and reactGap shape the browse that answers another
-	// device's startup query: shortly after it, at most one per reactGap.
+	// device's hello: shortly after it, at most one per reactGap.
 	reactDelay = 100 * time.Millisecond
-	reactGap   = 5 * time.Second
-	// selfQueryWindow is how long after our own startup query a query seen
-	// by our responder is taken to be our own (multicast loops back).
-	selfQueryWindow = 1500 * time.Millisecond
+	reactGap   = 2 * time.Second
+	// helloTimeout is how long a hello query listens (nobody answers it).
+	helloTimeout = 100 * time.Millisecond
 	// maxIPs bounds the addresses announced per interface.
 	maxIPs = 8
 )
@@ -79,9 +78,8 @@ type MDNS struct {
 	stdlog *log.Logger
 
 	reannounce chan struct{} // capacity 1
-	react      chan struct{} // capacity 1: another device's startup query was seen
-
-	selfQuery atomic.Int64 // unix nanos until which a seen query is our own
+	react      chan struct{} // capacity 1: another device's hello was seen
+	hello      string        // our hello service name, see helloService
 
 	queries atomic.Int64 // queries started, for tests and measurements
 }
@@ -104,6 +102,7 @@ func NewMDNS(b *Book, o MDNSOptions) *MDNS {
 		stdlog:     libLogger(o.Logger),
 		reannounce: make(chan struct{}, 1),
 		react:      make(chan struct{}, 1),
+		hello:      helloService(o.Self),
 	}
 }
 
@@ -242,7 +241,8 @@ func (m *MDNS) syncAnnouncers(ann map[string]*announcer, ifs []netIface) {
 		}
 		a := &announcer{ifc: ifc}
 		a.zone.svc.Store(m.service(ifc, txt))
-		a.zone.onQuery = m.onQuery
+		a.zone.hello = m.hello + "." + serviceDomain + "."
+		a.zone.onHello = m.onHello
 		ifi := ifc.ifi
 		srv, err := mdns.NewServer(&mdns.Config{Zone: &a.zone, Iface: &ifi, Logger: m.stdlog})
 		if err != nil {
@@ -255,15 +255,11 @@ func (m *MDNS) syncAnnouncers(ann map[string]*announcer, ifs []netIface) {
 	}
 }
 
-// onQuery runs in a responder goroutine for each multicast-response (QM)
-// question for our service type. Our periodic browses ask for unicast
-// answers (QU); a QM question therefore comes from a device that just
-// started or whose addresses changed, or from another mDNS stack, and is
-// answered with a browse of our own so that the newcomer is found at once.
-func (m *MDNS) onQuery() {
-	if m.o.Now().UnixNano() < m.selfQuery.Load() {
-		return
-	}
+// onHello runs in a responder goroutine when another device's hello
+// question arrives: that device just started or its addresses changed, so
+// browse now rather than at the next periodic browse.
+func (m *MDNS) onHello() {
+	m.log.Debug("discovery: hello from another device")
 	select {
 	case m.react <- struct{}{}:
 	default:
@@ -271,17 +267,25 @@ func (m *MDNS) onQuery() {
 }
 
 // browse queries every interface at once and feeds the answers to the book.
-// A startup browse (qm) asks for multicast answers, which other syncd
-// daemons take as a sign to browse too.
-func (m *MDNS) browse(ctx context.Context, ifs []netIface, qm bool) {
-	if qm {
-		m.selfQuery.Store(m.o.Now().Add(selfQueryWindow).UnixNano())
-	}
+// With hello it also sends our hello question (see helloService), which makes
+// the other syncd daemons browse at once and so find us.
+func (m *MDNS) browse(ctx context.Context, ifs []netIface, hello bool) {
+	m.log.Debug("discovery: browsing", "ifaces", ifaceNames(ifs), "hello", hello)
 	var wg sync.WaitGroup
 	for _, ifc := range ifs {
+		if hello {
+			wg.Go(func() {
+				m.queries.Add(1)
+				err := query(ctx, ifc, m.hello, helloTimeout, m.stdlog, func(*mdns.ServiceEntry) {})
+				if err != nil && ctx.Err() == nil {
+					m.log.Debug("discovery: hello failed", "iface", ifc.ifi.Name, "err", err)
+				}
+			})
+		}
 		wg.Go(func() {
 			m.queries.Add(1)
-			err := query(ctx, ifc, queryTimeout, !qm, m.stdlog, func(e *mdns.ServiceEntry) {
+			err := query(ctx, ifc, ServiceType, queryTimeout, m.stdlog, func(e *mdns.ServiceEntry) {
+				m.log.Debug("discovery: mDNS answer", "iface", ifc.ifi.Name, "name", e.Name, "addr", e.AddrV4, "port", e.Port)
 				f, err := parseEntry(e)
 				if err != nil {
 					m.log.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
@@ -302,29 +306,32 @@ func (m *MDNS) browse(ctx context.Context, ifs []netIface, qm bool) {
 	wg.Wait()
 }
 
-// query sends one browse on one interface and calls fn for every answer
-// until timeout. IPv6 is used only when the interface has an IPv6 address; a
-// query that fails with both families is retried with IPv4 alone.
-func query(ctx context.Context, ifc netIface, timeout time.Duration, unicast bool, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
-	err := query1(ctx, ifc, timeout, unicast, !ifc.v6, stdlog, fn)
+// query sends one browse for service (without domain) on one interface and
+// calls fn for every answer until timeout. It asks over IPv4 when the
+// interface has an IPv4 address, else over IPv6 (one packet, not two: the
+// answers carry both families' addresses anyway); when that fails it tries
+// the other family.
+func query(ctx context.Context, ifc netIface, service string, timeout time.Duration, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
+	v6 := !ifc.v4
+	err := query1(ctx, ifc, service, timeout, v6, stdlog, fn)
 	if err != nil && ifc.v4 && ifc.v6 && ctx.Err() == nil {
-		err = query1(ctx, ifc, timeout, unicast, true, stdlog, fn)
+		err = query1(ctx, ifc, service, timeout, !v6, stdlog, fn)
 	}
 	return err
 }
 
-func query1(ctx context.Context, ifc netIface, timeout time.Duration, unicast, noV6 bool, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
+func query1(ctx context.Context, ifc netIface, service string, timeout time.Duration, v6 bool, stdlog *log.Logger, fn func(*mdns.ServiceEntry)) error {
 	entries := make(chan *mdns.ServiceEntry, 64) // the library drops answers when full
 	ifi := ifc.ifi
 	params := &mdns.QueryParam{
-		Service:             ServiceType,
+		Service:             service,
 		Domain:              serviceDomain,
 		Timeout:             timeout,
 		Interface:           &ifi,
 		Entries:             entries,
-		WantUnicastResponse: unicast,
-		DisableIPv4:         !ifc.v4,
-		DisableIPv6:         noV6,
+		WantUnicastResponse: true, // hashicorp responders answer by unicast anyway
+		DisableIPv4:         v6,
+		DisableIPv6:         !v6,
 		Logger:              stdlog,
 	}
 	done := make(chan error, 1)
@@ -373,7 +380,7 @@ func BrowseOnce(ctx context.Context, ifaces []string, timeout time.Duration, log
 	)
 	for _, ifc := range ifs {
 		wg.Go(func() {
-			err := query(ctx, ifc, timeout, true, stdlog, func(e *mdns.ServiceEntry) {
+			err := query(ctx, ifc, ServiceType, timeout, stdlog, func(e *mdns.ServiceEntry) {
 				f, err := parseEntry(e)
 				if err != nil {
 					logger.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
@@ -434,23 +441,40 @@ func (a *announcer) stop() {
 	}
 }
 
-// zone serves the current records and reports QM questions for our service
-// type. Records runs in the responder's goroutines.
+// zone serves the current records and reports hello questions of other
+// devices. Records runs in the responder's goroutines.
 type zone struct {
 	svc     atomic.Pointer[mdns.MDNSService]
-	onQuery func() // set before the responder starts
+	hello   string // our own hello question name, ignored; set before the responder starts
+	onHello func() // set before the responder starts
 }
 
 func (z *zone) Records(q dns.Question) []dns.RR {
-	if (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && q.Qclass&(1<<15) == 0 &&
-		strings.EqualFold(q.Name, serviceFQDN) {
-		z.onQuery()
+	if q.Qtype == dns.TypePTR && isHello(q.Name) && !strings.EqualFold(q.Name, z.hello) {
+		z.onHello()
 	}
 	svc := z.svc.Load()
 	if svc == nil {
 		return nil
 	}
 	return svc.Records(q)
+}
+
+// helloService is the question a daemon asks when it starts or its addresses
+// change: a DNS-SD subtype of our service named after the short device ID,
+// "_<short>._sub._syncd._tcp.local.". Nobody answers it (the library's
+// responders match only exact service names); other syncd daemons take it as
+// a cue to browse at once, so a new device is found in well under a second
+// instead of at their next periodic browse, at the cost of one packet.
+func helloService(id deviceid.ID) string {
+	return "_" + strings.ToLower(id.Short()) + "._sub." + ServiceType
+}
+
+const helloSuffix = "._sub." + serviceFQDN
+
+func isHello(name string) bool {
+	n := len(name) - len(helloSuffix)
+	return n > 1 && name[0] == '_' && strings.EqualFold(name[n:], helloSuffix)
 }
 
 // netIface is an interface chosen for mDNS with its addresses.
