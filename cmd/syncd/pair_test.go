@@ -1,0 +1,557 @@
+package main
+
+// Tests of 'syncd pair': name and timeout helpers, then process-level tests
+// with the real binary: two daemons on 127.0.0.1 paired with --addr, and two
+// daemons in network namespaces paired through mDNS with no address given.
+// Every daemon is stopped by PID and its log shown when a test fails.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestConfigName(t *testing.T) {
+	cases := []struct {
+		name, in, want string
+	}{
+		{"plain", "laptop", "laptop"},
+		{"unicode", "Zoë's Mac", "Zoë's Mac"},
+		{"empty", "", ""},
+		{"control chars dropped", "a\x00b\nc\x7fd", "abcd"},
+		{"format chars dropped", "a\u200eb\u202ec", "abc"},
+		{"invalid utf-8 dropped", "a\xffb", "ab"},
+		{"spaces trimmed", "  x  ", "x"},
+		{"truncated at 64 bytes", strings.Repeat("a", 100), strings.Repeat("a", 64)},
+		{"truncated on a rune boundary", strings.Repeat("é", 40), strings.Repeat("é", 32)},
+		{"not split inside a rune", "a" + strings.Repeat("é", 40), "a" + strings.Repeat("é", 31)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := configName(tc.in)
+			if got != tc.want {
+				t.Errorf("configName(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if err := validateName(got); err != nil {
+				t.Errorf("validateName(configName(%q)) = %v, want nil", tc.in, err)
+			}
+		})
+	}
+}
+
+// FuzzConfigName: whatever name a peer sends, the result is accepted by the
+// config (else pinning would fail after a successful pairing).
+func FuzzConfigName(f *testing.F) {
+	for _, s := range []string{"", "laptop", "a\x00b", "\xff\xfe", strings.Repeat("é", 80), "\u202e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := configName(s)
+		if err := validateName(got); err != nil {
+			t.Fatalf("validateName(configName(%q)) = %v, want nil (got %q)", s, err, got)
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("configName(%q) = %q, not valid UTF-8", s, got)
+		}
+	})
+}
+
+func TestParsePairTimeout(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 7 * time.Second, false},
+		{"90s", 90 * time.Second, false},
+		{"1h", time.Hour, false},
+		{"1h1s", 0, true},
+		{"0s", 0, true},
+		{"-5s", 0, true},
+		{"soon", 0, true},
+	}
+	for _, tc := range cases {
+		got, err := parsePairTimeout(tc.in, 7*time.Second)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("parsePairTimeout(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestPairUsage(t *testing.T) {
+	home := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		code int
+		err  string // prefix of the one stderr line
+	}{
+		{"no daemon (host)", []string{"pair"}, exitFailure, "syncd: no syncd daemon is running for " + home + "; start it with 'syncd run'\n"},
+		{"no daemon (joiner)", []string{"pair", "7KQ3-9XMD", "--addr", "127.0.0.1:9"}, exitFailure, "syncd: no syncd daemon is running for "},
+		{"bad code", []string{"pair", "7KQ0-9XMD"}, exitUsage, "syncd: pair: invalid pairing code: character '0' at position 4 is not used in codes (codes never contain 0 or O); type the code"},
+		{"short code", []string{"pair", "7KQ3"}, exitUsage, "syncd: pair: invalid pairing code: 4 characters, want 8"},
+		{"two codes", []string{"pair", "7KQ3-9XMD", "7KQ3-9XMD"}, exitUsage, "syncd: pair: want at most one code"},
+		{"addr without code", []string{"pair", "--addr", "127.0.0.1:9"}, exitUsage, "syncd: pair: --addr needs a code; run 'syncd pair' on the device"},
+		{"bad addr", []string{"pair", "7KQ3-9XMD", "--addr", "nowhere"}, exitUsage, "syncd: pair: --addr \"nowhere\""},
+		{"timeout too long", []string{"pair", "--timeout", "2h"}, exitUsage, "syncd: pair: --timeout 2h0m0s: want 1s to 1h0m0s"},
+		{"timeout too short", []string{"pair", "--timeout", "1ms"}, exitUsage, "syncd: pair: --timeout 1ms"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--home", home}, tc.args...)
+			code := realMain(args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("realMain(%q) = %d, want %d (stderr %q)", args, code, tc.code, stderr.String())
+			}
+			if !strings.HasPrefix(stderr.String(), tc.err) || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("realMain(%q) stderr = %q, want one line starting %q", args, stderr.String(), tc.err)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("realMain(%q) stdout = %q, want nothing", args, stdout.String())
+			}
+		})
+	}
+}
+
+// --- process-level tests ---
+
+// buildPairBinary builds the real binary into a temporary directory.
+func buildPairBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "syncd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// pairBuf is an io.Writer safe for a process's output and the test.
+type pairBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer // guarded by mu
+}
+
+func (s *pairBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *pairBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// device is one syncd home, with its daemon once started.
+type pairDev struct {
+	t    *testing.T
+	bin  string
+	name string
+	home string
+	id   string
+	addr string // the daemon's --listen
+	log  *pairBuf
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// newPairDev runs 'syncd init' in a fresh home.
+func newPairDev(t *testing.T, bin, name string) *pairDev {
+	t.Helper()
+	d := &pairDev{t: t, bin: bin, name: name, home: filepath.Join(t.TempDir(), name)}
+	if out, errOut, code := d.syncd("init", "--name", name); code != 0 {
+		t.Fatalf("%s: init: exit %d\n%s%s", name, code, out, errOut)
+	}
+	out, _, code := d.syncd("id")
+	if code != 0 {
+		t.Fatalf("%s: id: exit %d", name, code)
+	}
+	d.id = strings.TrimSpace(out)
+	return d
+}
+
+// syncd runs one CLI command against d's home and returns its output and
+// exit code.
+func (d *pairDev) syncd(args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.bin, append([]string{"--home", d.home}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		d.t.Fatalf("%s: syncd %s: %v", d.name, strings.Join(args, " "), err)
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+// start runs 'syncd run' (inside wrap, e.g. ip netns exec NS) and waits
+// until its control socket answers.
+func (d *pairDev) start(wrap []string, args ...string) {
+	t := d.t
+	t.Helper()
+	argv := append(append(append([]string{}, wrap...), d.bin, "--home", d.home, "--log-level", "debug", "run"), args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.log = &pairBuf{}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.done = make(chan struct{})
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("%s: start daemon: %v", d.name, err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of %s's daemon:\n%s", d.name, d.log.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("unix", filepath.Join(d.home, "syncd.sock")); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("%s: daemon exited: %v\n%s", d.name, d.cmd.ProcessState, d.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: daemon's control socket never answered\n%s", d.name, d.log.String())
+		}
+	}
+}
+
+// stop ends the daemon by PID: SIGTERM, then SIGKILL after 10 s.
+func (d *pairDev) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("%s: daemon did not stop on SIGTERM", d.name)
+	}
+}
+
+// pairHostCmd is a running 'syncd pair' (no code).
+type pairHostCmd struct {
+	cmd    *exec.Cmd
+	code   string
+	stdout *pairBuf
+	stderr *pairBuf
+	done   chan struct{}
+}
+
+// pairHost starts 'syncd pair ARGS...' on d and returns once it printed the
+// code on its first line.
+func (d *pairDev) pairHost(args ...string) *pairHostCmd {
+	t := d.t
+	t.Helper()
+	cmd := exec.Command(d.bin, append([]string{"--home", d.home, "pair"}, args...)...)
+	h := &pairHostCmd{cmd: cmd, stdout: &pairBuf{}, stderr: &pairBuf{}, done: make(chan struct{})}
+	cmd.Stderr = h.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	go func() {
+		defer close(h.done)
+		br := bufio.NewReader(out)
+		line, _ := br.ReadString('\n')
+		h.stdout.Write([]byte(line))
+		first <- strings.TrimSuffix(line, "\n")
+		br.WriteTo(h.stdout)
+		cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-h.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-h.done
+		}
+	})
+	select {
+	case h.code = <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: 'syncd pair' printed no code; stderr %q", d.name, h.stderr.String())
+	}
+	if len(h.code) != 9 || h.code[4] != '-' {
+		t.Fatalf("%s: 'syncd pair' first line = %q, want a code like 7KQ3-9XMD; stderr %q", d.name, h.code, h.stderr.String())
+	}
+	return h
+}
+
+// wait returns the command's exit code, its stdout after the code line, and
+// its stderr.
+func (h *pairHostCmd) wait(t *testing.T) (code int, stdout, stderr string) {
+	t.Helper()
+	select {
+	case <-h.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("'syncd pair' did not finish; stderr %q", h.stderr.String())
+	}
+	out := h.stdout.String()
+	_, rest, _ := strings.Cut(out, "\n")
+	return h.cmd.ProcessState.ExitCode(), rest, h.stderr.String()
+}
+
+// peers returns d's pinned peers from 'syncd peer list --json'.
+func (d *pairDev) peers() []peerJSON {
+	d.t.Helper()
+	out, errOut, code := d.syncd("peer", "list", "--json")
+	if code != 0 {
+		d.t.Fatalf("%s: peer list: exit %d: %s", d.name, code, errOut)
+	}
+	var ps []peerJSON
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		d.t.Fatalf("%s: peer list --json: %v\n%s", d.name, err, out)
+	}
+	return ps
+}
+
+// waitConnected waits until d's daemon reports peer connected.
+func (d *pairDev) waitConnected(peer string, within time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		out, _, code := d.syncd("status", "--json")
+		if code == 0 {
+			var st statusReport
+			if err := json.Unmarshal([]byte(out), &st); err == nil {
+				for _, p := range st.Peers {
+					if p.ID == peer && p.Connected {
+						return
+					}
+				}
+			}
+		}
+		last = out
+		time.Sleep(200 * time.Millisecond)
+	}
+	d.t.Fatalf("%s: not connected to %s within %v; last status:\n%s", d.name, peer, within, last)
+}
+
+// checkPairLine checks that s is exactly one line containing want.
+func checkPairLine(t *testing.T, what, s, want string) {
+	t.Helper()
+	if strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "syncd: ") || !strings.Contains(s, want) {
+		t.Errorf("%s stderr = %q, want one line 'syncd: ...' containing %q", what, s, want)
+	}
+}
+
+func pairFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// otherPairCode returns a valid code that differs from code in one character.
+func otherPairCode(code string) string {
+	b := []byte(code)
+	if b[0] == '2' {
+		b[0] = '3'
+	} else {
+		b[0] = '2'
+	}
+	return string(b)
+}
+
+// TestPairDaemons pairs two daemons on 127.0.0.1 with --addr: refusals
+// first (wrong code, expiry, a second 'syncd pair', Ctrl-C), then success,
+// after which they connect and a shared folder syncs without a restart.
+func TestPairDaemons(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildPairBinary(t)
+	a, b := newPairDev(t, bin, "alpha"), newPairDev(t, bin, "beta")
+	a.addr, b.addr = pairFreeAddr(t), pairFreeAddr(t)
+	a.start(nil, "--listen", a.addr, "--discovery", "off")
+	b.start(nil, "--listen", b.addr, "--discovery", "off")
+
+	nothingPinned := func(t *testing.T) {
+		t.Helper()
+		for _, d := range []*pairDev{a, b} {
+			if ps := d.peers(); len(ps) != 0 {
+				t.Errorf("%s pinned %v, want nothing", d.name, ps)
+			}
+		}
+	}
+
+	t.Run("wrong code burns it", func(t *testing.T) {
+		h := a.pairHost("--timeout", "1m")
+		_, errOut, code := b.syncd("pair", otherPairCode(h.code), "--addr", a.addr)
+		if code != exitFailure {
+			t.Errorf("joiner with a wrong code: exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "joiner with a wrong code", errOut, "wrong pairing code")
+		hcode, hout, herr := h.wait(t)
+		if hcode != exitFailure || hout != "" {
+			t.Errorf("host after a wrong code: exit %d, stdout %q; want %d and only the code", hcode, hout, exitFailure)
+		}
+		checkPairLine(t, "host after a wrong code", herr, "wrong pairing code")
+		// The code is used up: the right code now finds nobody waiting.
+		_, errOut, code = b.syncd("pair", h.code, "--addr", a.addr)
+		if code != exitFailure {
+			t.Errorf("joiner with the burnt code: exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "joiner with the burnt code", errOut, "is not waiting to pair")
+		nothingPinned(t)
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		h := a.pairHost("--timeout", "1s")
+		hcode, _, herr := h.wait(t)
+		if hcode != exitFailure {
+			t.Errorf("host with an expired code: exit %d, want %d", hcode, exitFailure)
+		}
+		checkPairLine(t, "host with an expired code", herr, "pairing code expired")
+		_, errOut, code := b.syncd("pair", h.code, "--addr", a.addr)
+		if code != exitFailure {
+			t.Errorf("joiner with an expired code: exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "joiner with an expired code", errOut, "is not waiting to pair")
+		nothingPinned(t)
+	})
+
+	t.Run("one code at a time, Ctrl-C cancels", func(t *testing.T) {
+		h := a.pairHost()
+		_, errOut, code := a.syncd("pair")
+		if code != exitFailure {
+			t.Errorf("second 'syncd pair': exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "second 'syncd pair'", errOut, "already waiting")
+		if err := h.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		hcode, _, herr := h.wait(t)
+		if hcode != exitFailure {
+			t.Errorf("interrupted 'syncd pair': exit %d, want %d", hcode, exitFailure)
+		}
+		checkPairLine(t, "interrupted 'syncd pair'", herr, "interrupted")
+		// The daemon closed the endpoint (the command's request ended).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, errOut, code = b.syncd("pair", h.code, "--addr", a.addr)
+			if strings.Contains(errOut, "is not waiting to pair") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code != exitFailure {
+			t.Errorf("joiner after Ctrl-C on the host: exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "joiner after Ctrl-C on the host", errOut, "is not waiting to pair")
+		nothingPinned(t)
+	})
+
+	t.Run("discovery off needs --addr", func(t *testing.T) {
+		_, errOut, code := b.syncd("pair", "7KQ3-9XMD", "--timeout", "5s")
+		if code != exitFailure {
+			t.Errorf("pair without --addr: exit %d, want %d", code, exitFailure)
+		}
+		checkPairLine(t, "pair without --addr", errOut, "give --addr")
+	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("right code pairs both", func(t *testing.T) {
+		h := a.pairHost()
+		out, errOut, code := b.syncd("pair", strings.ToLower(h.code), "--addr", a.addr)
+		if code != 0 {
+			t.Fatalf("joiner: exit %d, stderr %q", code, errOut)
+		}
+		if want := fmt.Sprintf("paired with alpha (%s)\n", a.id); out != want {
+			t.Errorf("joiner stdout = %q, want %q", out, want)
+		}
+		hcode, hout, herr := h.wait(t)
+		if hcode != 0 {
+			t.Fatalf("host: exit %d, stderr %q", hcode, herr)
+		}
+		if want := fmt.Sprintf("paired with beta (%s)\n", b.id); hout != want {
+			t.Errorf("host stdout after the code = %q, want %q", hout, want)
+		}
+		if diff := cmp.Diff([]peerJSON{{ID: b.id, Name: "beta", Addrs: []string{}}}, a.peers()); diff != "" {
+			t.Errorf("host's peers (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]peerJSON{{ID: a.id, Name: "alpha", Addrs: []string{a.addr}}}, b.peers()); diff != "" {
+			t.Errorf("joiner's peers (-want +got):\n%s", diff)
+		}
+		// No restart: the joiner's daemon connects to the host at once.
+		b.waitConnected(a.id, 20*time.Second)
+	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("shared folder syncs", func(t *testing.T) {
+		dirA, dirB := filepath.Join(t.TempDir(), "docs-a"), filepath.Join(t.TempDir(), "docs-b")
+		for _, dir := range []string{dirA, dirB} {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []byte("paired, then synced\n")
+		if err := os.WriteFile(filepath.Join(dirA, "hello.txt"), want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d    *pairDev
+			dir  string
+			peer string
+		}{{a, dirA, b.id}, {b, dirB, a.id}} {
+			if _, errOut, code := c.d.syncd("folder", "add", "docs", c.dir, "--peer", c.peer); code != 0 {
+				t.Fatalf("%s: folder add: exit %d: %s", c.d.name, code, errOut)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := os.ReadFile(filepath.Join(dirB, "hello.txt"))
+			if err == nil && bytes.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hello.txt did not reach beta within 30 s (read: %q, %v)", got, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
