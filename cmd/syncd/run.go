@@ -152,6 +152,7 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (d *daemon, err error) {
 		Identify: transport.RequestPeer,
 		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
 		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
+		TrashKeep: time.Duration(d.cfg.TrashDays) * 24 * time.Hour,
 	})
 	d.apply(d.cfg)
 	listen := d.cfg.Listen
