@@ -555,3 +555,123 @@ func TestPairDaemons(t *testing.T) {
 		}
 	})
 }
+
+// --- pairing through mDNS, in network namespaces ---
+
+// pairNeedRoot skips when namespaces cannot be made, or fails under
+// CI=true, where root is provided.
+func pairNeedRoot(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root for network namespaces"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs iproute2 (ip)"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", why)
+	}
+	t.Skip(why)
+}
+
+// pairLAN is a bridge with no uplink in its own namespace plus one
+// namespace per device, each with one veth (named veth) on the bridge and
+// an address from 198.18.0.0/15 (DESIGN.md, "Testing without leaving the
+// machine"). Multicast from the daemons never reaches the root namespace.
+type pairLAN struct {
+	ns   []string // device namespaces
+	ips  []string
+	veth string
+}
+
+func pairIP(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newPairLAN(t *testing.T, n int) *pairLAN {
+	t.Helper()
+	pairNeedRoot(t)
+	prefix := fmt.Sprintf("sdpr%d", os.Getpid()%100000) // interface names stay under 16 bytes
+	sw := prefix + "s"
+	l := &pairLAN{veth: "sd0"}
+	t.Cleanup(func() {
+		for _, ns := range l.ns {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+		exec.Command("ip", "netns", "del", sw).Run()
+	})
+	pairIP(t, "netns", "add", sw)
+	pairIP(t, "-n", sw, "link", "add", "br0", "type", "bridge")
+	pairIP(t, "-n", sw, "link", "set", "br0", "up")
+	for i := range n {
+		ns := fmt.Sprintf("%sn%d", prefix, i)
+		port := fmt.Sprintf("%sp%d", prefix, i)
+		ip := fmt.Sprintf("198.18.0.%d", i+1)
+		l.ns = append(l.ns, ns)
+		l.ips = append(l.ips, ip)
+		pairIP(t, "netns", "add", ns)
+		pairIP(t, "-n", ns, "link", "add", port, "type", "veth", "peer", "name", l.veth)
+		pairIP(t, "-n", ns, "link", "set", port, "netns", sw)
+		pairIP(t, "-n", sw, "link", "set", port, "master", "br0")
+		pairIP(t, "-n", sw, "link", "set", port, "up")
+		pairIP(t, "-n", ns, "addr", "add", ip+"/24", "dev", l.veth)
+		pairIP(t, "-n", ns, "link", "set", "lo", "up")
+		pairIP(t, "-n", ns, "link", "set", l.veth, "up")
+		pairIP(t, "-n", ns, "route", "add", "224.0.0.0/4", "dev", l.veth)
+	}
+	return l
+}
+
+// TestPairMDNS pairs two daemons in network namespaces with no address
+// given: the joiner finds the host by its pair=1 announcement.
+func TestPairMDNS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary in network namespaces")
+	}
+	lan := newPairLAN(t, 2)
+	bin := buildPairBinary(t)
+	a, b := newPairDev(t, bin, "alpha"), newPairDev(t, bin, "beta")
+	for i, d := range []*pairDev{a, b} {
+		d.addr = net.JoinHostPort(lan.ips[i], "22027")
+		d.start([]string{"ip", "netns", "exec", lan.ns[i]}, "--listen", d.addr, "--discovery", "mdns", "--iface", lan.veth)
+	}
+
+	h := a.pairHost()
+	out, errOut, code := b.syncd("pair", h.code, "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("joiner: exit %d, stderr %q", code, errOut)
+	}
+	if want := fmt.Sprintf("paired with alpha (%s)\n", a.id); out != want {
+		t.Errorf("joiner stdout = %q, want %q", out, want)
+	}
+	hcode, hout, herr := h.wait(t)
+	if hcode != 0 {
+		t.Fatalf("host: exit %d, stderr %q", hcode, herr)
+	}
+	if want := fmt.Sprintf("paired with beta (%s)\n", b.id); hout != want {
+		t.Errorf("host stdout after the code = %q, want %q", hout, want)
+	}
+	if diff := cmp.Diff([]peerJSON{{ID: b.id, Name: "beta", Addrs: []string{}}}, a.peers()); diff != "" {
+		t.Errorf("host's peers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]peerJSON{{ID: a.id, Name: "alpha", Addrs: []string{a.addr}}}, b.peers()); diff != "" {
+		t.Errorf("joiner's peers (-want +got):\n%s", diff)
+	}
+	// Both connect without a restart: the joiner through the pinned
+	// address, the host through what mDNS told it.
+	b.waitConnected(a.id, 20*time.Second)
+	a.waitConnected(b.id, 20*time.Second)
+
+	// With the host no longer pairing, a joiner finds nobody.
+	_, errOut, code = b.syncd("pair", h.code, "--timeout", "3s")
+	if code != exitFailure {
+		t.Errorf("joiner with no host waiting: exit %d, want %d", code, exitFailure)
+	}
+	checkPairLine(t, "joiner with no host waiting", errOut, "no device waiting to pair was found")
+}
