@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncd-project/syncd/index"
@@ -120,6 +121,7 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 	defer cancel(nil)
 	work := make(chan index.Block)
 	var wg sync.WaitGroup
+	var written atomic.Int64
 	for range min(f.e.o.BlockWorkers, len(r.Blocks)) {
 		wg.Add(1)
 		go func() {
@@ -132,6 +134,11 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 				f.mu.Lock()
 				f.doneBytes += b.Size
 				f.mu.Unlock()
+				// Start writeback every 64 MiB so that the final fsync has
+				// little left to do and the disk works while the network does.
+				if n := written.Add(b.Size); n/(64<<20) != (n-b.Size)/(64<<20) {
+					startWriteback(fd)
+				}
 			}
 		}()
 	}

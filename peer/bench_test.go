@@ -1,0 +1,139 @@
+package peer
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/syncd-project/syncd/discovery"
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// tlsDev is a device with a real identity, served over the transport's
+// mutual TLS on 127.0.0.1, for benchmarks of the real wire path.
+type tlsDev struct {
+	root  string
+	id    *transport.Identity
+	store *index.Store
+	eng   *Engine
+	addr  string
+	stop  func()
+}
+
+type staticBook map[deviceid.ID]string
+
+func (b staticBook) Lookup(id deviceid.ID) []discovery.Address {
+	return []discovery.Address{{Addr: b[id], Source: discovery.Source("static")}}
+}
+
+func newTLSPair(b *testing.B, http1 bool) (*tlsDev, *tlsDev) {
+	b.Helper()
+	devs := make([]*tlsDev, 2)
+	lns := make([]net.Listener, 2)
+	for i := range devs {
+		dir := b.TempDir()
+		id, err := transport.CreateIdentity(filepath.Join(dir, "identity"), fmt.Sprintf("dev%d", i), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := index.Open(filepath.Join(dir, "index"), index.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lns[i] = ln
+		root := filepath.Join(dir, "folder")
+		os.Mkdir(root, 0o755)
+		devs[i] = &tlsDev{root: root, id: id, store: st, addr: ln.Addr().String()}
+	}
+	book := staticBook{devs[0].id.ID: devs[0].addr, devs[1].id.ID: devs[1].addr}
+	for i, d := range devs {
+		other := devs[1-i]
+		topts := transport.Options{Identity: d.id, Pins: transport.NewPins(other.id.ID)}
+		if http1 {
+			topts.HTTP = transport.HTTP1
+		}
+		d.eng = New(Options{Self: d.id.ID, Name: d.id.Name, Store: d.store, Book: book,
+			Identify: transport.RequestPeer,
+			Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
+			Watch:    false})
+		d.eng.Configure([]PeerConfig{{ID: other.id.ID}}, []FolderConfig{{ID: "f", Root: d.root, Peers: []deviceid.ID{other.id.ID}}})
+		srv := transport.NewServer(topts, d.eng.Handler())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() { d.eng.Run(ctx); done <- struct{}{} }()
+		go func() { srv.Run(ctx, lns[i]); done <- struct{}{} }()
+		d.stop = func() { cancel(); <-done; <-done; d.store.Close() }
+		b.Cleanup(d.stop)
+	}
+	return devs[0], devs[1]
+}
+
+// BenchmarkPullOverTLS measures one big file from placement in A's folder
+// (scan included) to its verified copy on B, over the real transport.
+func BenchmarkPullOverTLS(b *testing.B) {
+	for _, size := range []int{64 << 20, 256 << 20} {
+		for _, proto := range []string{"h2", "http1"} {
+			b.Run(fmt.Sprintf("%dMiB/%s", size>>20, proto), func(b *testing.B) {
+				a, r := newTLSPair(b, proto == "http1")
+				data := randBytes(7, size)
+				want := sha256.Sum256(data)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					name := fmt.Sprintf("big%d.bin", i)
+					t0 := time.Now()
+					if err := os.WriteFile(filepath.Join(a.root, name), data, 0o644); err != nil {
+						b.Fatal(err)
+					}
+					t1 := time.Now()
+					seq0, _ := a.store.LocalSeq("f")
+					a.eng.Rescan("f")
+					for {
+						if s, _ := a.store.LocalSeq("f"); s > seq0 {
+							break
+						}
+						time.Sleep(time.Millisecond)
+					}
+					t2 := time.Now()
+					waitFile(b, filepath.Join(r.root, name), want)
+					if os.Getenv("SYNCD_BENCH_TRACE") != "" {
+						b.Logf("write %v scan %v pull %v", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
+					}
+				}
+			})
+		}
+	}
+}
+
+func waitFile(b *testing.B, p string, want [32]byte) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		// The final name appears only complete (rename), so hash once it is there.
+		if f, err := os.Open(p); err == nil {
+			h := sha256.New()
+			io.Copy(h, f)
+			f.Close()
+			var got [32]byte
+			copy(got[:], h.Sum(nil))
+			if got != want {
+				b.Fatalf("%s arrived with the wrong content", p)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("%s did not arrive", p)
+}
