@@ -58,7 +58,9 @@ func (d *daemon) status() statusReport {
 	}
 	for _, f := range s.Folders {
 		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes,
-			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes - f.DoneBytes,
+			// NeedBytes is the total of the pull in progress and DoneBytes what
+			// of it has arrived; the file being pulled is not local yet.
+			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes,
 			NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
 			Conflicts: f.Conflicts, Peers: f.Peers, LastSynced: f.LastSync}
 		if f.LastError != "" {
