@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,7 @@ type proc struct {
 	done  chan struct{}
 	began time.Time // just before the process was started
 	seen  []string  // lines read so far; owned by the test goroutine
+	stdin io.WriteCloser
 }
 
 func (p *proc) stderr() string {
@@ -142,6 +144,9 @@ func (l *lan) start(i int, name string, env []string, args ...string) *proc {
 	cmd.Stderr = lockedWriter{p}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	p.began = time.Now()
@@ -341,14 +346,30 @@ func helperMain() int {
 			}
 		}
 	}()
-	var txt []string
-	if s := os.Getenv("HELPER_TXT"); s != "" {
-		txt = strings.Fields(s)
-	}
+	var (
+		mu  sync.Mutex
+		txt = strings.Fields(os.Getenv("HELPER_TXT")) // guarded by mu
+	)
 	m := NewMDNS(book, MDNSOptions{
 		Logger: logger, Self: id, Name: os.Getenv("HELPER_NAME"), Port: port, Ifaces: ifaces,
-		TXT: func() []string { return txt },
+		TXT: func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(txt)
+		},
 	})
+	go func() {
+		// Each stdin line "txt K=V ..." replaces the extra TXT strings.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) > 0 && f[0] == "txt" {
+				mu.Lock()
+				txt = f[1:]
+				mu.Unlock()
+				m.Reannounce()
+			}
+		}
+	}()
 	fmt.Println("STARTED")
 	if err := m.Run(ctx); err != nil {
 		logger.Error("run", "err", err)
@@ -390,22 +411,14 @@ func TestNetnsZeroconfSeesOurAnnouncement(t *testing.T) {
 	noErrors(t, pa)
 }
 
-func TestNetnsForeignServicesDoNotBreakDiscovery(t *testing.T) {
-	l := newLAN(t, 4)
-	a, b := testID(301), testID(302)
-	zc := l.startZeroconf(2, "publish")
-	waitLine(t, zc, 20*time.Second, "PUBLISHED", func(s string) bool { return s == "PUBLISHED" })
-	pa := l.startDaemon(0, a, 22021)
-	pb := l.startDaemon(1, b, 22022, "HELPER_TXT=pair=1")
-	waitFound(t, pa, b, l.ips[1]+":22022", 20*time.Second)
-	waitFound(t, pb, a, l.ips[0]+":22021", 20*time.Second)
-
-	// BrowseOnce sees both devices with their TXT, and nothing foreign.
+// browseOnce runs BrowseOnce in namespace i and returns its results by ID.
+func browseOnce(t *testing.T, l *lan, i int) map[string]map[string]any {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := l.start(3, "browseonce", []string{helperEnv + "=browseonce", "HELPER_IFACE=" + l.veth}, exe, "-test.run=^TestHelperProcess$")
+	po := l.start(i, "browseonce", []string{helperEnv + "=browseonce", "HELPER_IFACE=" + l.veth}, exe, "-test.run=^TestHelperProcess$")
 	got := map[string]map[string]any{}
 	waitLine(t, po, 20*time.Second, "DONE", func(s string) bool { return s == "DONE" })
 	for _, s := range po.seen {
@@ -418,6 +431,54 @@ func TestNetnsForeignServicesDoNotBreakDiscovery(t *testing.T) {
 		}
 		got[r["id"].(string)] = r
 	}
+	po.stop()
+	noErrors(t, po)
+	return got
+}
+
+func TestNetnsReannounceChangesTXT(t *testing.T) {
+	l := newLAN(t, 2)
+	a := testID(501)
+	pa := l.startDaemon(0, a, 22051)
+	waitLine(t, pa, 10*time.Second, "STARTED", func(s string) bool { return s == "STARTED" })
+	txtOf := func() map[string]any {
+		for range 5 {
+			if r := browseOnce(t, l, 1)[a.String()]; r != nil {
+				return r["txt"].(map[string]any)
+			}
+		}
+		t.Fatalf("BrowseOnce never found %s", a.Short())
+		return nil
+	}
+	if txt := txtOf(); txt["pair"] != nil {
+		t.Fatalf("TXT before pairing = %v, want no pair key", txt)
+	}
+	fmt.Fprintln(pa.stdin, "txt pair=1")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		txt := txtOf()
+		if txt["pair"] == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TXT after Reannounce = %v, want pair=1", txt)
+		}
+	}
+	noErrors(t, pa)
+}
+
+func TestNetnsForeignServicesDoNotBreakDiscovery(t *testing.T) {
+	l := newLAN(t, 4)
+	a, b := testID(301), testID(302)
+	zc := l.startZeroconf(2, "publish")
+	waitLine(t, zc, 20*time.Second, "PUBLISHED", func(s string) bool { return s == "PUBLISHED" })
+	pa := l.startDaemon(0, a, 22021)
+	pb := l.startDaemon(1, b, 22022, "HELPER_TXT=pair=1")
+	waitFound(t, pa, b, l.ips[1]+":22022", 20*time.Second)
+	waitFound(t, pb, a, l.ips[0]+":22021", 20*time.Second)
+
+	// BrowseOnce sees both devices with their TXT, and nothing foreign.
+	got := browseOnce(t, l, 3)
 	if len(got) != 2 || got[a.String()] == nil || got[b.String()] == nil {
 		t.Fatalf("BrowseOnce found %v, want exactly %s and %s", got, a.Short(), b.Short())
 	}
@@ -429,7 +490,7 @@ func TestNetnsForeignServicesDoNotBreakDiscovery(t *testing.T) {
 	}
 	// Let a few periodic browses (5 s apart) meet the foreign answers.
 	time.Sleep(6 * time.Second)
-	noErrors(t, pa, pb, po)
+	noErrors(t, pa, pb)
 	// python-zeroconf's answers carry NSEC records that miekg/dns refuses:
 	// hashicorp/mdns reports them, and they must land at debug level.
 	if !strings.Contains(pa.stderr()+pb.stderr(), `"level":"DEBUG","msg":"discovery: hashicorp/mdns"`) {
@@ -468,7 +529,7 @@ func TestNetnsMeasureIdlePackets(t *testing.T) {
 	}
 	capture := func(name string) *proc {
 		return l.start(0, name, nil, "tshark", "-l", "-n", "-i", l.veth, "-f", "udp port 5353 and ether src "+hw,
-			"-a", "duration:"+secs, "-T", "fields", "-e", "frame.time_relative", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "dns.flags.response", "-e", "dns.qry.name")
+			"-a", "duration:"+secs, "-T", "fields", "-e", "frame.time_relative", "-e", "frame.len", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "dns.flags.response", "-e", "dns.qry.name")
 	}
 	var tp *proc
 	if warm == 0 {
@@ -494,4 +555,41 @@ func TestNetnsMeasureIdlePackets(t *testing.T) {
 		break
 	}
 	t.Logf("daemon A sent %d mDNS packets in %s s (warm-up %v)", n, secs, warm)
+}
+
+// BenchmarkNetnsDiscoveryLatency measures, in network namespaces, the time
+// from starting a daemon (exec of the process) to it appearing in the book
+// of a daemon already running on the LAN ("existing-sees-new") and to the
+// running daemon appearing in its own book ("new-sees-existing"). Medians
+// are reported (ns/op includes a pause of reactGap per newcomer); run it
+// with -benchtime=10x:
+//
+//	go test -run '^$' -bench NetnsDiscoveryLatency -benchtime=10x ./discovery/
+func BenchmarkNetnsDiscoveryLatency(b *testing.B) {
+	l := newLAN(b, 2)
+	old := testID(600)
+	pb := l.startDaemon(1, old, 22041)
+	waitLine(b, pb, 10*time.Second, "STARTED", func(s string) bool { return s == "STARTED" })
+	time.Sleep(3 * time.Second) // past its startup browse
+	var seen, sees []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := testID(700 + i)
+		pa := l.startDaemon(0, id, 22040)
+		f := waitFound(b, pb, id, l.ips[0]+":22040", 20*time.Second)
+		seen = append(seen, f.at.Sub(pa.began))
+		g := waitFound(b, pa, old, l.ips[1]+":22041", 20*time.Second)
+		sees = append(sees, g.at.Sub(pa.began))
+		pa.stop()
+		time.Sleep(reactGap) // one newcomer at a time, as on a real LAN
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2]) / float64(time.Millisecond)
+	}
+	b.Logf("existing-sees-new: %v", seen)
+	b.Logf("new-sees-existing: %v", sees)
+	b.ReportMetric(med(seen), "ms-existing-sees-new")
+	b.ReportMetric(med(sees), "ms-new-sees-existing")
 }
