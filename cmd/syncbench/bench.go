@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// allCases are the cases in their default order.
+var allCases = []string{"big", "tree", "edit", "latency"}
+
+// stepResult is one measured transfer: data placed into the source folder
+// until the destination holds it and the receiver has settled.
+type stepResult struct {
+	Name           string  `json:"name"`
+	Seconds        float64 `json:"seconds"`         // placement to complete copy and receiver settled
+	ArrivalSeconds float64 `json:"arrival_seconds"` // placement to every file complete at the destination
+	Files          int     `json:"files"`
+	Bytes          int64   `json:"bytes"`              // bytes placed
+	WireBytes      uint64  `json:"wire_bytes"`         // bytes through the namespace's loopback until the arrival
+	WireBytesAll   uint64  `json:"wire_bytes_settled"` // the same until settled (includes Syncthing REST polls)
+	CPUSeconds     float64 `json:"cpu_seconds"`        // CPU of the system's processes and commands
+	OtherCores     float64 `json:"other_cpu_cores"`    // average cores used by the rest of the machine
+	Disturbed      bool    `json:"disturbed"`          // OtherCores above the threshold
+	SenderCPU      float64 `json:"sender_cpu_seconds"` // of the sending daemon (0 for one-shot tools)
+}
+
+// runResult is one case run by one system.
+type runResult struct {
+	Case        string       `json:"case"`
+	System      string       `json:"system"`
+	Run         int          `json:"run"`
+	Started     time.Time    `json:"started"`
+	Steps       []stepResult `json:"steps"`
+	PeakRSS     []int64      `json:"peak_rss_bytes,omitempty"`      // VmHWM of each daemon (sender, receiver)
+	IdleRSS     []int64      `json:"idle_rss_bytes,omitempty"`      // VmRSS of each daemon after the idle window
+	IdleCPU     []float64    `json:"idle_cpu_seconds,omitempty"`    // CPU of each daemon over the idle window
+	IdleSeconds float64      `json:"idle_window_seconds,omitempty"` // length of the idle window
+	Error       string       `json:"error,omitempty"`
+}
+
+// harness runs the cases.
+type harness struct {
+	o        *options
+	sz       sizes
+	log      io.Writer
+	portNext int
+	edit     [2][]byte // the edit file before and after the insert; nil until needed
+}
+
+// snapshot is the machine's and the system's counters at one instant.
+type snapshot struct {
+	t     time.Time
+	cpu   cpuTotal
+	trees []treeSample
+	self  uint64
+	lo    netDev
+}
+
+func takeSnapshot(pids []int) (snapshot, error) {
+	var s snapshot
+	var err error
+	if s.trees, err = sampleTrees(pids); err != nil {
+		return s, err
+	}
+	if s.self, err = selfTicks(); err != nil {
+		return s, err
+	}
+	if s.lo, err = readLo(); err != nil {
+		return s, err
+	}
+	if s.cpu, err = readCPUTotal(); err != nil {
+		return s, err
+	}
+	s.t = time.Now()
+	return s, nil
+}
+
+// runOne runs one case with one system in fresh folders and fresh daemons.
+func (h *harness) runOne(ctx context.Context, caseName, sysName string, run int) (res runResult) {
+	res = runResult{Case: caseName, System: sysName, Run: run, Started: time.Now().UTC()}
+	fail := func(err error) runResult {
+		res.Error = err.Error()
+		return res
+	}
+	sys, err := newSystem(sysName, h.o)
+	if err != nil {
+		return fail(err)
+	}
+	env := &runEnv{Dir: filepath.Join(h.o.dir, fmt.Sprintf("%s-%s-%d", caseName, sysName, run))}
+	env.Src, env.Dst, env.Stage = filepath.Join(env.Dir, "src"), filepath.Join(env.Dir, "dst"), filepath.Join(env.Dir, "stage")
+	// Fresh ports per run: no TIME_WAIT or slow exit of the last run can
+	// stand in the way.
+	env.Port = 20000 + (h.portNext%400)*10
+	h.portNext++
+	for _, d := range []string{env.Src, env.Dst, env.Stage} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	if !h.o.keep {
+		defer os.RemoveAll(env.Dir)
+	}
+	defer func() {
+		if err := sys.Stop(); err != nil && res.Error == "" {
+			res.Error = err.Error()
+		}
+	}()
+	if err := sys.Start(ctx, env); err != nil {
+		return fail(fmt.Errorf("start: %w\n%s", err, sys.Logs()))
+	}
+	step := func(name string, interval time.Duration, gen func(stage string) ([]entry, error)) error {
+		sr, err := h.step(ctx, sys, env, name, interval, gen)
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", name, err, sys.Logs())
+		}
+		res.Steps = append(res.Steps, sr)
+		return nil
+	}
+	switch caseName {
+	case "big":
+		err = step("sync", 10*time.Millisecond, func(stage string) ([]entry, error) { return genBig(stage, h.sz, h.o.seed) })
+	case "tree":
+		err = step("sync", 25*time.Millisecond, func(stage string) ([]entry, error) { return genTree(stage, h.sz, h.o.seed) })
+		if err == nil && len(sys.PIDs()) == 2 {
+			err = h.idle(ctx, sys, &res)
+		}
+	case "edit":
+		if h.edit[0] == nil {
+			h.edit[0], h.edit[1] = editContent(h.sz, h.o.seed)
+		}
+		err = step("initial", 10*time.Millisecond, func(stage string) ([]entry, error) { return genEdit(stage, h.edit[0]) })
+		if err == nil {
+			// Let both sides finish what follows a sync (index
+			// updates, the sender's bookkeeping) before the edit.
+			sleep(ctx, 2*time.Second)
+			err = step("edit", 5*time.Millisecond, func(stage string) ([]entry, error) { return genEdit(stage, h.edit[1]) })
+		}
+	case "latency":
+		for i := range h.sz.Writes {
+			err = step(fmt.Sprintf("write%02d", i), 2*time.Millisecond, func(stage string) ([]entry, error) { return genSmall(stage, h.sz, h.o.seed, i) })
+			if err != nil {
+				break
+			}
+			sleep(ctx, 300*time.Millisecond)
+		}
+	default:
+		err = fmt.Errorf("unknown case %q (want one of %v)", caseName, allCases)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if trees, err := sampleTrees(sys.PIDs()); err == nil {
+		for _, t := range trees {
+			res.PeakRSS = append(res.PeakRSS, t.HWM)
+		}
+	}
+	return res
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// step stages data with gen, renames it into the source folder, and
+// measures until the destination holds a verified copy and the receiver
+// reports nothing left to do.
+func (h *harness) step(ctx context.Context, sys system, env *runEnv, name string, interval time.Duration, gen func(string) ([]entry, error)) (stepResult, error) {
+	sr := stepResult{Name: name}
+	want, err := gen(env.Stage)
+	if err != nil {
+		return sr, err
+	}
+	for _, e := range want {
+		sr.Files++
+		sr.Bytes += e.Size
+	}
+	// The data is on disk before the clock starts: writeback of the
+	// staged data must not be charged to the system under test.
+	syscall.Sync()
+	before, err := takeSnapshot(sys.PIDs())
+	if err != nil {
+		return sr, err
+	}
+	t0 := time.Now()
+	for _, top := range topLevel(want) {
+		if err := os.Rename(filepath.Join(env.Stage, top), filepath.Join(env.Src, top)); err != nil {
+			return sr, err
+		}
+	}
+	copyCPU, err := sys.Copy(ctx)
+	if err != nil {
+		return sr, err
+	}
+	arr := newArrival(env.Dst, want)
+	if err := waitFor(ctx, h.o.timeout, interval, "every file at the destination", func() (bool, error) {
+		if err := sys.Alive(); err != nil {
+			return false, err
+		}
+		return arr.poll()
+	}); err != nil {
+		return sr, fmt.Errorf("%w (%d of %d files missing)", err, arr.left, len(want))
+	}
+	sr.ArrivalSeconds = time.Since(t0).Seconds()
+	// Bytes on the wire are counted until the arrival: after it the
+	// harness polls Syncthing's REST API on the same loopback.
+	arrLo, err := readLo()
+	if err != nil {
+		return sr, err
+	}
+	sr.WireBytes = arrLo.TxBytes - before.lo.TxBytes
+	if err := waitFor(ctx, h.o.timeout, 20*time.Millisecond, "receiver reports nothing left to do", func() (bool, error) {
+		return sys.Settled(ctx)
+	}); err != nil {
+		return sr, err
+	}
+	sr.Seconds = time.Since(t0).Seconds()
+	after, err := takeSnapshot(sys.PIDs())
+	if err != nil {
+		return sr, err
+	}
+	if err := verify(env.Dst, want); err != nil {
+		return sr, err
+	}
+	sr.WireBytesAll = after.lo.TxBytes - before.lo.TxBytes
+	var sysTicks uint64
+	for i := range after.trees {
+		d := after.trees[i].Ticks - min(after.trees[i].Ticks, before.trees[i].Ticks)
+		sysTicks += d
+		if i == 0 && len(after.trees) == 2 {
+			sr.SenderCPU = float64(d) / clockTicks
+		}
+	}
+	sr.CPUSeconds = float64(sysTicks)/clockTicks + copyCPU.Seconds()
+	busy := after.cpu.Busy - before.cpu.Busy
+	own := sysTicks + (after.self - before.self)
+	if busy > own {
+		sr.OtherCores = float64(busy-own) / clockTicks / after.t.Sub(before.t).Seconds()
+	}
+	sr.Disturbed = sr.OtherCores > h.o.disturbed
+	fmt.Fprintf(h.log, "    %s/%s %s: %.3f s (arrival %.3f s), wire %s, cpu %.2f s, other %.2f cores%s\n",
+		sys.Name(), env.Dir[len(h.o.dir)+1:], name, sr.Seconds, sr.ArrivalSeconds, mib(int64(sr.WireBytes)), sr.CPUSeconds, sr.OtherCores, mark(sr.Disturbed))
+	// Clear the staging directory for the next step.
+	if err := os.RemoveAll(env.Stage); err != nil {
+		return sr, err
+	}
+	return sr, os.MkdirAll(env.Stage, 0o755)
+}
+
+func mark(disturbed bool) string {
+	if disturbed {
+		return " DISTURBED"
+	}
+	return ""
+}
+
+// idle measures the daemons' CPU over the idle window after a short
+// settling time, and their resident memory at its end.
+func (h *harness) idle(ctx context.Context, sys system, res *runResult) error {
+	sleep(ctx, 5*time.Second)
+	before, err := sampleTrees(sys.PIDs())
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	sleep(ctx, h.o.idle)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	after, err := sampleTrees(sys.PIDs())
+	if err != nil {
+		return err
+	}
+	res.IdleSeconds = time.Since(t0).Seconds()
+	for i := range after {
+		res.IdleRSS = append(res.IdleRSS, after[i].RSS)
+		res.IdleCPU = append(res.IdleCPU, float64(after[i].Ticks-min(after[i].Ticks, before[i].Ticks))/clockTicks)
+	}
+	fmt.Fprintf(h.log, "    %s idle %.0f s: rss %v, cpu %v s\n", sys.Name(), res.IdleSeconds, mibs(res.IdleRSS), res.IdleCPU)
+	return nil
+}
+
+// runAll runs every case with every system, runs times, alternating the
+// order of the systems from run to run.
+func (h *harness) runAll(ctx context.Context, cases, systems []string) []runResult {
+	var out []runResult
+	for run := range h.o.runs {
+		for _, c := range cases {
+			for k := range systems {
+				s := systems[(k+run)%len(systems)]
+				if ctx.Err() != nil {
+					return out
+				}
+				fmt.Fprintf(h.log, "run %d/%d: %s with %s\n", run+1, h.o.runs, c, s)
+				r := h.runOne(ctx, c, s, run)
+				if r.Error != "" {
+					fmt.Fprintf(h.log, "    FAILED: %s\n", r.Error)
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
