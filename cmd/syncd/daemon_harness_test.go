@@ -323,6 +323,20 @@ func (d *testDevice) signalAndWait(sig syscall.Signal, timeout time.Duration) *o
 	return d.state
 }
 
+// hup sends SIGHUP to the running daemon.
+func (d *testDevice) hup() {
+	d.t.Helper()
+	d.mu.Lock()
+	proc := d.proc
+	d.mu.Unlock()
+	if proc == nil {
+		d.t.Fatalf("%s: SIGHUP: not running", d.name)
+	}
+	if err := proc.Process.Signal(syscall.SIGHUP); err != nil {
+		d.t.Fatalf("%s: SIGHUP: %v", d.name, err)
+	}
+}
+
 // stop sends SIGTERM, waits up to 10 s, then SIGKILL; the test fails unless
 // the daemon exited by itself with status 0.
 func (d *testDevice) stop() {

@@ -10,12 +10,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -342,6 +347,326 @@ func TestDaemonReceiverKilledMidTransfer(t *testing.T) {
 	if resent >= size {
 		t.Errorf("the sender wrote %d bytes after the kill, want less than the file's %d: the restarted pull did not resume", resent, size)
 	}
+	a.stop()
+	b.stop()
+}
+
+// TestDaemonCommands (issue 8) pins the command line's behaviour with a real
+// daemon: status with and without one, a second daemon on the same home,
+// peer add and folder add taking effect without a restart, SIGHUP, and
+// SIGTERM during a transfer followed by a restart that completes it.
+func TestDaemonCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons")
+	}
+	a, b := newTestDevice(t, "alpha"), newTestDevice(t, "beta")
+
+	// No daemon: one line, exit 1, for both forms.
+	for _, args := range [][]string{{"status"}, {"status", "--json"}} {
+		out, errOut, code := a.syncd(args...)
+		want := "syncd: no syncd daemon is running for " + a.home + "; start it with 'syncd run'\n"
+		if code != exitFailure || out != "" || errOut != want {
+			t.Errorf("without a daemon, syncd %s = exit %d, stdout %q, stderr %q; want exit 1, no output, stderr %q",
+				strings.Join(args, " "), code, out, errOut, want)
+		}
+	}
+
+	before := time.Now().Add(-time.Second) // the daemon's clock vs ours: same host
+	a.start()
+	b.start()
+	out := a.mustSyncd("status")
+	for _, want := range []string{
+		"This device  alpha (" + a.id[:7] + ")\n",
+		"listening on " + a.addr + ", discovery off",
+		"Peers (0)\n", "Folders (0)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("syncd status = %q, want it to contain %q", out, want)
+		}
+	}
+	checkStatusJSON(t, a, before)
+
+	// A second daemon on the same home is refused; the first keeps working.
+	pidA := a.pid()
+	out, errOut, code := a.syncd("run", "--listen", freeAddr(t), "--discovery", "off")
+	wantErr := fmt.Sprintf("syncd: another syncd is already running with home %s (pid %d); ", a.home, pidA)
+	if code != exitFailure || out != "" || !strings.HasPrefix(errOut, wantErr) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("second syncd run = exit %d, stdout %q, stderr %q; want exit 1 and one line starting %q", code, out, errOut, wantErr)
+	}
+	if got := a.status().Device.ID; got != a.id || a.pid() != pidA {
+		t.Errorf("after the refused second run: status ID %s, pid %d; want %s, %d", got, a.pid(), a.id, pidA)
+	}
+
+	// peer add and folder add while running take effect without a restart.
+	pidB := b.pid()
+	pinEachOther(a, b)
+	waitConnected(t, a, b)
+	waitConnected(t, b, a)
+	dirA, dirB := filepath.Join(t.TempDir(), "A"), filepath.Join(t.TempDir(), "B")
+	a.addFolder("live", dirA, b)
+	b.addFolder("live", dirB, a)
+	writeFile(t, filepath.Join(dirA, "hello.txt"), "added while running\n", 0o644)
+	waitSameTrees(t, dirA, dirB, "hello.txt")
+	if a.pid() != pidA || b.pid() != pidB {
+		t.Errorf("pids changed: alpha %d -> %d, beta %d -> %d; want no restart", pidA, a.pid(), pidB, b.pid())
+	}
+
+	// SIGHUP rereads the config: a broken one is refused and the running
+	// one kept, then a good one takes effect (alpha's upload limit).
+	cfgPath := filepath.Join(a.home, "config.toml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rateLine = `max_send_rate = "0"`
+	if !bytes.Contains(cfg, []byte(rateLine)) {
+		t.Fatalf("config.toml has no line %s:\n%s", rateLine, cfg)
+	}
+	if err := os.WriteFile(cfgPath, append(bytes.Clone(cfg), "this is not toml\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.hup()
+	waitFor(t, 10*time.Second, "alpha logs the broken config", func() string {
+		if !strings.Contains(a.log.String(), "config not reloaded") {
+			return "no 'config not reloaded' in the log"
+		}
+		return ""
+	})
+	if r := a.status(); len(r.Peers) != 1 || len(r.Folders) != 1 {
+		t.Errorf("after a broken config and SIGHUP: %d peers, %d folders; want the running 1 and 1", len(r.Peers), len(r.Folders))
+	}
+	const limit = 16_000_000
+	cfg = bytes.Replace(cfg, []byte(rateLine), []byte(fmt.Sprintf(`max_send_rate = "%dMB"`, limit/1_000_000)), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.hup()
+	waitFor(t, 10*time.Second, "SIGHUP sets alpha's upload limit", func() string {
+		if got := a.status().Device.SendLimit; got != limit {
+			return fmt.Sprintf("send_limit %d, want %d", got, limit)
+		}
+		return ""
+	})
+
+	// SIGTERM during a transfer (throttled by that limit): exit 0 promptly,
+	// the partial file is kept as a temp file, and a restart completes it.
+	const size = 32 << 20
+	writeRandomFile(t, filepath.Join(dirA, "transfer.bin"), size, 3)
+	wantSum, err := fileSum(filepath.Join(dirA, "transfer.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, syncTimeout, "beta starts pulling transfer.bin", func() string {
+		f := b.folderStatus("live")
+		if f.State != folderSyncing || f.NeedBytes <= 0 || f.NeedBytes > size*9/10 {
+			return fmt.Sprintf("state %s, need %d bytes", f.State, f.NeedBytes)
+		}
+		return ""
+	})
+	start := time.Now()
+	st := b.signalAndWait(syscall.SIGTERM, 10*time.Second)
+	took := time.Since(start)
+	t.Logf("beta exited %v after SIGTERM", took.Round(time.Millisecond))
+	if st == nil {
+		b.kill()
+		t.Fatalf("beta did not exit within 10 s of SIGTERM during a transfer")
+	}
+	if !st.Success() {
+		t.Errorf("beta after SIGTERM during a transfer: %v, want exit status 0", st)
+	}
+	if fi, err := os.Lstat(filepath.Join(dirB, "transfer.bin")); err == nil && fi.Size() != size {
+		t.Errorf("transfer.bin on beta after SIGTERM: %d bytes under its final name, want none or %d", fi.Size(), size)
+	}
+	if tmp := tempFiles(dirB); len(tmp) > 1 {
+		t.Errorf("temp files after SIGTERM = %q, want at most one", tmp)
+	}
+	b.start()
+	waitSameTrees(t, dirA, dirB, "transfer.bin")
+	if got, err := fileSum(filepath.Join(dirB, "transfer.bin")); err != nil || got != wantSum {
+		t.Errorf("sha256(beta's transfer.bin) = %s, %v; want %s", got, err, wantSum)
+	}
+	a.stop()
+	b.stop()
+	if n := strings.Count(a.log.String(), "SIGHUP: reloading the config"); n != 2 {
+		t.Errorf("alpha logged %d SIGHUP reloads, want 2", n)
+	}
+}
+
+// checkStatusJSON checks 'syncd status --json' of a running daemon with no
+// peers or folders: the documented fields, with sane values.
+func checkStatusJSON(t *testing.T, d *testDevice, started time.Time) {
+	t.Helper()
+	out := d.mustSyncd("status", "--json")
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"version", "device", "peers", "folders"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("status --json has no %q: %s", k, out)
+		}
+	}
+	if p, ok := raw["peers"].([]any); !ok || len(p) != 0 {
+		t.Errorf("status --json peers = %v, want []", raw["peers"])
+	}
+	if f, ok := raw["folders"].([]any); !ok || len(f) != 0 {
+		t.Errorf("status --json folders = %v, want []", raw["folders"])
+	}
+	var r statusReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	dev := r.Device
+	if r.Version != statusVersion || dev.ID != d.id || dev.ShortID != d.id[:7] || dev.Name != d.name ||
+		!slices.Equal(dev.Listen, []string{d.addr}) || dev.Discovery != "off" || dev.SendLimit != 0 || dev.RecvLimit != 0 {
+		t.Errorf("status --json = version %d, device %+v; want version %d, id %s, short %s, name %s, listen [%s], discovery off, no limits",
+			r.Version, dev, statusVersion, d.id, d.id[:7], d.name, d.addr)
+	}
+	if dev.Started.Before(started) || dev.Started.After(time.Now()) {
+		t.Errorf("status --json started = %v, want between %v and now", dev.Started, started)
+	}
+}
+
+// needRoot skips a test that needs root, except under CI=true where it
+// fails: CI runs as root, so a skip there would hide a broken setup.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs root (mount), and CI=true")
+	}
+	t.Skip("needs root (mount)")
+}
+
+// mountTmpfs mounts a tmpfs of size bytes at a new directory and unmounts
+// it when the test ends; register it before anything that must stop using
+// it first (cleanups run last-in, first-out).
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0755", size), "syncd-test", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+			exec.Command("umount", "-l", dir).Run()
+		}
+	})
+	return dir
+}
+
+// resizeTmpfs changes the size of the tmpfs at dir.
+func resizeTmpfs(t *testing.T, dir string, size int64) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s: %v: %s", dir, err, out)
+	}
+}
+
+// usedBytes is what the file system holding dir uses.
+func usedBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Blocks-st.Bfree) * st.Bsize
+}
+
+// TestDaemonDiskFull (issue 6): the receiver's folder is a 32 MiB tmpfs and
+// a 48 MiB file arrives. The pull stops with a clear error in the log (once)
+// and in status, the temp file is removed, other files still sync, and once
+// the tmpfs is enlarged the pull resumes by itself and completes.
+func TestDaemonDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons")
+	}
+	needRoot(t)
+	const small, big = 32 << 20, 48 << 20
+	dirB := mountTmpfs(t, small)
+	a, b := newTestDevice(t, "alpha"), newTestDevice(t, "beta")
+	pinEachOther(a, b)
+	dirA := filepath.Join(t.TempDir(), "A")
+	a.addFolder("shared", dirA, b)
+	b.addFolder("shared", dirB, a)
+	a.start()
+	b.start()
+	waitConnected(t, b, a)
+
+	writeRandomFile(t, filepath.Join(dirA, "too-big.bin"), big, 4)
+	wantSum, err := fileSum(filepath.Join(dirA, "too-big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, syncTimeout, "beta reports the full disk", func() string {
+		f := b.folderStatus("shared")
+		if f.State != folderError || f.Error == nil || !strings.Contains(f.Error.Message, "disk full") {
+			return fmt.Sprintf("state %q, error %+v", f.State, f.Error)
+		}
+		if !strings.Contains(b.log.String(), "no space left on device") {
+			return "the log does not say 'no space left on device'"
+		}
+		return ""
+	})
+	// The temp file goes: between retries nothing of it is left, and the
+	// space is free again.
+	waitFor(t, syncTimeout, "the temp file is removed", func() string {
+		if tmp := tempFiles(dirB); len(tmp) > 0 {
+			return fmt.Sprintf("temp files %q", tmp)
+		}
+		if used := usedBytes(t, dirB); used > 4<<20 {
+			return fmt.Sprintf("the tmpfs still uses %d bytes", used)
+		}
+		return ""
+	})
+	if _, err := os.Lstat(filepath.Join(dirB, "too-big.bin")); err == nil {
+		t.Errorf("too-big.bin exists on beta under its final name with the disk full")
+	}
+
+	// Other files still sync while the big one cannot.
+	writeFile(t, filepath.Join(dirA, "small.txt"), "fits\n", 0o644)
+	writeRandomFile(t, filepath.Join(dirA, "sub/medium.bin"), 2<<20, 5)
+	waitFor(t, syncTimeout, "small files reach beta", func() string {
+		for _, p := range []string{"small.txt", "sub/medium.bin"} {
+			sa, err := fileSum(filepath.Join(dirA, p))
+			if err != nil {
+				return err.Error()
+			}
+			if sb, err := fileSum(filepath.Join(dirB, p)); err != nil || sb != sa {
+				return fmt.Sprintf("%s on beta: %v", p, err)
+			}
+		}
+		return ""
+	})
+	if n := strings.Count(b.log.String(), "no space left on device"); n != 1 {
+		t.Errorf("beta logged 'no space left on device' %d times, want once", n)
+	}
+
+	// Space comes back: the pull resumes by itself.
+	resizeTmpfs(t, dirB, 128<<20)
+	waitFor(t, 2*syncTimeout, "too-big.bin completes after the tmpfs grew", func() string {
+		got, err := fileSum(filepath.Join(dirB, "too-big.bin"))
+		if err != nil {
+			return err.Error()
+		}
+		if got != wantSum {
+			return "wrong content"
+		}
+		if f := b.folderStatus("shared"); f.State != folderIdle || f.Error != nil {
+			return fmt.Sprintf("state %q, error %+v", f.State, f.Error)
+		}
+		return ""
+	})
+	waitSameTrees(t, dirA, dirB, "too-big.bin", "small.txt", "sub/medium.bin")
 	a.stop()
 	b.stop()
 }

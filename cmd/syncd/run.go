@@ -116,8 +116,10 @@ type daemon struct {
 	reload chan struct{}
 }
 
-func newDaemon(g globalFlags, paths Paths, rf runFlags) (d *daemon, err error) {
-	d = &daemon{g: g, paths: paths, flags: rf, log: g.logger(), started: time.Now(), reload: make(chan struct{}, 1)}
+func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
+	// d is not the named result: 'return nil, err' must not nil it before
+	// the deferred close runs.
+	d := &daemon{g: g, paths: paths, flags: rf, log: g.logger(), started: time.Now(), reload: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			d.close()
