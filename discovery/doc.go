@@ -71,5 +71,5 @@
 // From exec of a daemon to it being in the book of a daemon already running
 // on the link: median ~0.3 s (10 runs, three runs 277/287/330 ms); to the
 // new daemon finding the running one: median ~0.1 s (94/126/251 ms).
-// See BenchmarkNetnsDiscoveryLatency and TestNetnsMeasureIdlePackets.
+// See BenchmarkNetnsDiscoveryLatency and BenchmarkNetnsIdlePackets.
 package discovery

@@ -44,7 +44,8 @@ type MDNSOptions struct {
 	// Logger for discovery events; hashicorp/mdns's own log lines go to it
 	// at debug level. Default: discard.
 	Logger *slog.Logger
-	// Now is the clock for rate limits. Default: time.Now.
+	// Now is the clock for the fast first minute and the rate limit of
+	// hello-triggered browses (timers still use real time). Default: time.Now.
 	Now func() time.Time
 	// Self is this device's ID, announced in TXT "id" and never added to
 	// the book. Required.
@@ -137,7 +138,7 @@ func (m *MDNS) Run(ctx context.Context) error {
 			a.stop()
 		}
 	}()
-	start := time.Now()
+	start := m.o.Now()
 	m.syncAnnouncers(ann, ifs)
 	m.browse(ctx, ifs, true)
 
@@ -181,14 +182,14 @@ func (m *MDNS) Run(ctx context.Context) error {
 				continue
 			}
 			d := reactDelay
-			if wait := time.Until(lastReact.Add(reactGap)); wait > d {
+			if wait := lastReact.Add(reactGap).Sub(m.o.Now()); wait > d {
 				d = wait
 			}
 			reactT.Reset(d)
 			reactArmed = true
 		case <-reactT.C:
 			reactArmed = false
-			lastReact = time.Now()
+			lastReact = m.o.Now()
 			m.browse(ctx, ifs, false)
 		}
 	}
@@ -196,7 +197,7 @@ func (m *MDNS) Run(ctx context.Context) error {
 
 // interval is the time to the next periodic browse.
 func (m *MDNS) interval(start time.Time) time.Duration {
-	if time.Since(start) < fastPeriod && m.o.Browse > fastBrowse {
+	if m.o.Now().Sub(start) < fastPeriod && m.o.Browse > fastBrowse {
 		return fastBrowse
 	}
 	return m.o.Browse

@@ -498,23 +498,30 @@ func TestNetnsForeignServicesDoNotBreakDiscovery(t *testing.T) {
 	}
 }
 
-// TestNetnsMeasureIdlePackets counts the mDNS packets that one idle daemon
-// sends (two daemons on the LAN), with tshark inside the namespace. It runs
-// only with SYNCD_MEASURE=1 (it takes 2+ minutes): the figure for doc.go.
+// BenchmarkNetnsIdlePackets counts, with tshark inside the namespace, the
+// mDNS packets that one daemon sends in 60 s while idle (two daemons on the
+// link, after a 65 s warm-up that skips the fast first minute). It takes
+// about two minutes per iteration:
 //
-//	SYNCD_MEASURE=1 go test -run TestNetnsMeasureIdlePackets -v ./discovery/
-func TestNetnsMeasureIdlePackets(t *testing.T) {
-	if os.Getenv("SYNCD_MEASURE") == "" {
-		t.Skip("measurement: set SYNCD_MEASURE=1 (SYNCD_MEASURE_WARMUP, SYNCD_MEASURE_SECONDS)")
-	}
+//	go test -run '^$' -bench NetnsIdlePackets -benchtime=1x -v ./discovery/
+//
+// SYNCD_MEASURE_WARMUP=0s measures the first minute instead.
+func BenchmarkNetnsIdlePackets(b *testing.B) {
 	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("needs tshark")
+		b.Skip("needs tshark")
 	}
-	warm, _ := time.ParseDuration(os.Getenv("SYNCD_MEASURE_WARMUP"))
-	secs := os.Getenv("SYNCD_MEASURE_SECONDS")
-	if secs == "" {
-		secs = "60"
+	warm := 65 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("SYNCD_MEASURE_WARMUP")); err == nil {
+		warm = d
 	}
+	secs := "60"
+	for range b.N {
+		n := idlePackets(b, warm, secs)
+		b.ReportMetric(float64(n), "packets/min")
+	}
+}
+
+func idlePackets(t testing.TB, warm time.Duration, secs string) int {
 	l := newLAN(t, 2)
 	out, err := exec.Command("ip", "-n", l.ns[0], "-o", "link", "show", l.veth).Output()
 	if err != nil {
@@ -537,6 +544,7 @@ func TestNetnsMeasureIdlePackets(t *testing.T) {
 		time.Sleep(2 * time.Second) // tshark start-up
 	}
 	pa := l.startDaemon(0, testID(401), 22031)
+	defer pa.stop()
 	l.startDaemon(1, testID(402), 22032)
 	waitFound(t, pa, testID(402), l.ips[1]+":22032", 20*time.Second)
 	if warm > 0 {
@@ -555,6 +563,7 @@ func TestNetnsMeasureIdlePackets(t *testing.T) {
 		break
 	}
 	t.Logf("daemon A sent %d mDNS packets in %s s (warm-up %v)", n, secs, warm)
+	return n
 }
 
 // BenchmarkNetnsDiscoveryLatency measures, in network namespaces, the time
