@@ -1,14 +1,19 @@
 package index
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // benchN is the size of the large benchmarks: small by default, the
@@ -26,6 +31,14 @@ func maxRSSMiB() float64 {
 	return float64(ru.Maxrss) / 1024 // Linux: KiB
 }
 
+// cpuTime is the process's user+system CPU time so far: on this shared,
+// loaded machine it is steadier than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -39,9 +52,25 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// makeTree writes n files of 1-64 KiB in directories of 100.
+// makeTree writes n files of 1-64 KiB in directories of 100. With
+// SYNCD_BENCH_TREE=DIR the tree is made once in DIR/tree-N and reused by
+// later runs (the caller removes DIR).
 func makeTree(b *testing.B, n int) string {
 	root := b.TempDir()
+	if d := os.Getenv("SYNCD_BENCH_TREE"); d != "" {
+		root = filepath.Join(d, fmt.Sprintf("tree-%d", n))
+		if _, err := os.Stat(root + ".done"); err == nil {
+			return root
+		}
+		if err := os.RemoveAll(root); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			if !b.Failed() {
+				_ = os.WriteFile(root+".done", nil, 0o644)
+			}
+		}()
+	}
 	buf := make([]byte, 64<<10)
 	for i := range buf {
 		buf[i] = byte(i*7 + i>>8)
@@ -98,12 +127,14 @@ func BenchmarkScan(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
+		cpu := cpuTime()
 		for b.Loop() {
 			res, err := sc.Scan(context.Background())
 			if err != nil || res.Changed != 0 || res.Deleted != 0 {
 				b.Fatalf("rescan = %+v, %v", res, err)
 			}
 		}
+		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "files/s")
 		b.ReportMetric(maxRSSMiB(), "maxRSS-MiB")
 	})
@@ -160,4 +191,89 @@ func BenchmarkRecordCodec(b *testing.B) {
 			_, _ = DecodeRecord(enc)
 		}
 	})
+}
+
+// vmHWM returns the peak resident set size of this process (VmHWM) in MiB.
+func vmHWM() (float64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// TestScanRSSHelper is the child process of BenchmarkScanRSS: with
+// SYNCD_SCAN_RSS_TREE and SYNCD_SCAN_RSS_STORE set it scans the tree into the
+// store once and prints its peak RSS; otherwise it does nothing.
+func TestScanRSSHelper(t *testing.T) {
+	tree, dir := os.Getenv("SYNCD_SCAN_RSS_TREE"), os.Getenv("SYNCD_SCAN_RSS_STORE")
+	if tree == "" || dir == "" {
+		return // not a child of BenchmarkScanRSS
+	}
+	st, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := NewScanner(st, "f", tree, ScanOptions{Self: 1}).Scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hwm, err := vmHWM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("SCANRSS files=%d changed=%d hwm=%.1f seconds=%.3f\n", res.Files, res.Changed, hwm, took.Seconds())
+}
+
+// BenchmarkScanRSS measures the peak RSS of a scan alone: a child process
+// (this test binary running TestScanRSSHelper) does a first scan of the
+// tree into a fresh store, a second child rescans it unchanged; each
+// reports its VmHWM. 10k files (100k with SYNCD_BENCH_BIG=1).
+func BenchmarkScanRSS(b *testing.B) {
+	n := benchN(10000, 100000)
+	root := makeTree(b, n)
+	run := func(b *testing.B, store string) (hwm, secs float64) {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestScanRSSHelper$", "-test.count", "1")
+		cmd.Env = append(os.Environ(), "SYNCD_SCAN_RSS_TREE="+root, "SYNCD_SCAN_RSS_STORE="+store)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("helper: %v\n%s", err, out)
+		}
+		for line := range strings.Lines(string(out)) {
+			if rest, ok := strings.CutPrefix(line, "SCANRSS "); ok {
+				var files, changed int
+				if _, err := fmt.Sscanf(rest, "files=%d changed=%d hwm=%g seconds=%g", &files, &changed, &hwm, &secs); err != nil {
+					b.Fatalf("helper output %q: %v", line, err)
+				}
+				if files != n {
+					b.Fatalf("helper scanned %d files, want %d", files, n)
+				}
+				return hwm, secs
+			}
+		}
+		b.Fatalf("helper printed no result:\n%s", out)
+		return 0, 0
+	}
+	for b.Loop() {
+		store := b.TempDir()
+		first, firstSecs := run(b, store)
+		again, againSecs := run(b, store)
+		b.ReportMetric(first, "first-peakRSS-MiB")
+		b.ReportMetric(again, "rescan-peakRSS-MiB")
+		b.ReportMetric(firstSecs, "first-s")
+		b.ReportMetric(againSecs, "rescan-s")
+	}
 }

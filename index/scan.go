@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,8 +124,11 @@ type scan struct {
 	ctx     context.Context
 	ign     *ignore.Matcher
 	res     ScanResult
-	seen    map[uint64]struct{} // maphash of paths present (or unreadable) on disk
+	full    bool                // a whole-folder scan: walkDir collects gone records
+	seen    map[uint64]struct{} // targeted scans: maphash of paths present (or unreadable) on disk
 	badDirs []string            // directories that could not be read: keep their records
+	gone    []Record            // full scans: records of paths not found on disk
+	goneDir []string            // full scans: paths whose records below path/ are all gone
 	jobs    chan entry
 	out     chan Record
 	rmu     sync.Mutex // guards res and sc.errSeen/busy during the scan
@@ -144,9 +148,12 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	if err != nil {
 		return ScanResult{}, err
 	}
-	s := &scan{sc: sc, ctx: ctx, ign: ign, seen: map[uint64]struct{}{},
-		jobs: make(chan entry, 4*sc.o.Workers), out: make(chan Record, batchSize)}
 	full := len(paths) == 0
+	s := &scan{sc: sc, ctx: ctx, ign: ign, full: full,
+		jobs: make(chan entry, 4*sc.o.Workers), out: make(chan Record, batchSize)}
+	if !full {
+		s.seen = map[uint64]struct{}{}
+	}
 	targets := paths
 	if !full {
 		for p := range sc.busy {
@@ -175,7 +182,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	// Deletions only after every present path was seen.
 	if ctx.Err() == nil {
 		if full {
-			s.vanished("")
+			s.tombstone()
 		} else {
 			for _, p := range targets {
 				if rel := cleanRel(p); rel == "" || ValidPath(rel) == nil {
@@ -216,7 +223,9 @@ func (s *scan) ignored(rel string, isDir bool) bool {
 }
 
 func (s *scan) markSeen(rel string) {
-	s.seen[maphash.String(s.sc.seed, rel)] = struct{}{}
+	if s.seen != nil {
+		s.seen[maphash.String(s.sc.seed, rel)] = struct{}{}
+	}
 }
 
 func (s *scan) isSeen(rel string) bool {
@@ -280,13 +289,23 @@ func (s *scan) target(p string) {
 	if s.ignored(rel, fi.IsDir()) {
 		return
 	}
-	s.visit(rel, fi)
+	old, had, err := s.sc.store.Local(s.sc.folder, rel)
+	if err != nil {
+		s.markSeen(rel)
+		s.pathErr(rel, "read index", err)
+		return
+	}
+	s.visit(rel, fi, old, had)
 	if fi.IsDir() {
 		s.walkDir(rel)
 	}
 }
 
 // walkDir visits the entries of directory rel ("" is the root) depth first.
+// It reads the records of the directory's children in one ordered pass of
+// the store and merges them with the sorted listing, so an unchanged entry
+// costs its lstat only. In a full scan the records that have no entry on
+// disk are collected for tombstone.
 func (s *scan) walkDir(rel string) {
 	if s.ctx.Err() != nil {
 		return
@@ -296,53 +315,117 @@ func (s *scan) walkDir(rel string) {
 	if readDir == nil {
 		readDir = os.ReadDir
 	}
+	name := rel
+	if rel == "" {
+		name = "."
+	}
 	ents, err := readDir(abs)
 	if err != nil {
-		if rel == "" {
-			s.pathErr(".", "readdir", err)
-		} else {
-			s.pathErr(rel, "readdir", err)
-		}
+		s.pathErr(name, "readdir", err)
 		s.badDirs = append(s.badDirs, rel)
 		return
+	}
+	dr, err := s.sc.store.localDir(s.sc.folder, rel)
+	if err != nil {
+		s.pathErr(name, "read index", err)
+		s.badDirs = append(s.badDirs, rel) // keep its records, retry next scan
+		return
+	}
+	if !slices.IsSortedFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) }) {
+		ents = slices.Clone(ents)
+		slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	}
+	recs, subs := dr.recs, dr.subtrees
+	prefix := ""
+	if rel != "" {
+		prefix = rel + "/"
+	}
+	// next returns the record of name if there is one, and (full scan)
+	// collects the records of names before it as gone.
+	next := func(name string) (Record, bool) {
+		for len(recs) > 0 {
+			rn := recs[0].Path[len(prefix):]
+			if rn >= name {
+				if rn == name {
+					r := recs[0]
+					recs = recs[1:]
+					return r, true
+				}
+				break
+			}
+			s.goneRec(recs[0], true)
+			recs = recs[1:]
+		}
+		return Record{}, false
+	}
+	// walked records whether the subtree of name is accounted for (walked,
+	// or unreadable); else (full scan) its records are gone.
+	walked := func(name string, ok bool) {
+		for len(subs) > 0 && subs[0] <= name {
+			if subs[0] < name || !ok {
+				s.goneTree(prefix + subs[0])
+			}
+			subs = subs[1:]
+		}
 	}
 	for _, de := range ents {
 		if s.ctx.Err() != nil {
 			return
 		}
 		name := de.Name()
-		child := name
-		if rel != "" {
-			child = rel + "/" + name
-		}
+		child := prefix + name
+		old, had := next(name)
 		if ValidPath(child) != nil || s.ignored(child, de.IsDir()) {
+			s.goneRec(old, had)
+			walked(name, false)
 			continue
 		}
 		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
+			s.goneRec(old, had)
+			walked(name, false)
 			continue
 		}
 		if err != nil {
 			s.markSeen(child)
 			s.pathErr(child, "lstat", err)
+			walked(name, true)
 			continue
 		}
-		s.visit(child, fi)
+		s.visit(child, fi, old, had)
+		walked(name, fi.IsDir())
 		if fi.IsDir() {
 			s.walkDir(child)
 		}
+	}
+	for _, r := range recs {
+		s.goneRec(r, true)
+	}
+	for _, n := range subs {
+		s.goneTree(prefix + n)
+	}
+}
+
+// goneRec notes (in a full scan) a record whose path was not found on
+// disk; tombstone decides at the end of the scan.
+func (s *scan) goneRec(r Record, had bool) {
+	if s.full && had {
+		s.gone = append(s.gone, r)
+	}
+}
+
+// goneTree notes (in a full scan) that no record under rel/ was found on
+// disk.
+func (s *scan) goneTree(rel string) {
+	if s.full {
+		s.goneDir = append(s.goneDir, rel)
 	}
 }
 
 // visit handles one present path: compare with its record, write dirs and
 // symlinks directly, send changed files to the hashing workers.
-func (s *scan) visit(rel string, fi fs.FileInfo) {
+func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 	s.markSeen(rel)
-	old, had, err := s.sc.store.Local(s.sc.folder, rel)
-	if err != nil {
-		s.pathErr(rel, "read index", err)
-		return
-	}
 	ino := inode(fi)
 	mode := uint32(fi.Mode().Perm())
 	mtime := fi.ModTime().UnixNano()
@@ -491,22 +574,56 @@ func (s *scan) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
 // vanished tombstones live records at or under prefix ("" = all) whose paths
 // were not seen, except ignored ones and those under unreadable directories.
 func (s *scan) vanished(prefix string) {
-	now := s.sc.o.Now().UnixNano()
 	var gone []Record
 	err := s.sc.store.walkLocalPrefix(s.sc.folder, prefix, func(r Record) error {
-		if r.Deleted || s.isSeen(r.Path) || s.ignored(r.Path, r.Kind == Dir) || s.underBadDir(r.Path) {
+		if s.isSeen(r.Path) {
 			return nil
 		}
-		if s.sc.busy[r.Path] {
-			return nil
+		if s.goneOK(r) {
+			r.Blocks = nil
+			gone = append(gone, r)
 		}
-		gone = append(gone, r)
 		return nil
 	})
 	if err != nil {
 		s.pathErr(prefix, "walk index", err)
 		return
 	}
+	s.bury(gone)
+}
+
+// tombstone ends a full scan: the records collected by walkDir, and those
+// under vanished directories, become tombstones.
+func (s *scan) tombstone() {
+	gone := s.gone[:0]
+	for _, r := range s.gone {
+		if s.goneOK(r) {
+			gone = append(gone, r)
+		}
+	}
+	for _, dir := range s.goneDir {
+		err := s.sc.store.walk(key(pLocal, s.sc.folder, []byte(dir+"/")), func(r Record) error {
+			if s.goneOK(r) {
+				r.Blocks = nil
+				gone = append(gone, r)
+			}
+			return nil
+		})
+		if err != nil {
+			s.pathErr(dir, "walk index", err)
+		}
+	}
+	s.bury(gone)
+}
+
+// goneOK reports whether a record not seen on disk may become a tombstone.
+func (s *scan) goneOK(r Record) bool {
+	return !r.Deleted && !s.ignored(r.Path, r.Kind == Dir) && !s.underBadDir(r.Path) && !s.sc.busy[r.Path]
+}
+
+// bury writes tombstones for gone records whose paths are still absent.
+func (s *scan) bury(gone []Record) {
+	now := s.sc.o.Now().UnixNano()
 	for _, old := range gone {
 		if _, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !s.parentBroken(old.Path) {
 			continue // appeared after the walk: the next scan sees it
