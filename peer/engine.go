@@ -77,6 +77,18 @@ type Options struct {
 	// limiters may be changed while running with SetLimit.
 	SendRate *rate.Limiter
 	RecvRate *rate.Limiter
+
+	// hooks inject faults in tests; the zero value (production) does
+	// nothing.
+	hooks hooks
+}
+
+// hooks are fault-injection points for tests. Nil fields do nothing.
+type hooks struct {
+	// beforeFinalCheck runs in applyFile when the new version of path
+	// (folder-relative) is complete in its temp file, just before the
+	// final check of the target.
+	beforeFinalCheck func(path string)
 }
 
 func (o *Options) defaults() {

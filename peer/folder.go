@@ -48,6 +48,7 @@ type folder struct {
 	countsStale bool
 	lastSync    time.Time
 	errLogged   map[string]bool
+	temps       map[string]bool // temp files kept for a resumed pull (absolute paths)
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -61,6 +62,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		countsStale: true,
 		state:       StateStarting,
 		errLogged:   map[string]bool{},
+		temps:       map[string]bool{},
 	}
 	f.setPeers(fc.Peers)
 	return f
@@ -148,6 +150,7 @@ func (f *folder) run(ctx context.Context) {
 		}
 	}
 	os.MkdirAll(trashDir(f.cfg.Root), 0o700)
+	f.findTemps()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -171,6 +174,9 @@ func (f *folder) run(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		failed := f.pull(ctx)
+		if failed == 0 && ctx.Err() == nil {
+			f.dropTemps()
+		}
 		if failed > 0 {
 			retry.Reset(backoff)
 			backoff = min(backoff*2, time.Minute)

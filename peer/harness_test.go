@@ -323,3 +323,78 @@ func randBytes(seed uint64, n int) []byte {
 }
 
 func deviceFromName(name string) deviceid.ID { return deviceid.FromPublicKeyInfo([]byte(name)) }
+
+// startWith is start with a hook that adjusts the engine's options (Watch,
+// fault-injection hooks) before the engine is created. It returns an error
+// instead of failing the test, for use inside rapid properties.
+func (d *testDev) startWith(mod func(*Options), peers ...*testDev) error {
+	if peers == nil {
+		peers = d.peers
+	}
+	d.peers = peers
+	st, err := index.Open(filepath.Join(d.home, "index"), index.Options{})
+	if err != nil {
+		return err
+	}
+	d.store = st
+	logger := slog.New(slog.NewTextHandler(syncWriter{d.logMu, d.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", d.name)
+	o := Options{
+		Self: d.id, Name: d.name, Store: st, Book: d.net, Scheme: "http", Logger: logger,
+		Identify: func(r *http.Request) (deviceid.ID, bool) {
+			id, err := deviceid.Parse(r.Header.Get(testHeader))
+			return id, err == nil && d.net.linked(id, d.id)
+		},
+		Client: func(dev deviceid.ID, addr string) *http.Client {
+			return &http.Client{Transport: &headerTransport{id: d.id, to: dev, net: d.net, rt: &http.Transport{MaxIdleConnsPerHost: 16}}}
+		},
+		PollWait: 2 * time.Second, Ping: 500 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	d.eng = New(o)
+	var pc []PeerConfig
+	var ids []deviceid.ID
+	for _, p := range peers {
+		pc = append(pc, PeerConfig{ID: p.id, Name: p.name})
+		ids = append(ids, p.id)
+	}
+	d.eng.Configure(pc, []FolderConfig{{ID: "f", Root: d.root, Peers: ids}})
+	h := d.eng.Handler()
+	d.handler.Store(&h)
+	if d.srv == nil {
+		d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := d.handler.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "stopped", http.StatusServiceUnavailable)
+		}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.done = cancel, make(chan struct{})
+	go func() {
+		defer close(d.done)
+		d.eng.Run(ctx)
+	}()
+	return nil
+}
+
+// converged reports whether every device's tree is identical, with the
+// tree and otherwise a description of the first difference.
+func converged(t *testing.T, devs ...*testDev) (map[string]string, string, bool) {
+	first := tree(t, devs[0].root)
+	for _, d := range devs[1:] {
+		if other := tree(t, d.root); !equalTrees(first, other) {
+			return nil, treeDiff(devs[0].name, first, d.name, other), false
+		}
+	}
+	return first, "", true
+}
+
+// logText returns what the device logged so far.
+func (d *testDev) logText() string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return d.logs.String()
+}

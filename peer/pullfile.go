@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,9 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := f.fetchBlocks(ctx, fd, r, resume); err != nil {
 		// Keep verified blocks for the next try unless the disk is full.
 		keep = !isDiskFull(err)
+		if keep {
+			f.keepTemp(tmp)
+		}
 		return err
 	}
 	if err := fd.Chmod(mode); err != nil {
@@ -98,8 +102,12 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
 		return err
 	}
+	if h := f.e.o.hooks.beforeFinalCheck; h != nil {
+		h(j.path)
+	}
 	if err := f.finalCheck(j, target); err != nil {
 		keep = true
+		f.keepTemp(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, target); err != nil {
@@ -194,4 +202,43 @@ func (f *folder) fetchRemote(ctx context.Context, b index.Block, buf []byte) err
 		return fmt.Errorf("block %s: %w", b.Hash, ErrNoSource)
 	}
 	return fmt.Errorf("block %s: %w", b.Hash, errors.Join(errs...))
+}
+
+// keepTemp remembers a temp file kept for a later try of the same version.
+func (f *folder) keepTemp(tmp string) {
+	f.mu.Lock()
+	f.temps[tmp] = true
+	f.mu.Unlock()
+}
+
+// dropTemps removes the kept temp files once a pull pass ended with
+// nothing left to do: the versions they were for are applied or no longer
+// wanted, and a temp file nobody resumes would stay forever.
+func (f *folder) dropTemps() {
+	f.mu.Lock()
+	temps := f.temps
+	f.temps = map[string]bool{}
+	f.mu.Unlock()
+	for tmp := range temps {
+		os.Remove(tmp)
+	}
+}
+
+// findTemps adopts the temp files left by an earlier run (a crash or a
+// stop during a pull), so that they are resumed or, if no longer wanted,
+// removed by dropTemps.
+func (f *folder) findTemps() {
+	root := f.cfg.Root
+	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if p == filepath.Join(root, ".syncd") {
+			return filepath.SkipDir
+		}
+		if de.Type().IsRegular() && strings.HasPrefix(de.Name(), index.TempPrefix) {
+			f.keepTemp(p)
+		}
+		return nil
+	})
 }

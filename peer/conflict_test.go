@@ -1,0 +1,261 @@
+package peer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The conflict cases of doc.go ("Sync rules"), each played out on two
+// devices whose link is cut while both change the same thing.
+
+// startTwo starts two devices sharing folder "f"; mod (may be nil) adjusts
+// each device's options.
+func startTwo(t *testing.T, mod func(d *testDev, o *Options)) (*testNet, *testDev, *testDev) {
+	t.Helper()
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	for _, d := range []*testDev{a, b} {
+		peer := b
+		if d == b {
+			peer = a
+		}
+		err := d.startWith(func(o *Options) {
+			if mod != nil {
+				mod(d, o)
+			}
+		}, peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.srv.Close)
+	}
+	return n, a, b
+}
+
+// offline cuts the link between a and b, runs change, rescans both and
+// restores the link.
+func offline(n *testNet, a, b *testDev, change func()) {
+	n.setLink(a, b, false)
+	time.Sleep(100 * time.Millisecond)
+	change()
+	a.rescan()
+	b.rescan()
+	time.Sleep(400 * time.Millisecond)
+	n.setLink(a, b, true)
+}
+
+func readFile(t *testing.T, d *testDev, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.root, filepath.FromSlash(rel)))
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}
+
+func conflictCopies(tree map[string]string) []string {
+	var out []string
+	for p := range tree {
+		if isConflictCopy(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestConflictCases(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before map[string]string // synced first
+		onA    func(a *testDev)
+		onB    func(b *testDev)
+		want   map[string]string // path -> content on both devices ("" = a directory)
+		absent []string
+	}{
+		{
+			// A edits x, B renames x to y: y has B's content and x comes
+			// back with A's edit (delete vs modify).
+			name:   "modify vs rename",
+			before: map[string]string{"x.txt": "base"},
+			onA:    func(a *testDev) { a.write("x.txt", []byte("edit on a")) },
+			onB:    func(b *testDev) { rename(b, "x.txt", "y.txt") },
+			want:   map[string]string{"x.txt": "edit on a", "y.txt": "base"},
+		},
+		{
+			// A renames x to y, B renames x to z: both names exist with the
+			// same content and x is gone.
+			name:   "rename vs rename",
+			before: map[string]string{"x.txt": "base"},
+			onA:    func(a *testDev) { rename(a, "x.txt", "y.txt") },
+			onB:    func(b *testDev) { rename(b, "x.txt", "z.txt") },
+			want:   map[string]string{"y.txt": "base", "z.txt": "base"},
+			absent: []string{"x.txt"},
+		},
+		{
+			// A deletes directory d, B adds d/new.txt meanwhile: the new file
+			// syncs and d comes back everywhere; what A deleted stays deleted.
+			name:   "directory deleted while a file was added inside",
+			before: map[string]string{"d/old.txt": "old", "d/sub/deep.txt": "deep"},
+			onA: func(a *testDev) {
+				if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
+					a.net.t.Fatal(err)
+				}
+			},
+			onB:    func(b *testDev) { b.write("d/new.txt", []byte("new on b")) },
+			want:   map[string]string{"d": "", "d/new.txt": "new on b"},
+			absent: []string{"d/old.txt", "d/sub/deep.txt"},
+		},
+		{
+			// A file added deep inside a directory tree the other side
+			// deleted: every parent comes back.
+			name:   "directory deleted while a file was added deeper inside",
+			before: map[string]string{"d/sub/old.txt": "old"},
+			onA: func(a *testDev) {
+				if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
+					a.net.t.Fatal(err)
+				}
+			},
+			onB:    func(b *testDev) { b.write("d/sub/deeper/new.txt", []byte("new on b")) },
+			want:   map[string]string{"d": "", "d/sub": "", "d/sub/deeper/new.txt": "new on b"},
+			absent: []string{"d/sub/old.txt"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, a, b := startTwo(t, nil)
+			for p, c := range tc.before {
+				a.write(p, []byte(c))
+			}
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			offline(n, a, b, func() {
+				tc.onA(a)
+				tc.onB(b)
+			})
+			got := waitConverged(t, converge, a, b)
+			for p, c := range tc.want {
+				if _, ok := got[p]; !ok {
+					t.Errorf("Tree(%s) lacks %s; tree: %v", tc.name, p, got)
+					continue
+				}
+				if c == "" {
+					if !strings.HasPrefix(got[p], "dir:") {
+						t.Errorf("Tree(%s)[%s] = %s, want a directory", tc.name, p, got[p])
+					}
+					continue
+				}
+				if data := readFile(t, a, p); data != c {
+					t.Errorf("Content(%s, %s) = %q, want %q", tc.name, p, data, c)
+				}
+			}
+			for _, p := range tc.absent {
+				if _, ok := got[p]; ok {
+					t.Errorf("Tree(%s) has %s, want it deleted", tc.name, p)
+				}
+			}
+			if c := conflictCopies(got); len(c) != 0 {
+				t.Errorf("ConflictCopies(%s) = %v, want none", tc.name, c)
+			}
+		})
+	}
+}
+
+func rename(d *testDev, from, to string) {
+	if err := os.Rename(filepath.Join(d.root, from), filepath.Join(d.root, to)); err != nil {
+		d.net.t.Fatal(err)
+	}
+}
+
+// TestLocalEditDuringPullBecomesConflict edits the file on the receiving
+// device after its new version is complete in the temp file and before the
+// rename: the final check must keep the local edit as a conflict copy.
+func TestLocalEditDuringPullBecomesConflict(t *testing.T) {
+	var once sync.Once
+	var edited atomic.Bool
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.beforeFinalCheck = func(p string) {
+			if p != "doc.txt" {
+				return
+			}
+			once.Do(func() {
+				// The user saves an edit the scanner has not seen yet.
+				target := filepath.Join(d.root, "doc.txt")
+				if err := os.WriteFile(target, []byte("local edit on bravo"), 0o644); err != nil {
+					t.Error(err)
+				}
+				future := time.Now().Add(time.Hour)
+				os.Chtimes(target, future, future)
+				edited.Store(true)
+			})
+		}
+	})
+	a.write("doc.txt", []byte("base"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if !edited.Load() {
+		t.Fatalf("the hook did not run for the first pull of doc.txt")
+	}
+	got := waitConverged(t, converge, a, b)
+	copies := conflictCopies(got)
+	if len(copies) != 1 {
+		t.Fatalf("ConflictCopies = %v, want one; tree: %v", copies, got)
+	}
+	for _, d := range []*testDev{a, b} {
+		if data := readFile(t, d, copies[0]); data != "local edit on bravo" {
+			t.Errorf("Content(%s, %s) = %q, want the local edit", d.name, copies[0], data)
+		}
+		if data := readFile(t, d, "doc.txt"); data != "base" {
+			t.Errorf("Content(%s, doc.txt) = %q, want the pulled version", d.name, data)
+		}
+	}
+	if !strings.Contains(copies[0], b.id.Short()) {
+		t.Errorf("conflict copy %s is not named after bravo (%s), whose edit it holds", copies[0], b.id.Short())
+	}
+}
+
+// TestLocalEditDuringPullOfChange is the same with a file both devices
+// already had: A changes it, B edits it while pulling A's change.
+func TestLocalEditDuringPullOfChange(t *testing.T) {
+	var armed atomic.Bool
+	var fired sync.Once
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.beforeFinalCheck = func(p string) {
+			if p != "doc.txt" || !armed.Load() {
+				return
+			}
+			fired.Do(func() {
+				target := filepath.Join(d.root, "doc.txt")
+				if err := os.WriteFile(target, []byte("bravo's unscanned edit"), 0o644); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	a.write("doc.txt", []byte("v1"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	armed.Store(true)
+	a.write("doc.txt", []byte("v2 from alpha"))
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	copies := conflictCopies(got)
+	if len(copies) != 1 {
+		t.Fatalf("ConflictCopies = %v, want one; tree: %v", copies, got)
+	}
+	if data := readFile(t, a, copies[0]); data != "bravo's unscanned edit" {
+		t.Errorf("Content(alpha, %s) = %q, want bravo's edit", copies[0], data)
+	}
+	if data := readFile(t, b, "doc.txt"); data != "v2 from alpha" {
+		t.Errorf("Content(bravo, doc.txt) = %q, want alpha's change", data)
+	}
+}
