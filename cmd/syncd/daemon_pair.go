@@ -82,9 +82,8 @@ type pairing struct {
 	lim  *rate.Limiter
 	sem  chan struct{} // one token per connection in the protocol
 
-	mu     sync.Mutex         // guards conns and closed
-	conns  map[*tls.Conn]bool // connections in the protocol now
-	closed bool               // no new connections
+	mu    sync.Mutex         // guards conns
+	conns map[*tls.Conn]bool // connections in the protocol now
 }
 
 func newPairing(h *pair.Host) *pairing {
@@ -96,8 +95,9 @@ func newPairing(h *pair.Host) *pairing {
 	}
 }
 
-// admit takes conn into the protocol, unless the pairing is closed or
-// over its limits.
+// admit takes conn into the protocol, unless that is over the limits. A
+// connection arriving after the code was used up is admitted too: the
+// protocol tells the joiner why it cannot pair (used, expired) at once.
 func (p *pairing) admit(conn *tls.Conn) bool {
 	if !p.lim.Allow() {
 		return false
@@ -109,10 +109,6 @@ func (p *pairing) admit(conn *tls.Conn) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		<-p.sem
-		return false
-	}
 	p.conns[conn] = true
 	return true
 }
@@ -124,10 +120,10 @@ func (p *pairing) release(conn *tls.Conn) {
 	<-p.sem
 }
 
-// close refuses new connections and aborts those in the protocol.
-func (p *pairing) close() {
+// abort closes the connections in the protocol (after the code was
+// cancelled: a running attempt then fails and uses the code up).
+func (p *pairing) abort() {
 	p.mu.Lock()
-	p.closed = true
 	conns := make([]*tls.Conn, 0, len(p.conns))
 	for c := range p.conns {
 		conns = append(conns, c)
@@ -229,7 +225,6 @@ func (d *daemon) handlePairHost(w http.ResponseWriter, r *http.Request) {
 	end := func() {
 		endOnce.Do(func() {
 			d.server.SetPairHandler(nil)
-			p.close()
 			d.mu.Lock()
 			if d.pair == p {
 				d.pair = nil
@@ -276,7 +271,7 @@ func (d *daemon) waitHost(ctx context.Context, p *pairing) (pair.Result, error) 
 		return res, err
 	}
 	p.host.Cancel()
-	p.close()
+	p.abort()
 	t := time.NewTimer(cancelGrace)
 	defer t.Stop()
 	select {
@@ -292,7 +287,7 @@ func (d *daemon) waitHost(ctx context.Context, p *pairing) (pair.Result, error) 
 func (d *daemon) servePair(p *pairing, conn *tls.Conn, peerID deviceid.ID) {
 	remote := conn.RemoteAddr().String()
 	if !p.admit(conn) {
-		d.log.Debug("pairing: connection refused (rate limit or closing)", "remote", remote)
+		d.log.Debug("pairing: connection refused (rate limit)", "remote", remote)
 		return
 	}
 	defer p.release(conn)
@@ -398,8 +393,14 @@ func (d *daemon) join(ctx context.Context, code pair.Code, addr string, timeout 
 	_ = conn.SetDeadline(deadline)
 	res, err := pair.Join(conn, code, pair.Binding{Exporter: exp, Local: d.id.ID, Peer: peerID, Name: d.pairName()})
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !isPairSentinel(err) {
+		switch {
+		case isPairSentinel(err):
+			return pair.Result{}, "", err
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return pair.Result{}, "", fmt.Errorf("pair with %s: no answer within %v: %w", addr, timeout, err)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			// The host closed the connection: its pairing ended meanwhile.
+			return pair.Result{}, "", fmt.Errorf("pair: the device at %s %w any more (%v)", addr, errNotWaiting, err)
 		}
 		return pair.Result{}, "", err
 	}

@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +25,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
+
+	"github.com/syncd-project/syncd/transport/pair"
 )
 
 func TestConfigName(t *testing.T) {
@@ -125,6 +130,58 @@ func TestPairUsage(t *testing.T) {
 				t.Errorf("realMain(%q) stdout = %q, want nothing", args, stdout.String())
 			}
 		})
+	}
+}
+
+func TestPairingAdmit(t *testing.T) {
+	h, err := pair.NewHost(pair.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]*tls.Conn, pairConns+2)
+	others := make([]net.Conn, len(conns)) // the far ends
+	for i := range conns {
+		c, o := net.Pipe()
+		t.Cleanup(func() { c.Close(); o.Close() })
+		conns[i], others[i] = tls.Client(c, &tls.Config{}), o
+	}
+
+	// The rate limit: a burst of pairBurst, then nothing until tokens refill.
+	p := newPairing(h)
+	p.sem = make(chan struct{}, len(conns)) // take the concurrency bound out
+	for i := range pairBurst {
+		if !p.admit(conns[i]) {
+			t.Fatalf("admit(conn %d) = false within the burst, want true", i)
+		}
+	}
+	if p.admit(conns[pairBurst]) {
+		t.Errorf("admit(conn %d) = true past the burst of %d, want false", pairBurst, pairBurst)
+	}
+
+	// The concurrency bound: pairConns at once, a place freed by release.
+	p = newPairing(h)
+	p.lim = rate.NewLimiter(rate.Inf, 0) // take the rate limit out
+	for i := range pairConns {
+		if !p.admit(conns[i]) {
+			t.Fatalf("admit(conn %d) = false below %d at once, want true", i, pairConns)
+		}
+	}
+	if p.admit(conns[pairConns]) {
+		t.Errorf("admit(conn %d) = true with %d running, want false", pairConns, pairConns)
+	}
+	p.release(conns[0])
+	if !p.admit(conns[pairConns]) {
+		t.Errorf("admit after a release = false, want true")
+	}
+
+	// Aborting closes the connections in the protocol.
+	p.release(conns[1])
+	p.abort()
+	for i := 2; i <= pairConns; i++ {
+		others[i].SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := others[i].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("conn %d after close: read = %v, want closed", i, err)
+		}
 	}
 }
 
@@ -397,6 +454,7 @@ func otherPairCode(code string) string {
 // first (wrong code, expiry, a second 'syncd pair', Ctrl-C), then success,
 // after which they connect and a shared folder syncs without a restart.
 func TestPairDaemons(t *testing.T) {
+	t.Parallel() // mostly waiting on processes
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -554,6 +612,61 @@ func TestPairDaemons(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("two joiners, one wins", func(t *testing.T) {
+		c, d := newPairDev(t, bin, "gamma"), newPairDev(t, bin, "delta")
+		for _, x := range []*pairDev{c, d} {
+			x.addr = pairFreeAddr(t)
+			x.start(nil, "--listen", x.addr, "--discovery", "off")
+		}
+		h := a.pairHost()
+		type outcome struct {
+			code           int
+			stdout, stderr string
+		}
+		res := make([]outcome, 2)
+		var wg sync.WaitGroup
+		for i, x := range []*pairDev{c, d} {
+			wg.Go(func() {
+				o, e, code := x.syncd("pair", h.code, "--addr", a.addr)
+				res[i] = outcome{code, o, e}
+			})
+		}
+		wg.Wait()
+		if hcode, _, herr := h.wait(t); hcode != 0 {
+			t.Errorf("host: exit %d, stderr %q", hcode, herr)
+		}
+		winner, loser := c, d
+		if res[0].code != 0 {
+			winner, loser = d, c
+			res[0], res[1] = res[1], res[0]
+		}
+		if res[0].code != 0 || res[1].code != exitFailure {
+			t.Fatalf("joiners' exit codes %d and %d, want one 0 and one %d (%+v)", res[0].code, res[1].code, exitFailure, res)
+		}
+		if !strings.Contains(res[1].stderr, "being tried by another device") && !strings.Contains(res[1].stderr, "already used") &&
+			!strings.Contains(res[1].stderr, "is not waiting to pair") {
+			t.Errorf("losing joiner's stderr = %q, want busy, used or not waiting", res[1].stderr)
+		}
+		checkPairLine(t, "losing joiner", res[1].stderr, "")
+		t.Logf("%s lost: %s", loser.name, strings.TrimSpace(res[1].stderr))
+		if diff := cmp.Diff([]peerJSON{{ID: a.id, Name: "alpha", Addrs: []string{a.addr}}}, winner.peers()); diff != "" {
+			t.Errorf("winner's peers (-want +got):\n%s", diff)
+		}
+		if ps := loser.peers(); len(ps) != 0 {
+			t.Errorf("loser pinned %v, want nothing", ps)
+		}
+		var ids []string
+		for _, p := range a.peers() {
+			ids = append(ids, p.ID)
+		}
+		if want := []string{b.id, winner.id}; !cmp.Equal(ids, want) {
+			t.Errorf("host's peers = %v, want %v (beta and the winner %s)", ids, want, winner.name)
+		}
+	})
 }
 
 // --- pairing through mDNS, in network namespaces ---
@@ -631,6 +744,7 @@ func newPairLAN(t *testing.T, n int) *pairLAN {
 // TestPairMDNS pairs two daemons in network namespaces with no address
 // given: the joiner finds the host by its pair=1 announcement.
 func TestPairMDNS(t *testing.T) {
+	t.Parallel() // mostly waiting on processes
 	if testing.Short() {
 		t.Skip("builds and runs the binary in network namespaces")
 	}
