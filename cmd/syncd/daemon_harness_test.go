@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -142,8 +143,26 @@ func newTestDevice(t *testing.T, name string) *testDevice {
 }
 
 // freeAddr returns a 127.0.0.1 address with a port nobody listens on now.
+// The port is taken below the kernel's ephemeral range when possible, so
+// that no outgoing connection of another daemon can hold it when a
+// restarted daemon binds it again.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	for i := 0; i < 50 && low > 20000; i++ {
+		port := 10000 + rand.IntN(low-10000)
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			ln.Close()
+			return ln.Addr().String()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)

@@ -126,9 +126,7 @@ func waitSameTrees(t *testing.T, dirA, dirB string, want ...string) {
 // nested and empty directories, modes, a multi-block file, an edit and a
 // deletion — and end byte-identical.
 func TestDaemonsSyncBothWays(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two daemons")
-	}
+	t.Parallel()
 	a, b, dirA, dirB := twoDevices(t)
 	a.start()
 	b.start()
@@ -181,11 +179,30 @@ func TestDaemonsSyncBothWays(t *testing.T) {
 		t.Errorf("alpha's trash has no notes.txt with its old content")
 	}
 
-	for _, d := range []*testDevice{a, b} {
-		f := d.folderStatus("shared")
-		if f.State != folderIdle || f.NeedFiles != 0 || f.NeedBytes != 0 || f.Error != nil {
-			t.Errorf("%s: status of shared = state %q, need %d files %d bytes, error %v; want idle, nothing needed, no error",
-				d.name, f.State, f.NeedFiles, f.NeedBytes, f.Error)
+	// status --json agrees with the disk.
+	tree, err := snapshotTree(dirA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files, bytes int64
+	for _, e := range tree {
+		if e.kind == "file" {
+			files, bytes = files+1, bytes+e.size
+		}
+	}
+	for _, pair := range [][2]*testDevice{{a, b}, {b, a}} {
+		d, other := pair[0], pair[1]
+		waitFor(t, 10*time.Second, d.name+"'s status settles", func() string {
+			f := d.folderStatus("shared")
+			if f.State != folderIdle || f.NeedFiles != 0 || f.NeedBytes != 0 || f.Error != nil ||
+				f.LocalFiles != files || f.LocalBytes != bytes || f.GlobalFiles != files || f.GlobalBytes != bytes {
+				return fmt.Sprintf("folder %+v; want idle, %d files and %d bytes local and global, nothing needed, no error", f, files, bytes)
+			}
+			return ""
+		})
+		r := d.status()
+		if len(r.Peers) != 1 || r.Peers[0].ID != other.id || !r.Peers[0].Connected || r.Peers[0].Address != other.addr {
+			t.Errorf("%s: status peers = %+v, want %s connected at %s", d.name, r.Peers, other.id, other.addr)
 		}
 	}
 	a.stop()
@@ -271,9 +288,7 @@ func (w *finalNameWatcher) finish() {
 // the block bytes sent; the sender's own logs and index writes only make it
 // larger, which errs on the side of failing.
 func TestDaemonReceiverKilledMidTransfer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("transfers 256 MiB between two daemons")
-	}
+	t.Parallel()
 	size := crashFileSize()
 	rate := size / 6 // about 6 s for the whole file
 	a, b, dirA, dirB := twoDevices(t)
@@ -356,9 +371,7 @@ func TestDaemonReceiverKilledMidTransfer(t *testing.T) {
 // peer add and folder add taking effect without a restart, SIGHUP, and
 // SIGTERM during a transfer followed by a restart that completes it.
 func TestDaemonCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two daemons")
-	}
+	t.Parallel()
 	a, b := newTestDevice(t, "alpha"), newTestDevice(t, "beta")
 
 	// No daemon: one line, exit 1, for both forms.
@@ -587,9 +600,7 @@ func usedBytes(t *testing.T, dir string) int64 {
 // and in status, the temp file is removed, other files still sync, and once
 // the tmpfs is enlarged the pull resumes by itself and completes.
 func TestDaemonDiskFull(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two daemons")
-	}
+	t.Parallel()
 	needRoot(t)
 	const small, big = 32 << 20, 48 << 20
 	dirB := mountTmpfs(t, small)
