@@ -56,13 +56,23 @@ func (d *daemon) status() statusReport {
 		}
 		rep.Peers = append(rep.Peers, sp)
 	}
+	// The engine names a folder's peers by short ID; the report promises
+	// full device IDs, which the config has.
+	folderPeers := map[string][]string{}
+	for _, cf := range cfg.Folders {
+		ids := []string{}
+		for _, id := range cf.Peers {
+			ids = append(ids, id.String())
+		}
+		folderPeers[cf.ID] = ids
+	}
 	for _, f := range s.Folders {
 		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes,
 			// NeedBytes is the total of the pull in progress and DoneBytes what
 			// of it has arrived; the file being pulled is not local yet.
 			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes,
 			NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
-			Conflicts: f.Conflicts, Peers: f.Peers, LastSynced: f.LastSync}
+			Conflicts: f.Conflicts, Peers: folderPeers[f.ID], LastSynced: f.LastSync}
 		if f.LastError != "" {
 			sf.Error = &statusIssue{Message: f.LastError}
 		}

@@ -200,6 +200,9 @@ func TestDaemonsSyncBothWays(t *testing.T) {
 			}
 			return ""
 		})
+		if got := d.folderStatus("shared").Peers; !slices.Equal(got, []string{other.id}) {
+			t.Errorf("%s: status folder peers = %q, want [%s]", d.name, got, other.id)
+		}
 		r := d.status()
 		if len(r.Peers) != 1 || r.Peers[0].ID != other.id || !r.Peers[0].Connected || r.Peers[0].Address != other.addr {
 			t.Errorf("%s: status peers = %+v, want %s connected at %s", d.name, r.Peers, other.id, other.addr)
@@ -493,8 +496,19 @@ func TestDaemonCommands(t *testing.T) {
 	if tmp := tempFiles(dirB); len(tmp) > 1 {
 		t.Errorf("temp files after SIGTERM = %q, want at most one", tmp)
 	}
+	sentBefore, err := procIO(a.pid(), "wchar") // see TestDaemonReceiverKilledMidTransfer
+	if err != nil {
+		t.Fatalf("read the sender's I/O counters: %v", err)
+	}
 	b.start()
 	waitSameTrees(t, dirA, dirB, "transfer.bin")
+	sentAfter, err := procIO(a.pid(), "wchar")
+	if err != nil {
+		t.Fatalf("read the sender's I/O counters: %v", err)
+	}
+	if resent := sentAfter - sentBefore; resent >= size {
+		t.Errorf("alpha wrote %d bytes after beta's restart, want less than the file's %d: the pull stopped by SIGTERM did not resume", resent, size)
+	}
 	if got, err := fileSum(filepath.Join(dirB, "transfer.bin")); err != nil || got != wantSum {
 		t.Errorf("sha256(beta's transfer.bin) = %s, %v; want %s", got, err, wantSum)
 	}
