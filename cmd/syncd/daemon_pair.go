@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
 	"sync"
@@ -188,6 +189,9 @@ func (d *daemon) pairName() string {
 	if name == "" {
 		name = d.id.Name
 	}
+	if name == "" {
+		name, _ = os.Hostname()
+	}
 	return configName(name)
 }
 
@@ -229,6 +233,7 @@ func (d *daemon) handlePairHost(w http.ResponseWriter, r *http.Request) {
 			if d.pair == p {
 				d.pair = nil
 			}
+			m := d.mdns // it may have started meanwhile, announcing pair=1
 			d.mu.Unlock()
 			if m != nil {
 				m.Reannounce()

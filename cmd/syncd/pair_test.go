@@ -187,11 +187,17 @@ func TestPairingAdmit(t *testing.T) {
 
 // --- process-level tests ---
 
-// buildPairBinary builds the real binary into a temporary directory.
+// buildPairBinary builds the real binary into a temporary directory, with
+// the race detector when SYNCD_TEST_RACE=1 (a daemon that saw a race then
+// exits with status 66, which stop reports).
 func buildPairBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "syncd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if os.Getenv("SYNCD_TEST_RACE") == "1" {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -297,7 +303,8 @@ func (d *pairDev) start(wrap []string, args ...string) {
 	}
 }
 
-// stop ends the daemon by PID: SIGTERM, then SIGKILL after 10 s.
+// stop ends the daemon by PID: SIGTERM, then SIGKILL after 10 s. A daemon
+// that does not exit cleanly fails the test.
 func (d *pairDev) stop() {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return
@@ -310,6 +317,9 @@ func (d *pairDev) stop() {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
+		if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+			d.t.Errorf("%s: daemon exited with status %d after SIGTERM, want 0", d.name, code)
+		}
 	case <-time.After(10 * time.Second):
 		_ = d.cmd.Process.Kill()
 		<-d.done
