@@ -3,6 +3,7 @@ package peer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,5 +258,39 @@ func TestLocalEditDuringPullOfChange(t *testing.T) {
 	}
 	if data := readFile(t, b, "doc.txt"); data != "v2 from alpha" {
 		t.Errorf("Content(bravo, doc.txt) = %q, want alpha's change", data)
+	}
+}
+
+func TestSplitWave(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		in         []string
+		now, later []string
+	}{
+		{"flat", []string{"a", "b", "c/d"}, []string{"a", "b", "c/d"}, nil},
+		{"file replaces dir", []string{"x", "x/f", "y/g"}, []string{"x", "y/g"}, []string{"x/f"}},
+		{"deep", []string{"x", "x/a/b/c"}, []string{"x"}, []string{"x/a/b/c"}},
+		{"chain", []string{"x", "x/y", "x/y/z"}, []string{"x"}, []string{"x/y", "x/y/z"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var jobs []job
+			for _, p := range tc.in {
+				jobs = append(jobs, job{path: p})
+			}
+			now, later := splitWave(jobs)
+			paths := func(js []job) []string {
+				var out []string
+				for _, j := range js {
+					out = append(out, j.path)
+				}
+				return out
+			}
+			if got := paths(now); !slices.Equal(got, tc.now) {
+				t.Errorf("SplitWave(%v) now = %v, want %v", tc.in, got, tc.now)
+			}
+			if got := paths(later); !slices.Equal(got, tc.later) {
+				t.Errorf("SplitWave(%v) later = %v, want %v", tc.in, got, tc.later)
+			}
+		})
 	}
 }

@@ -69,6 +69,11 @@
 //
 // # Pulling
 //
+// A pass applies directories first (shallow first), then symlinks, then
+// files in parallel (a file below another file of the same pass waits for
+// it), then deletions (deepest first): a symlink or file never replaces a
+// directory while a pull writes inside it.
+//
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
 // verified blocks; once a pull pass has nothing left to do, temp files no

@@ -59,6 +59,11 @@ type Options struct {
 	// Ping is how often a connected peer is checked (default 5s); a peer that
 	// fails a ping is disconnected.
 	Ping time.Duration
+	// StallTimeout is how long a peer may send nothing while an answer is
+	// due (after the long-poll wait for changes, at any time for blocks)
+	// before the request fails and, for changes, the session ends (default
+	// 30s).
+	StallTimeout time.Duration
 	// Debounce groups file events (default 100ms); FullRescan is the period of
 	// full rescans (default 1h).
 	Debounce   time.Duration
@@ -106,6 +111,9 @@ func (o *Options) defaults() {
 	}
 	if o.Ping <= 0 {
 		o.Ping = 5 * time.Second
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = 100 * time.Millisecond

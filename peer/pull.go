@@ -102,34 +102,30 @@ func (f *folder) pull(ctx context.Context) int {
 		f.needFiles--
 		f.mu.Unlock()
 	}
-	// Directories shallow first, files in parallel, deletions deepest first.
+	// Directories shallow first, then symlinks, files in parallel,
+	// deletions deepest first. Symlinks are all in place before any file
+	// is pulled: a link swapped in for a directory while a file inside it
+	// is being written would redirect that write outside the folder.
 	slices.SortFunc(dirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
 	for _, j := range dirs {
 		apply(j, f.applyDir)
 	}
-	work := make(chan job)
-	var wg sync.WaitGroup
-	for range min(f.e.o.PullWorkers, len(files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				if j.win.Kind == index.Symlink {
-					apply(j, f.applySymlink)
-				} else {
-					apply(j, f.applyFile)
-				}
-			}
-		}()
-	}
+	regular := files[:0:0]
 	for _, j := range files {
-		if ctx.Err() != nil {
-			break
+		if j.win.Kind == index.Symlink {
+			apply(j, f.applySymlink)
+		} else {
+			regular = append(regular, j)
 		}
-		work <- j
 	}
-	close(work)
-	wg.Wait()
+	// Files in waves: a file whose ancestor is also pulled in this pass
+	// (a file replacing a directory) waits for it, so that the directory is
+	// never moved aside with a temp file of the other pull inside.
+	for files = regular; len(files) > 0 && ctx.Err() == nil; {
+		var wave []job
+		wave, files = splitWave(files)
+		f.applyFiles(ctx, wave, apply)
+	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
 	for _, j := range dels {
 		apply(j, f.applyDelete)
@@ -145,6 +141,50 @@ func (f *folder) pull(ctx context.Context) int {
 		f.staleCounts()
 	}
 	return failed
+}
+
+// applyFiles pulls files with PullWorkers goroutines.
+func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error)) {
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for range min(f.e.o.PullWorkers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				apply(j, f.applyFile)
+			}
+		}()
+	}
+	for _, j := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+}
+
+// splitWave returns the jobs none of whose ancestors is among jobs, and
+// the others.
+func splitWave(jobs []job) (now, later []job) {
+	paths := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		paths[j.path] = true
+	}
+	for _, j := range jobs {
+		nested := false
+		for d := path.Dir(j.path); d != "." && !nested; d = path.Dir(d) {
+			nested = paths[d]
+		}
+		if nested {
+			later = append(later, j)
+		} else {
+			now = append(now, j)
+		}
+	}
+	return now, later
 }
 
 func (f *folder) setIdle() {

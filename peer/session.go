@@ -28,6 +28,7 @@ type Hello struct {
 // Errors of a session.
 var (
 	ErrBadBlock    = errors.New("block data does not match its hash")
+	errStalled     = errors.New("peer stopped sending")
 	errReconnect   = errors.New("shared folders changed")
 	errWrongDevice = errors.New("hello names another device")
 )
@@ -233,15 +234,17 @@ func (c *conn) poll(ctx context.Context, client *http.Client, base, fid string) 
 		}
 		since := max(seq, seen)
 		u := fmt.Sprintf("%s/v1/folders/%s/changes?since=%d&epoch=%d&wait=%s", base, url.PathEscape(fid), since, epoch, c.e.o.PollWait)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		rctx, stop := c.watchdog(ctx, c.e.o.PollWait+c.e.o.StallTimeout)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 		resp, err := client.Do(req)
 		if err != nil {
-			return err
+			return stop(err)
 		}
+		resp.Body = rctx.wrap(resp.Body)
 		newEpoch, n, maxSeq, err := c.readChanges(resp, fid, epoch)
 		resp.Body.Close()
-		if err != nil {
-			return err
+		if err := stop(err); err != nil {
+			return fmt.Errorf("changes: %w", err)
 		}
 		if newEpoch != epoch {
 			seen = 0
@@ -303,7 +306,12 @@ func (c *conn) readChanges(resp *http.Response, fid string, epoch uint64) (newEp
 		}
 		maxSeq = max(maxSeq, rec.Sequence)
 		if err := checkRecord(&rec); err != nil {
-			c.logOnce("refusing a record from peer", "folder", fid, "err", err)
+			// One line per kind of refusal, not per record.
+			msg := "refusing an invalid record from peer"
+			if errors.Is(err, ErrUnsafePath) {
+				msg = "refusing a record with an unsafe path from peer"
+			}
+			c.logOnce(msg, "folder", fid, "err", err)
 			continue
 		}
 		batch = append(batch, rec)
@@ -348,19 +356,23 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 		c.mu.Unlock()
 	}()
 	u := fmt.Sprintf("%s/v1/folders/%s/blocks/%s", base, url.PathEscape(fid), b.Hash)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("block %s: %w", b.Hash, stop(err))
 	}
-	defer resp.Body.Close()
+	body := rctx.wrap(resp.Body)
+	defer body.Close()
 	if resp.StatusCode != http.StatusOK {
+		stop(nil)
 		return fmt.Errorf("block %s: %s", b.Hash, resp.Status)
 	}
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+	_, err = io.ReadFull(body, buf)
+	if err := stop(err); err != nil {
 		return fmt.Errorf("block %s: %w", b.Hash, err)
 	}
-	if n, _ := resp.Body.Read(make([]byte, 1)); n != 0 {
+	if n, _ := body.Read(make([]byte, 1)); n != 0 {
 		return fmt.Errorf("block %s: longer than %d bytes", b.Hash, len(buf))
 	}
 	if err := waitN(ctx, c.e.o.RecvRate, len(buf)); err != nil {
@@ -372,4 +384,48 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 	}
 	c.e.fetchedBytes.Add(int64(len(buf)))
 	return nil
+}
+
+// stallCtx is the context of one request to a peer, cancelled with
+// errStalled when the peer sends nothing for too long.
+type stallCtx struct {
+	context.Context
+	timer *time.Timer
+	idle  time.Duration
+}
+
+// watchdog returns a context for one request that is cancelled when no
+// answer starts within first, or when the body (read through wrap) sends
+// nothing for StallTimeout. stop ends the watchdog and returns err, or
+// errStalled if the watchdog fired.
+func (c *conn) watchdog(ctx context.Context, first time.Duration) (*stallCtx, func(err error) error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(first, func() { cancel(errStalled) })
+	stop := func(err error) error {
+		t.Stop()
+		stalled := errors.Is(context.Cause(rctx), errStalled)
+		cancel(nil)
+		if stalled {
+			return errStalled
+		}
+		return err
+	}
+	return &stallCtx{Context: rctx, timer: t, idle: c.e.o.StallTimeout}, stop
+}
+
+// wrap returns body whose every read restarts the idle timer.
+func (s *stallCtx) wrap(body io.ReadCloser) io.ReadCloser {
+	s.timer.Reset(s.idle)
+	return stallBody{body, s}
+}
+
+type stallBody struct {
+	io.ReadCloser
+	s *stallCtx
+}
+
+func (b stallBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.s.timer.Reset(b.s.idle)
+	return n, err
 }
