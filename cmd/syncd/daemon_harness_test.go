@@ -261,7 +261,8 @@ func (d *testDevice) startNoWait(extra ...string) {
 		d.t.Fatalf("%s: already running", d.name)
 	}
 	d.runs++
-	fmt.Fprintf(d.log, "--- run %d: syncd run %s ---\n", d.runs, strings.Join(extra, " "))
+	run := d.runs
+	fmt.Fprintf(d.log, "--- run %d: syncd run %s ---\n", run, strings.Join(extra, " "))
 	args := append([]string{"--home", d.home, "run", "--listen", d.addr, "--discovery", "off"}, extra...)
 	cmd := exec.Command(d.bin, args...)
 	cmd.Env = harnessEnv()
@@ -276,7 +277,7 @@ func (d *testDevice) startNoWait(extra ...string) {
 		d.mu.Lock()
 		d.state = cmd.ProcessState
 		d.mu.Unlock()
-		fmt.Fprintf(d.log, "--- run %d exited: %v ---\n", d.runs, cmd.ProcessState)
+		fmt.Fprintf(d.log, "--- run %d exited: %v ---\n", run, cmd.ProcessState)
 		close(exited)
 	}()
 }

@@ -30,15 +30,22 @@ import (
 const syncTimeout = 60 * time.Second
 
 // writeRandomFile writes size bytes that do not repeat (so every block is
-// distinct) and are the same for the same seed.
+// distinct) and are the same for the same seed. It may be called from any
+// goroutine: it reports with t.Error.
 func writeRandomFile(t *testing.T, p string, size int64, seed uint64) {
 	t.Helper()
+	if err := putRandomFile(p, size, seed); err != nil {
+		t.Error(err)
+	}
+}
+
+func putRandomFile(p string, size int64, seed uint64) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	f, err := os.Create(p)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	var s [32]byte
 	s[0], s[1], s[2], s[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
@@ -49,25 +56,26 @@ func writeRandomFile(t *testing.T, p string, size int64, seed uint64) {
 		rng.Read(buf[:n])
 		if _, err := f.Write(buf[:n]); err != nil {
 			f.Close()
-			t.Fatal(err)
+			return err
 		}
 		size -= n
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return f.Close()
 }
 
+// writeFile writes content with mode (whatever the umask), creating parent
+// directories. It may be called from any goroutine: it reports with t.Error.
 func writeFile(t *testing.T, p, content string, mode os.FileMode) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
+	err := os.MkdirAll(filepath.Dir(p), 0o755)
+	if err == nil {
+		err = os.WriteFile(p, []byte(content), mode)
 	}
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = os.Chmod(p, mode)
 	}
-	if err := os.Chmod(p, mode); err != nil { // not subject to the umask
-		t.Fatal(err)
+	if err != nil {
+		t.Error(err)
 	}
 }
 
@@ -151,6 +159,9 @@ func TestDaemonsSyncBothWays(t *testing.T) {
 		writeRandomFile(t, filepath.Join(dirB, "photos/2026/img.raw"), 3<<20+12345, 2)
 	})
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	waitSameTrees(t, dirA, dirB, "notes.txt", "docs/deep/nested/readme.md", "empty/dir", "empty-file",
 		"big/multi-block.bin", "from-beta.txt", "doomed.txt", "photos/2026/img.raw")
 
