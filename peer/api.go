@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/syncd-project/syncd/discovery"
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
@@ -49,8 +51,19 @@ func (e *Engine) pinned(dev deviceid.ID) bool {
 	return ok
 }
 
+// listenPortHeader carries the caller's listening port in hello, so that a
+// device that only knows the caller from its inbound connection (paired
+// with --addr, no discovery) can dial it back.
+const listenPortHeader = "Syncd-Listen-Port"
+
+// seer is the part of the address book that learns addresses.
+type seer interface {
+	Seen(id deviceid.ID, addr string, src discovery.Source)
+}
+
 func (e *Engine) handleHello(w http.ResponseWriter, r *http.Request) {
 	dev := caller(r)
+	e.learnAddress(dev, r)
 	h := Hello{ID: e.o.Self.String(), Name: e.o.Name, Protocol: ProtocolVersion, Folders: []string{}}
 	e.mu.Lock()
 	for id, f := range e.folders {
@@ -208,4 +221,30 @@ func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
 		n -= step
 	}
 	return nil
+}
+
+// learnAddress records where the caller listens (its IP as seen here and the
+// port it announces) as an expiring address, and wakes a session to it that
+// waits to redial.
+func (e *Engine) learnAddress(dev deviceid.ID, r *http.Request) {
+	port, err := strconv.Atoi(r.Header.Get(listenPortHeader))
+	if err != nil || port <= 0 || port > 65535 {
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return
+	}
+	if b, ok := e.o.Book.(seer); ok {
+		b.Seen(dev, net.JoinHostPort(host, strconv.Itoa(port)), discovery.SourceMDNS)
+	}
+	e.mu.Lock()
+	c := e.peers[dev]
+	e.mu.Unlock()
+	if c != nil && !c.connected() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 }

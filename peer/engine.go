@@ -39,10 +39,13 @@ type AddressBook interface {
 
 // Options configure an Engine. Zero values take the documented defaults.
 type Options struct {
-	Self  deviceid.ID
-	Name  string
-	Store *index.Store
-	Book  AddressBook
+	Self deviceid.ID
+	Name string
+	// ListenPort is the port this device accepts peers on, told to peers in
+	// hello so that they can dial back (0: not told).
+	ListenPort int
+	Store      *index.Store
+	Book       AddressBook
 	// Identify returns the verified device of an inbound request
 	// (transport.RequestPeer in the daemon).
 	Identify func(*http.Request) (deviceid.ID, bool)

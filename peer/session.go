@@ -51,12 +51,13 @@ type conn struct {
 	up       bool
 	since    time.Time // connected since, or last seen
 	lastErr  string
-	inflight int // block requests in flight
+	inflight int           // block requests in flight
+	wake     chan struct{} // a redial is worth trying now (the peer called us)
 	loggedAt map[string]bool
 }
 
 func newConn(e *Engine, p PeerConfig) *conn {
-	return &conn{e: e, id: p.ID, name: p.Name, loggedAt: map[string]bool{}}
+	return &conn{e: e, id: p.ID, name: p.Name, loggedAt: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 func (c *conn) setName(n string) {
@@ -102,6 +103,7 @@ func (c *conn) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
+			case <-c.wake:
 			}
 			backoff = min(backoff*2, 30*time.Second)
 			continue
@@ -163,6 +165,9 @@ func (c *conn) hello(ctx context.Context, client *http.Client, base string) (Hel
 	ctx, cancel := context.WithTimeout(ctx, c.e.o.Ping)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/hello", nil)
+	if p := c.e.o.ListenPort; p > 0 {
+		req.Header.Set(listenPortHeader, strconv.Itoa(p))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Hello{}, err

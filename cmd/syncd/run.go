@@ -106,6 +106,7 @@ type daemon struct {
 	server  *transport.Server
 	ln      net.Listener
 	started time.Time
+	devName string
 	send    *rate.Limiter
 	recv    *rate.Limiter
 
@@ -137,6 +138,7 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 		}
 		return nil, err
 	}
+	d.devName = deviceName(d.cfg, d.id)
 	if renewed, err := d.id.RenewIfNeeded(time.Now(), renewWithin); err != nil {
 		return nil, fmt.Errorf("renew the device certificate: %w", err)
 	} else if renewed {
@@ -148,15 +150,6 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 	d.send, d.recv = rate.NewLimiter(rate.Inf, 1<<20), rate.NewLimiter(rate.Inf, 1<<20)
 	d.book = discovery.NewBook(discovery.Options{Logger: d.log})
 	d.pins = transport.NewPins()
-	topts := d.transportOptions()
-	d.engine = peer.New(peer.Options{
-		Self: d.id.ID, Name: d.name(), Store: d.store, Book: d.book,
-		Identify: transport.RequestPeer,
-		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
-		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
-		TrashKeep: time.Duration(d.cfg.TrashDays) * 24 * time.Hour,
-	})
-	d.apply(d.cfg)
 	listen := d.cfg.Listen
 	if rf.listen != "" {
 		listen = rf.listen
@@ -164,6 +157,16 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 	if d.ln, err = net.Listen("tcp", listen); err != nil {
 		return nil, withHint(fmt.Errorf("listen on %s: %w", listen, err), "choose another address with --listen or the config's listen")
 	}
+	_, port, _ := net.SplitHostPort(d.ln.Addr().String())
+	topts := d.transportOptions()
+	d.engine = peer.New(peer.Options{
+		ListenPort: atoiOr0(port), Self: d.id.ID, Name: d.name(), Store: d.store, Book: d.book,
+		Identify: transport.RequestPeer,
+		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
+		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
+		TrashKeep: time.Duration(d.cfg.TrashDays) * 24 * time.Hour,
+	})
+	d.apply(d.cfg)
 	d.server = transport.NewServer(topts, d.engine.Handler())
 	return d, nil
 }
@@ -172,12 +175,15 @@ func (d *daemon) transportOptions() transport.Options {
 	return transport.Options{Identity: d.id, Pins: d.pins, Logger: d.log.With("part", "transport")}
 }
 
-func (d *daemon) name() string {
-	if d.cfg.Name != "" {
-		return d.cfg.Name
+// name is the device name shown to peers, fixed when the daemon starts.
+func (d *daemon) name() string { return d.devName }
+
+func deviceName(cfg *Config, id *transport.Identity) string {
+	if cfg.Name != "" {
+		return cfg.Name
 	}
-	if d.id.Name != "" {
-		return d.id.Name
+	if id.Name != "" {
+		return id.Name
 	}
 	h, _ := os.Hostname()
 	return h
@@ -311,4 +317,9 @@ func (d *daemon) close() {
 	if d.release != nil {
 		d.release()
 	}
+}
+
+func atoiOr0(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
