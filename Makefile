@@ -35,5 +35,11 @@ lint: ## gofmt, go vet, staticcheck (pinned)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
+soak: ## the model-based convergence test with many more sequences (SOAK=1000)
+	SYNCD_SOAK=$${SOAK:-1000} $(GO) test -count=1 -run 'TestModel' -timeout 3h -v ./peer
+
+bench-compare: ## syncd vs Syncthing vs rsync vs cp, side by side (root; QUICK=1 for 256 MiB)
+	$(GO) run ./cmd/syncbench $(if $(QUICK),--quick) --out $${OUT:-bench-compare.json}
+
 demo: build ## two local devices on 127.0.0.1 syncing a sample folder
 	@BIN=$(BIN) ./cmd/syncd/demo.sh
