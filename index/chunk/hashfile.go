@@ -1,22 +1,27 @@
 package chunk
 
 import (
+	"errors"
 	"io"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/zeebo/blake3"
 )
 
-// bufSize is the size of each read buffer of a Hasher: two maximum blocks,
-// so that at most half of a buffer is carried over into the next one.
-const bufSize = 2 * MaxBlockSize
+// segSize is the size of each read of a Hasher (one segment of the input):
+// one maximum block, so that a block spans at most two segments and no
+// byte is ever copied between buffers.
+const segSize = MaxBlockSize
 
 // Hasher chunks and hashes files using several cores with bounded memory:
-// at most Workers+2 buffers of 8 MiB are in use by one call, and calls that
-// share a Hasher share its buffers (a busy Hasher makes callers wait rather
-// than allocate). A Hasher is safe for concurrent use; it hashes one
-// file at a time (calls wait for each other), using all its workers on it.
+// at most 2*workers+4 segment buffers of 4 MiB are in use by one call, and
+// calls that share a Hasher share its buffers (a busy Hasher makes callers
+// wait rather than allocate). A Hasher is safe for concurrent use; it
+// hashes one file at a time (calls wait for each other), using all its
+// workers on it.
 type Hasher struct {
 	workers int
 	mu      sync.Mutex  // held by the running HashReader call; guards nothing else
@@ -30,7 +35,7 @@ func NewHasher(workers int) *Hasher {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Hasher{workers: workers, pool: make(chan []byte, workers+2)}
+	return &Hasher{workers: workers, pool: make(chan []byte, 2*workers+4)}
 }
 
 func (h *Hasher) get() []byte {
@@ -40,7 +45,7 @@ func (h *Hasher) get() []byte {
 	default:
 	}
 	if h.made.Add(1) <= int32(cap(h.pool)) {
-		return make([]byte, bufSize)
+		return make([]byte, segSize)
 	}
 	h.made.Add(-1)
 	return <-h.pool
@@ -71,23 +76,44 @@ func (h *Hasher) HashFile(path string) (size int64, blocks []Block, content Hash
 	return h.HashReader(f)
 }
 
-// buffer is one read buffer shared by the blocks cut from it.
-type buffer struct {
+// segment is one read of the input, shared by the blocks cut from it.
+type segment struct {
+	buf  []byte // the pool buffer; data is buf[:n]
 	data []byte
-	refs atomic.Int32 // the producer's reference plus one per pending block
+	err  error        // the read error after data (io.EOF at the end), if any
+	refs atomic.Int32 // the cutter's reference plus one per pending block piece
 }
 
+// job is one block to hash: one or two pieces of consecutive segments.
 type job struct {
-	buf  *buffer
-	data []byte
-	out  *Hash
+	segs   [2]*segment
+	pieces [2][]byte
+	n      int // pieces in use
+	out    *Hash
 }
 
-// HashReader chunks and hashes r: one goroutine (the caller) reads and cuts,
-// the Hasher's workers hash the blocks in parallel.
+// HashReader chunks and hashes r: the caller's goroutine reads segments
+// and finds the cut points (the only serial step), the Hasher's workers
+// hash the blocks in parallel, straight from the segment buffers.
+// The result is identical to Chunk's.
 func (h *Hasher) HashReader(r io.Reader) (size int64, blocks []Block, content Hash, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+
+	// read returns the next segment of r; the last one carries the read
+	// error (io.EOF at the end).
+	read := func() *segment {
+		buf := h.get()
+		n, err := io.ReadFull(r, buf)
+		s := &segment{buf: buf, data: buf[:n]}
+		s.refs.Store(1)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		s.err = err
+		return s
+	}
+
 	jobs := make(chan job, 2*h.workers)
 	var wg sync.WaitGroup
 	for range h.workers {
@@ -95,80 +121,122 @@ func (h *Hasher) HashReader(r io.Reader) (size int64, blocks []Block, content Ha
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				*j.out = Sum(j.data)
-				h.release(j.buf)
+				h.hashJob(j)
 			}
 		}()
 	}
+
 	type pending struct {
-		off, size int64
-		hash      *Hash
+		size int64
+		hash *Hash
 	}
-	var list []pending
-	err = func() error {
-		cur := &buffer{data: h.get()}
-		cur.refs.Store(1)
-		defer func() { h.release(cur) }()
-		var (
-			start, end int
-			off        int64
-			eof        bool
-		)
-		for {
-			if !eof && end-start < MaxBlockSize {
-				if start > 0 {
-					next := &buffer{data: h.get()}
-					next.refs.Store(1)
-					end = copy(next.data, cur.data[start:end])
-					start = 0
-					h.release(cur)
-					cur = next
-				}
-				for end < len(cur.data) {
-					n, err := r.Read(cur.data[end:])
-					end += n
-					if err == io.EOF {
-						eof = true
-						break
-					}
-					if err != nil {
-						return err
-					}
-				}
-			}
-			if start == end {
-				if eof {
-					return nil
-				}
-				continue
-			}
-			n := Cut(cur.data[start:end])
-			p := pending{off: off, size: int64(n), hash: new(Hash)}
-			list = append(list, p)
-			cur.refs.Add(1)
-			jobs <- job{buf: cur, data: cur.data[start : start+n], out: p.hash}
-			start += n
-			off += int64(n)
+	var (
+		list  []pending
+		cur   job   // the block being cut: its pieces so far
+		clen  int64 // bytes in cur
+		fp    uint64
+		rerr  error
+		total int64
+	)
+	emit := func() {
+		p := pending{size: clen, hash: new(Hash)}
+		list = append(list, p)
+		cur.out = p.hash
+		jobs <- cur
+		cur, clen, fp = job{}, 0, 0
+	}
+	addPiece := func(s *segment, b []byte) {
+		if len(b) == 0 {
+			return
 		}
-	}()
+		clen += int64(len(b))
+		if k := cur.n - 1; k >= 0 && cur.segs[k] == s {
+			cur.pieces[k] = cur.pieces[k][:len(cur.pieces[k])+len(b)] // contiguous in s
+			return
+		}
+		s.refs.Add(1)
+		cur.segs[cur.n], cur.pieces[cur.n] = s, b
+		cur.n++
+	}
+	for {
+		s := read()
+		data := s.data
+		total += int64(len(data))
+		for i := 0; i < len(data); {
+			var end int
+			var mask uint64
+			switch {
+			case clen < MinBlockSize: // no cut before the minimum
+				n := min(int(MinBlockSize-clen), len(data)-i)
+				addPiece(s, data[i:i+n])
+				i += n
+				continue
+			case clen < AvgBlockSize:
+				end, mask = i+min(int(AvgBlockSize-clen), len(data)-i), maskS
+			default:
+				end, mask = i+min(int(MaxBlockSize-clen), len(data)-i), maskL
+			}
+			var j int
+			var ok bool
+			fp, j, ok = cutRange(data, fp, i, end, mask)
+			addPiece(s, data[i:j])
+			i = j
+			if ok || clen == MaxBlockSize {
+				emit()
+			}
+		}
+		if s.err != nil {
+			if !errors.Is(s.err, io.EOF) {
+				rerr = s.err
+			} else if clen > 0 {
+				emit() // the last, short block
+			}
+		}
+		h.release(s) // the cutter's reference
+		if s.err != nil {
+			break
+		}
+	}
+	if cur.n > 0 { // after a read error: drop the partial block
+		for k := range cur.n {
+			h.release(cur.segs[k])
+		}
+	}
 	close(jobs)
 	wg.Wait()
-	if err != nil {
-		return 0, nil, Hash{}, err
+	if rerr != nil {
+		return 0, nil, Hash{}, rerr
 	}
 	if len(list) > 0 {
 		blocks = make([]Block, len(list))
 	}
+	var off int64
 	for i, p := range list {
-		blocks[i] = Block{Offset: p.off, Size: p.size, Hash: *p.hash}
-		size += p.size
+		blocks[i] = Block{Offset: off, Size: p.size, Hash: *p.hash}
+		off += p.size
 	}
-	return size, blocks, ContentID(size, blocks), nil
+	return total, blocks, ContentID(total, blocks), nil
 }
 
-func (h *Hasher) release(b *buffer) {
-	if b.refs.Add(-1) == 0 {
-		h.put(b.data)
+// hashJob hashes one block and releases its segments.
+func (h *Hasher) hashJob(j job) {
+	if j.n == 1 {
+		*j.out = Sum(j.pieces[0])
+	} else {
+		d := blake3.New()
+		for k := range j.n {
+			_, _ = d.Write(j.pieces[k])
+		}
+		d.Sum(j.out[:0])
+	}
+	for k := range j.n {
+		h.release(j.segs[k])
+	}
+}
+
+func (h *Hasher) release(s *segment) {
+	if s.refs.Add(-1) == 0 {
+		h.put(s.buf)
 	}
 }
 
