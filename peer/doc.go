@@ -76,8 +76,8 @@
 //
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
-// verified blocks; once a pull pass has nothing left to do, temp files no
-// longer wanted are removed), from local files holding a block (renames and copies
+// verified blocks; after each pull pass, temp files that the pass did not
+// keep for another try are removed), from local files holding a block (renames and copies
 // move no data) or from connected peers, least busy first. Every block is
 // verified. The temp file is synced, given its mode and mtime, checked
 // against the target (final check), and renamed over it; the directory is

@@ -48,7 +48,8 @@ type folder struct {
 	countsStale bool
 	lastSync    time.Time
 	errLogged   map[string]bool
-	temps       map[string]bool // temp files kept for a resumed pull (absolute paths)
+	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
+	pass        uint64            // pull passes started
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -62,7 +63,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		countsStale: true,
 		state:       StateStarting,
 		errLogged:   map[string]bool{},
-		temps:       map[string]bool{},
+		temps:       map[string]uint64{},
 	}
 	f.setPeers(fc.Peers)
 	return f
@@ -174,7 +175,7 @@ func (f *folder) run(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		failed := f.pull(ctx)
-		if failed == 0 && ctx.Err() == nil {
+		if ctx.Err() == nil {
 			f.dropTemps()
 		}
 		if failed > 0 {

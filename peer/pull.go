@@ -38,6 +38,9 @@ var (
 // pull applies every needed change and returns how many failed (they stay
 // dirty and are retried).
 func (f *folder) pull(ctx context.Context) int {
+	f.mu.Lock()
+	f.pass++
+	f.mu.Unlock()
 	paths, err := f.takeDirty()
 	if err != nil {
 		f.fail(fmt.Errorf("read index: %w", err))

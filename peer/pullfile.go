@@ -207,19 +207,25 @@ func (f *folder) fetchRemote(ctx context.Context, b index.Block, buf []byte) err
 // keepTemp remembers a temp file kept for a later try of the same version.
 func (f *folder) keepTemp(tmp string) {
 	f.mu.Lock()
-	f.temps[tmp] = true
+	f.temps[tmp] = f.pass
 	f.mu.Unlock()
 }
 
-// dropTemps removes the kept temp files once a pull pass ended with
-// nothing left to do: the versions they were for are applied or no longer
-// wanted, and a temp file nobody resumes would stay forever.
+// dropTemps runs after a pull pass and removes the temp files that the
+// pass did not keep: the versions they were for are applied or no longer
+// wanted (every failed path is tried again in the next pass), and a temp
+// file nobody resumes would stay forever.
 func (f *folder) dropTemps() {
+	var drop []string
 	f.mu.Lock()
-	temps := f.temps
-	f.temps = map[string]bool{}
+	for tmp, pass := range f.temps {
+		if pass < f.pass {
+			drop = append(drop, tmp)
+			delete(f.temps, tmp)
+		}
+	}
 	f.mu.Unlock()
-	for tmp := range temps {
+	for _, tmp := range drop {
 		os.Remove(tmp)
 	}
 }
