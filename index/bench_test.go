@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -222,6 +223,11 @@ func TestScanRSSHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if prof := os.Getenv("SYNCD_SCAN_RSS_HEAPPROF"); prof != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		go heapAtPeak(prof, stop)
+	}
 	start := time.Now()
 	res, err := NewScanner(st, "f", tree, ScanOptions{Self: 1}).Scan(context.Background())
 	if err != nil {
@@ -275,5 +281,28 @@ func BenchmarkScanRSS(b *testing.B) {
 		b.ReportMetric(again, "rescan-peakRSS-MiB")
 		b.ReportMetric(firstSecs, "first-s")
 		b.ReportMetric(againSecs, "rescan-s")
+	}
+}
+
+// heapAtPeak writes a heap profile to file each time the heap in use after
+// a GC reaches a new high, until stop is closed (to see what a peak holds).
+func heapAtPeak(file string, stop <-chan struct{}) {
+	var high uint64
+	var ms runtime.MemStats
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc > high+(4<<20) {
+			high = ms.HeapAlloc
+			runtime.GC()
+			if f, err := os.Create(file); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
 	}
 }

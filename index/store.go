@@ -46,7 +46,7 @@ type Options struct {
 	Logger     *slog.Logger // nil: discard
 	InMemory   bool         // keep everything in memory (tests); dir is ignored
 	SyncWrites bool         // fsync every commit (else call Sync at commit points)
-	// CacheSize is the badger block cache in bytes (default 16 MiB); the
+	// CacheSize is the badger block cache in bytes (default 8 MiB); the
 	// index cache is half of it.
 	CacheSize int64
 }
@@ -71,17 +71,24 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	cache := o.CacheSize
 	if cache <= 0 {
-		cache = 16 << 20
+		cache = 8 << 20
 	}
+	// Sized for a background daemon's peak RSS: badger's table builders
+	// (memtable flushes and compactions, several at once) allocate about
+	// twice their table size each, and they, not the caches, make the peak
+	// of a first scan. 4 MiB memtables and 1 MiB tables took the peak RSS
+	// of a first scan of 100k files from ~230 MB to ~145 MB (see
+	// BenchmarkScanRSS); the largest transaction is 15% of a memtable
+	// (~600 KiB), well above a scanner batch.
 	bo := badger.DefaultOptions(dir).
 		WithInMemory(o.InMemory).
 		WithSyncWrites(o.SyncWrites).
 		WithLogger(badgerLogger{log.With("component", "badger")}).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(4 << 20).
+		WithBaseTableSize(1 << 20).
 		WithValueThreshold(16 << 10).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(cache).
