@@ -86,15 +86,21 @@ func (f *folder) pull(ctx context.Context) int {
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
 	f.mu.Unlock()
 
-	var failed, done int
+	var failed, done, waiting int
 	var mu sync.Mutex // guards failed, done
 	apply := func(j job, fn func(context.Context, job) error) {
 		err := fn(ctx, j)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			failed++
 			f.markDirtyQuiet(j.path)
+			if errors.Is(err, ErrNoSource) && len(f.e.sources(f.cfg.ID)) == 0 {
+				// No peer connected yet (a restart, a peer offline): not a
+				// failure; the next connection kicks the folder.
+				waiting++
+				return
+			}
+			failed++
 			if ctx.Err() == nil {
 				f.logPullError(j.path, err)
 			}
@@ -137,7 +143,7 @@ func (f *folder) pull(ctx context.Context) int {
 		f.e.o.Logger.Info("folder synced", "folder", f.cfg.ID, "changes", done, "failed", failed,
 			"bytes", needBytes, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
 	}
-	if failed == 0 {
+	if failed == 0 && waiting == 0 {
 		f.setIdle()
 	}
 	if done > 0 {
