@@ -155,13 +155,16 @@ func (d *testDev) start(peers ...*testDev) {
 	h := d.eng.Handler()
 	d.handler.Store(&h)
 	if d.srv == nil {
-		d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h := d.handler.Load(); h != nil {
 				(*h).ServeHTTP(w, r)
 				return
 			}
 			http.Error(w, "stopped", http.StatusServiceUnavailable)
 		}))
+		d.net.mu.Lock() // Lookup reads srv
+		d.srv = srv
+		d.net.mu.Unlock()
 		d.net.t.Cleanup(d.srv.Close)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -363,13 +366,16 @@ func (d *testDev) startWith(mod func(*Options), peers ...*testDev) error {
 	h := d.eng.Handler()
 	d.handler.Store(&h)
 	if d.srv == nil {
-		d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h := d.handler.Load(); h != nil {
 				(*h).ServeHTTP(w, r)
 				return
 			}
 			http.Error(w, "stopped", http.StatusServiceUnavailable)
 		}))
+		d.net.mu.Lock() // Lookup reads srv
+		d.srv = srv
+		d.net.mu.Unlock()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done = cancel, make(chan struct{})
