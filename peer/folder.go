@@ -30,6 +30,7 @@ type folder struct {
 	cfg FolderConfig // Root and ID never change; Peers is guarded by mu
 
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
+	commits *commits      // pending records of pulled files
 	kickc   chan struct{} // remote records arrived or a peer connected
 
 	mu          sync.Mutex // guards the fields below
@@ -65,6 +66,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		errLogged:   map[string]bool{},
 		temps:       map[string]uint64{},
 	}
+	f.commits = newCommits(f)
 	f.setPeers(fc.Peers)
 	return f
 }

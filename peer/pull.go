@@ -134,6 +134,10 @@ func (f *folder) pull(ctx context.Context) int {
 		var wave []job
 		wave, files = splitWave(files)
 		f.applyFiles(ctx, wave, apply)
+		if err := f.commits.flush(); err != nil {
+			f.fail(fmt.Errorf("record pulled files: %w", err))
+			failed++
+		}
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
 	for _, j := range dels {

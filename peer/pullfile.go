@@ -114,12 +114,59 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		return err
 	}
 	keep = true // renamed: nothing to remove
-	syncDir(dir)
 	fi, err = os.Lstat(target)
 	if err != nil {
 		return err
 	}
-	return f.record(r, fi)
+	r.Inode = inodeOf(fi)
+	return f.commits.add(dir, r)
+}
+
+// commits batches the end of pulls: the directories of renamed files are
+// synced once per batch, and only then are the new versions recorded, in one
+// index transaction. A record is never written before its rename is
+// durable; a crash in between leaves renamed files without records, which
+// the next scan finds with the same content as the global version.
+type commits struct {
+	f     *folder
+	mu    sync.Mutex // guards dirs and recs
+	dirs  map[string]bool
+	recs  []index.Record
+	limit int
+}
+
+func newCommits(f *folder) *commits {
+	return &commits{f: f, dirs: map[string]bool{}, limit: 256}
+}
+
+func (c *commits) add(dir string, r index.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirs[dir] = true
+	c.recs = append(c.recs, r)
+	if len(c.recs) >= c.limit {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+func (c *commits) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *commits) flushLocked() error {
+	if len(c.recs) == 0 {
+		return nil
+	}
+	for dir := range c.dirs {
+		syncDir(dir)
+	}
+	_, err := c.f.e.o.Store.PutLocal(c.f.cfg.ID, c.recs...)
+	clear(c.dirs)
+	c.recs = c.recs[:0]
+	return err
 }
 
 // fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
