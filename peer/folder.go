@@ -47,6 +47,7 @@ type folder struct {
 	localBytes  int64
 	pullStart   time.Time
 	countsStale bool
+	scanErr     string // per-path problems of the last scan, shown until a full scan has none
 	lastSync    time.Time
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
@@ -238,6 +239,14 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	if res.Changed+res.Deleted > 0 {
 		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted)
 	}
+	f.mu.Lock()
+	switch {
+	case res.Errors > 0:
+		f.scanErr = fmt.Sprintf("%d paths could not be read (permission denied?) and are not synced; the log names them", res.Errors)
+	case paths == nil:
+		f.scanErr = ""
+	}
+	f.mu.Unlock()
 	f.setState(StateIdle)
 	if res.Changed+res.Deleted > 0 {
 		f.staleCounts()

@@ -62,8 +62,12 @@ func (e *Engine) Status() Status {
 	for _, f := range folders {
 		f.count()
 		f.mu.Lock()
+		lastErr := f.lastErr
+		if lastErr == "" {
+			lastErr = f.scanErr
+		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
-			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: f.lastErr}
+			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
 		if f.state == StateSyncing {
 			if el := time.Since(f.pullStart).Seconds(); el > 0.5 {
 				fs.RecvRate = int64(float64(f.doneBytes) / el)

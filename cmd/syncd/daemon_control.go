@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -74,7 +75,7 @@ func (d *daemon) status() statusReport {
 			NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
 			Conflicts: f.Conflicts, Peers: folderPeers[f.ID], LastSynced: f.LastSync}
 		if f.LastError != "" {
-			sf.Error = &statusIssue{Message: f.LastError}
+			sf.Error = &statusIssue{Message: f.LastError, Action: folderAction(f.LastError, f.Path)}
 		}
 		rep.Folders = append(rep.Folders, sf)
 	}
@@ -102,4 +103,19 @@ func limitOf(l rate.Limit) int64 {
 		return 0
 	}
 	return int64(l)
+}
+
+// folderAction says what to do about a folder's error.
+func folderAction(msg, path string) string {
+	switch {
+	case strings.Contains(msg, "disk full"):
+		return "free space on the disk that holds " + path + "; syncing resumes by itself"
+	case strings.Contains(msg, "missing or not a directory"):
+		return "create " + path + " or remove the folder with 'syncd folder remove' and add it again"
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "could not be read"):
+		return "give the user running syncd access to the files named in the log (chmod/chown)"
+	case strings.Contains(msg, "watching for changes stopped"):
+		return "raise fs.inotify.max_user_watches (see the README); until then changes are found by periodic rescans"
+	}
+	return "see the daemon's log for details"
 }
