@@ -36,7 +36,7 @@ lint: ## gofmt, go vet, staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 soak: ## the model-based convergence test with many more sequences (SOAK=1000)
-	SYNCD_SOAK=$${SOAK:-1000} $(GO) test -count=1 -run 'TestModel' -timeout 3h -v ./peer
+	SYNCD_SOAK=$${SOAK:-1000} $(GO) test -count=1 -run 'TestModel' -timeout 6h -v ./peer -rapid.nofailfile
 
 bench-compare: ## syncd vs Syncthing vs rsync vs cp, side by side (root; QUICK=1 for 256 MiB)
 	$(GO) run ./cmd/syncbench $(if $(QUICK),--quick) --out $${OUT:-bench-compare.json}
