@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -326,5 +325,3 @@ func trashStamp(p string) (time.Time, bool) {
 	t, err := time.Parse(trashStampLayout, p[i+1:])
 	return t, err == nil
 }
-
-var errCaseCollision = errors.New("another name differing only in case exists")

@@ -29,11 +29,8 @@ type job struct {
 	conflict bool
 }
 
-// Errors of the puller.
-var (
-	ErrNoSource     = errors.New("no connected peer has the block")
-	errLocalChanged = errors.New("changed locally since the last scan")
-)
+// ErrNoSource: no connected peer could supply a block.
+var ErrNoSource = errors.New("no connected peer has the block")
 
 // pull applies every needed change and returns how many failed (they stay
 // dirty and are retried).
