@@ -56,7 +56,7 @@ end=$(date +%s.%N)
 if ! (cd "$work/desktop-photos" && find . -path ./.syncd -prune -o -type f -print | sort | xargs -r sha256sum) | cmp -s - "$work/want"; then
   echo "the files did not arrive; logs:"; cat "$work/laptop.log" "$work/desktop.log"; exit 1
 fi
-printf 'all files arrived, verified by SHA-256, %.2f s after writing\n' "$(echo "$end - $start" | bc)"
+awk -v s="$start" -v e="$end" 'BEGIN { printf "all files arrived, verified by SHA-256, %.2f s after writing\n", e - s }'
 (cd "$work/desktop-photos" && find . -path ./.syncd -prune -o -type f -print | sort)
 
 say "syncd status on the desktop"
