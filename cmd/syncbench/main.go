@@ -49,6 +49,7 @@ type options struct {
 	syncthingBin string
 	rsyncBin     string
 	noInstall    bool
+	syncdRev     string // git commit syncd was built from, for the JSON
 }
 
 // envNetns names the namespace the harness re-executed itself in.
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.syncdBin, "syncd", "", "syncd binary (default: built from ./cmd/syncd)")
 	fs.StringVar(&o.syncthingBin, "syncthing-bin", "syncthing", "syncthing binary")
 	fs.StringVar(&o.rsyncBin, "rsync-bin", "rsync", "rsync binary")
+	fs.StringVar(&o.syncdRev, "syncd-rev", "", "the git commit of the syncd binary (recorded in the JSON; set when syncbench builds it)")
 	fs.BoolVar(&o.noInstall, "no-install", false, "fail instead of installing missing syncthing/rsync with apt-get")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -213,6 +215,9 @@ func outside(o *options, args []string, stderr io.Writer) error {
 			return fmt.Errorf("build syncd (run syncbench from the repository root, or pass --syncd): %w", err)
 		}
 		extra = append(extra, "--syncd="+o.syncdBin)
+		if rev, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+			extra = append(extra, "--syncd-rev="+strings.TrimSpace(string(rev)))
+		}
 	}
 	ns := fmt.Sprintf("sb%d", os.Getpid())
 	if _, err := run(ctx, "ip", "netns", "add", ns); err != nil {
@@ -347,7 +352,10 @@ func writeJSON(o *options, sz sizes, results []runResult) error {
 	if len(results) > 0 {
 		r.Started = results[0].Started
 	}
-	for _, v := range [][]string{{o.syncdBin, "version"}, {o.syncthingBin, "--version"}, {o.rsyncBin, "--version"}} {
+	if o.syncdBin != "" {
+		r.Tools = append(r.Tools, "syncd "+o.syncdRev)
+	}
+	for _, v := range [][]string{{o.syncthingBin, "--version"}, {o.rsyncBin, "--version"}} {
 		if v[0] == "" {
 			continue
 		}

@@ -192,7 +192,7 @@ func peakRSS(rss [][]int64) string {
 // writeTable writes the Markdown report.
 func writeTable(w io.Writer, results []runResult, cases, systems []string) {
 	rows := aggregate(results, cases, systems)
-	fmt.Fprintln(w, "| case | system | median | min | max | syncd/system | rate | CPU s | peak RSS MiB (send/recv) | runs (failed, disturbed) |")
+	fmt.Fprintln(w, "| case | system | median | min | max | syncd/system (< 1: syncd better) | rate | CPU s | peak RSS MiB (send/recv) | runs (failed, disturbed) |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rows {
 		u := r.Metric.Unit
