@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -24,6 +25,9 @@ import (
 	"github.com/syncd-project/syncd/transport"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
+
+// memoryLimit is the soft memory limit of the daemon (GOMEMLIMIT overrides).
+const memoryLimit = 96 << 20
 
 // renewWithin is when run renews the leaf certificate.
 const renewWithin = 30 * 24 * time.Hour
@@ -69,6 +73,12 @@ func runDaemon(g globalFlags, args []string) error {
 	paths, err := g.paths()
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A background daemon should stay small: a soft limit makes the
+		// garbage collector work harder near it instead of growing the heap
+		// (the live heap may still exceed it; it is not a cap).
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	if prof := os.Getenv("SYNCD_CPUPROFILE"); prof != "" {
 		// Diagnostics: a CPU profile of the whole run, for benchmarks.
