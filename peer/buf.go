@@ -13,6 +13,9 @@ import (
 
 const oNoFollow = syscall.O_NOFOLLOW
 
+// syncFS makes all data of the file system holding d durable (syncfs).
+func syncFS(d *os.File) error { return unix.Syncfs(int(d.Fd())) }
+
 // startWriteback asks the kernel to start writing fd's dirty pages without
 // waiting for them (sync_file_range SYNC_FILE_RANGE_WRITE); the fsync before
 // the rename still guarantees durability.

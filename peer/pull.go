@@ -85,28 +85,43 @@ func (f *folder) pull(ctx context.Context) int {
 
 	var failed, done, waiting int
 	var mu sync.Mutex // guards failed, done
+	// fail accounts for a change that could not be applied: it stays dirty
+	// and is retried. Called with mu held.
+	fail := func(j job, err error) {
+		f.markDirtyQuiet(j.path)
+		if errors.Is(err, ErrNoSource) && len(f.e.sources(f.cfg.ID)) == 0 {
+			// No peer connected yet (a restart, a peer offline): not a
+			// failure; the next connection kicks the folder.
+			waiting++
+			return
+		}
+		failed++
+		if ctx.Err() == nil {
+			f.logPullError(j.path, err)
+		}
+	}
 	apply := func(j job, fn func(context.Context, job) error) {
 		err := fn(ctx, j)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			f.markDirtyQuiet(j.path)
-			if errors.Is(err, ErrNoSource) && len(f.e.sources(f.cfg.ID)) == 0 {
-				// No peer connected yet (a restart, a peer offline): not a
-				// failure; the next connection kicks the folder.
-				waiting++
-				return
-			}
-			failed++
-			if ctx.Err() == nil {
-				f.logPullError(j.path, err)
-			}
+			fail(j, err)
 			return
 		}
 		done++
 		f.mu.Lock()
 		f.needFiles--
 		f.mu.Unlock()
+	}
+	// Files are committed in batches after apply counted them done.
+	f.commits.failed = func(j job, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		done--
+		f.mu.Lock()
+		f.needFiles++
+		f.mu.Unlock()
+		fail(j, err)
 	}
 	// Directories shallow first, then symlinks, files in parallel,
 	// deletions deepest first. Symlinks are all in place before any file
@@ -131,10 +146,7 @@ func (f *folder) pull(ctx context.Context) int {
 		var wave []job
 		wave, files = splitWave(files)
 		f.applyFiles(ctx, wave, apply)
-		if err := f.commits.flush(); err != nil {
-			f.fail(fmt.Errorf("record pulled files: %w", err))
-			failed++
-		}
+		f.commits.flush()
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
 	for _, j := range dels {

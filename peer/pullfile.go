@@ -91,9 +91,6 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := fd.Chmod(mode); err != nil {
 		return err
 	}
-	if err := fd.Sync(); err != nil {
-		return err
-	}
 	if err := fd.Close(); err != nil {
 		fd = nil
 		return err
@@ -102,71 +99,129 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
 		return err
 	}
-	if h := f.e.o.hooks.beforeFinalCheck; h != nil {
-		h(j.path)
-	}
-	if err := f.finalCheck(j, target); err != nil {
-		keep = true
-		f.keepTemp(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, target); err != nil {
-		return err
-	}
-	keep = true // renamed: nothing to remove
-	fi, err = os.Lstat(target)
-	if err != nil {
-		return err
-	}
-	r.Inode = inodeOf(fi)
-	return f.commits.add(dir, r)
-}
-
-// commits batches the end of pulls: the directories of renamed files are
-// synced once per batch, and only then are the new versions recorded, in one
-// index transaction. A record is never written before its rename is
-// durable; a crash in between leaves renamed files without records, which
-// the next scan finds with the same content as the global version.
-type commits struct {
-	f     *folder
-	mu    sync.Mutex // guards dirs and recs
-	dirs  map[string]bool
-	recs  []index.Record
-	limit int
-}
-
-func newCommits(f *folder) *commits {
-	return &commits{f: f, dirs: map[string]bool{}, limit: 256}
-}
-
-func (c *commits) add(dir string, r index.Record) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dirs[dir] = true
-	c.recs = append(c.recs, r)
-	if len(c.recs) >= c.limit {
-		return c.flushLocked()
-	}
+	// The rest (sync, final check, rename, record) happens in batches.
+	keep = true
+	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r})
 	return nil
 }
 
-func (c *commits) flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
+// pending is a pulled file complete in its temp file, waiting to be made
+// durable and renamed into place.
+type pending struct {
+	j                job
+	tmp, target, dir string
+	rec              index.Record
 }
 
-func (c *commits) flushLocked() error {
-	if len(c.recs) == 0 {
-		return nil
+// commits batches the end of pulls. For a batch of pulled files it makes
+// their content durable (one syncfs for the file system, or one fsync for a
+// single file), then for each file runs the final check just before renaming
+// it over the target, then syncs each directory once, and only then records
+// the new versions, in one index transaction. A record is never written
+// before its rename is durable; a crash in between leaves complete temp
+// files (resumed) or renamed files without records, which the next scan
+// finds with the same content as the global version.
+type commits struct {
+	f     *folder
+	limit int
+	// failed reports a file that could not be committed (set per pull pass).
+	failed func(j job, err error)
+
+	mu    sync.Mutex // guards items
+	items []pending
+}
+
+func newCommits(f *folder) *commits {
+	return &commits{f: f, limit: 128, failed: func(job, error) {}}
+}
+
+func (c *commits) add(p pending) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items = append(c.items, p)
+	if len(c.items) >= c.limit {
+		c.flushLocked()
 	}
-	for dir := range c.dirs {
+}
+
+func (c *commits) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+}
+
+func (c *commits) flushLocked() {
+	items := c.items
+	c.items = nil
+	if len(items) == 0 {
+		return
+	}
+	f := c.f
+	if err := syncContents(f.cfg.Root, items); err != nil {
+		for _, p := range items {
+			f.keepTemp(p.tmp)
+			c.failed(p.j, err)
+		}
+		return
+	}
+	dirs := map[string]bool{}
+	recs := make([]index.Record, 0, len(items))
+	done := make([]job, 0, len(items))
+	for _, p := range items {
+		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
+			h(p.j.path)
+		}
+		if err := f.finalCheck(p.j, p.target); err != nil {
+			f.keepTemp(p.tmp)
+			c.failed(p.j, err)
+			continue
+		}
+		if err := os.Rename(p.tmp, p.target); err != nil {
+			os.Remove(p.tmp)
+			c.failed(p.j, err)
+			continue
+		}
+		fi, err := os.Lstat(p.target)
+		if err != nil {
+			c.failed(p.j, err)
+			continue
+		}
+		p.rec.Inode = inodeOf(fi)
+		dirs[p.dir] = true
+		recs = append(recs, p.rec)
+		done = append(done, p.j)
+	}
+	for dir := range dirs {
 		syncDir(dir)
 	}
-	_, err := c.f.e.o.Store.PutLocal(c.f.cfg.ID, c.recs...)
-	clear(c.dirs)
-	c.recs = c.recs[:0]
-	return err
+	if len(recs) == 0 {
+		return
+	}
+	if _, err := f.e.o.Store.PutLocal(f.cfg.ID, recs...); err != nil {
+		for _, j := range done {
+			c.failed(j, fmt.Errorf("record: %w", err))
+		}
+	}
+}
+
+// syncContents makes the temp files' data durable: one fsync for a single
+// file; for several, one syncfs of the folder's file system, which costs one
+// journal commit instead of one per file.
+func syncContents(root string, items []pending) error {
+	if len(items) == 1 {
+		fd, err := os.OpenFile(items[0].tmp, os.O_RDWR|oNoFollow, 0)
+		if err != nil {
+			return err
+		}
+		defer fd.Close()
+		return fd.Sync()
+	}
+	d, err := os.Open(root)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return syncFS(d)
 }
 
 // fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
