@@ -77,11 +77,19 @@
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
 // verified blocks; after each pull pass, temp files that the pass did not
-// keep for another try are removed), from local files holding a block (renames and copies
-// move no data) or from connected peers, least busy first. Every block is
-// verified. The temp file is synced, given its mode and mtime, checked
-// against the target (final check), and renamed over it; the directory is
-// synced; then the record is written. The old content is hard-linked into
+// keep for another try are removed), from local files holding a block
+// (renames and copies move no data) or from connected peers, least busy
+// first. Every block is verified, and writeback starts every 64 MiB. The
+// complete temp file gets its mode and mtime, then joins a batch (at most
+// 128 files, or the end of a wave). A batch is committed in order: its data
+// is made durable (fsync for one file, one syncfs of the file system for
+// several: one journal commit instead of one per file); then each file is
+// checked against its target (final check) and renamed over it; each
+// directory touched is synced once; only then are the records written, in
+// one index transaction. A record is never written before its rename is
+// durable; a crash in between leaves resumable temp files, or renamed files
+// that the next scan finds with the global version's content. The old
+// content is hard-linked into
 // .syncd/trash/PATH~TIMESTAMP first (or moved there for deletions), and the
 // trash is emptied of entries older than Options.TrashKeep.
 package peer

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -145,6 +144,3 @@ func (s *syncdSystem) Logs() string {
 	}
 	return b.String()
 }
-
-// ensureDir creates dir if it is missing.
-func ensureDir(dir string) error { return os.MkdirAll(dir, 0o755) }
