@@ -27,7 +27,7 @@ import (
 )
 
 // memoryLimit is the soft memory limit of the daemon (GOMEMLIMIT overrides).
-const memoryLimit = 96 << 20
+const memoryLimit = 80 << 20
 
 // renewWithin is when run renews the leaf certificate.
 const renewWithin = 30 * 24 * time.Hour
