@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -24,6 +25,9 @@ type WatchOptions struct {
 	Logger    *slog.Logger  // nil: the scanner's logger
 	Debounce  time.Duration // quiet time before dirty paths are scanned; default 100 ms
 	FullEvery time.Duration // full rescan interval; default 1 h
+	// Degraded, if set, is called once when watching falls back to periodic
+	// rescans (no inotify, or the watch limit reached), for the status.
+	Degraded func(err error)
 }
 
 // Watch watches every directory of the folder until ctx is done, then
@@ -46,10 +50,13 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 	if o.FullEvery <= 0 {
 		o.FullEvery = time.Hour
 	}
-	w := &watcher{sc: sc, log: log, dirty: map[string]bool{}}
+	w := &watcher{sc: sc, log: log, dirty: map[string]bool{}, degraded: o.Degraded}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Warn("watcher unavailable; falling back to periodic full rescans", "err", err, "every", o.FullEvery)
+		if o.Degraded != nil {
+			o.Degraded(err)
+		}
 	} else {
 		w.fw = fw
 		defer func() { _ = w.close() }()
@@ -132,6 +139,8 @@ type watcher struct {
 	dirty   map[string]bool
 	all     bool // a full rescan is pending
 	limited bool // the watch limit was hit (warned once)
+	// degraded is WatchOptions.Degraded (may be nil).
+	degraded func(error)
 }
 
 func (w *watcher) close() error {
@@ -173,6 +182,9 @@ func (w *watcher) addTree(rel string) {
 					w.limited = true
 					w.log.Warn("inotify watch limit reached (raise fs.inotify.max_user_watches); falling back to periodic full rescans",
 						"err", err)
+					if w.degraded != nil {
+						w.degraded(fmt.Errorf("inotify watch limit reached: %w", err))
+					}
 				}
 				_ = w.close()
 				return filepath.SkipAll

@@ -47,6 +47,7 @@ type folder struct {
 	pullStart   time.Time
 	countsStale bool
 	scanErr     string // per-path problems of the last scan, shown until a full scan has none
+	watchErr    string // why file events are not watched, if they are not
 	lastSync    time.Time
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
@@ -161,7 +162,12 @@ func (f *folder) run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := sc.Watch(ctx, index.WatchOptions{Logger: f.e.o.Logger, Debounce: f.e.o.Debounce, FullEvery: f.e.o.FullRescan},
+			degraded := func(err error) {
+				f.mu.Lock()
+				f.watchErr = fmt.Sprintf("watching for changes stopped (%v); changes are found by periodic rescans only", err)
+				f.mu.Unlock()
+			}
+			err := sc.Watch(ctx, index.WatchOptions{Logger: f.e.o.Logger, Debounce: f.e.o.Debounce, FullEvery: f.e.o.FullRescan, Degraded: degraded},
 				func(ctx context.Context, paths []string) { f.requestScan(paths) })
 			if err != nil && ctx.Err() == nil {
 				f.fail(fmt.Errorf("watching for changes stopped (%v); changes are picked up by periodic rescans", err))

@@ -66,6 +66,9 @@ func (e *Engine) Status() Status {
 		if lastErr == "" {
 			lastErr = f.scanErr
 		}
+		if lastErr == "" {
+			lastErr = f.watchErr
+		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
 			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
 		if f.state == StateSyncing {
