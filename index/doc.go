@@ -25,4 +25,20 @@
 //
 // Hashing protocol v1 (chunking, block hashes, content IDs) lives in
 // index/chunk and is re-exported here.
+//
+// # Footprint (measured on the 2-core project machine, quiet)
+//
+// Badger runs with small memtables (4 MiB) and tables (1 MiB), an 8 MiB
+// block cache and ZSTD; the daemon adds an 80 MiB soft Go memory limit. With
+// GOMEMLIMIT=80MiB (BenchmarkStoreFootprint, one-block file records):
+//
+//	records  on disk     peak RSS while inserting
+//	100k      15.9 MiB   110 MiB
+//	1M       153.3 MiB   392 MiB (2 min to insert)
+//
+// Scans (BenchmarkScanRSS, 100k files of 1-64 KiB, separate process):
+// first scan 4.3-5.2 s (about 22k files/s) with a peak of 93-94 MiB under the
+// 80 MiB limit (162-177 MiB without it); unchanged rescan 0.78-0.95 s at
+// 55-56 MiB. Chunk+hash of one 2 GiB file from page cache: 2.0-2.1 GB/s on
+// both cores (BenchmarkHashFile, SYNCD_BENCH_BIG=1).
 package index
