@@ -37,34 +37,18 @@ func checkRemotePath(p string) error {
 // after checking that no existing component of it is a symlink or a
 // non-directory, so that nothing is ever written through a link that leads
 // outside the folder.
-func resolveDir(root, p string) (string, error) {
-	dir := path.Dir(p)
-	if dir == "." {
-		return root, nil
-	}
-	cur := root
-	for _, seg := range strings.Split(dir, "/") {
-		cur = filepath.Join(cur, seg)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			return filepath.Join(root, filepath.FromSlash(dir)), nil // created later by mkdirAll
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return "", fmt.Errorf("%w: %s: parent %s is a symlink", ErrUnsafePath, p, cur)
-		}
-		if !fi.IsDir() {
-			return "", fmt.Errorf("%w: %s: parent %s is not a directory", ErrUnsafePath, p, cur)
-		}
-	}
-	return cur, nil
-}
+func resolveDir(root, p string) (string, error) { return parentDir(root, p, false) }
 
 // mkdirAll creates the parents of p under root, refusing to pass through a
 // symlink.
-func mkdirAll(root, p string) (string, error) {
+func mkdirAll(root, p string) (string, error) { return parentDir(root, p, true) }
+
+// parentDir walks the parents of p under root and refuses a symlink or a
+// non-directory among them. With create it makes the missing ones (and
+// checks what is there after mkdir, so a link raced into place is refused
+// too); without, it stops at the first missing one, below which nothing
+// exists.
+func parentDir(root, p string, create bool) (string, error) {
 	dir := path.Dir(p)
 	if dir == "." {
 		return root, nil
@@ -74,10 +58,13 @@ func mkdirAll(root, p string) (string, error) {
 		cur = filepath.Join(cur, seg)
 		fi, err := os.Lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
+			if !create {
+				return nativePath(root, dir), nil
+			}
 			if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return "", err
 			}
-			continue
+			fi, err = os.Lstat(cur)
 		}
 		if err != nil {
 			return "", err
