@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/syncd-project/syncd/peer"
+	"github.com/syncd-project/syncd/transport"
 )
 
 // controlHandler is the control API served on the unix socket.
@@ -95,6 +96,11 @@ func folderState(s string) string {
 }
 
 func peerAction(p peer.PeerStatus) string {
+	e := p.LastError
+	if strings.Contains(e, transport.ErrUnknownPeer.Error()) || strings.Contains(e, transport.ErrBadChain.Error()) ||
+		strings.Contains(e, "certificate") || strings.Contains(e, "hello names another device") {
+		return "the device answering there is not the " + p.Name + " you pinned: check 'syncd id' on it, and pair again if it was reinstalled"
+	}
 	return "check that syncd runs on " + p.Name + " and that its address is reachable (firewall, 'syncd peer add ID --addr HOST:PORT')"
 }
 

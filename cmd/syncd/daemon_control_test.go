@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/syncd-project/syncd/peer"
+)
+
+func TestStatusActions(t *testing.T) {
+	for _, tc := range []struct {
+		name, err, want string
+	}{
+		{"wrong device", "127.0.0.1:1: Get \"https://x/v1/hello\": unknown peer: ABCDEFG", "not the laptop you pinned"},
+		{"bad chain", "bad device certificate chain: 1 certificates", "not the laptop you pinned"},
+		{"unreachable", "127.0.0.1:1: connect: connection refused", "reachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := peerAction(peer.PeerStatus{Name: "laptop", LastError: tc.err})
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("peerAction(%q) = %q, want it to contain %q", tc.err, got, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ msg, want string }{
+		{"disk full while pulling; free some space, syncing resumes by itself", "free space"},
+		{"folder path /x is missing or not a directory; create it", "create /x"},
+		{"3 paths could not be read (permission denied?) and are not synced", "chmod"},
+		{"watching for changes stopped (inotify watch limit reached)", "max_user_watches"},
+		{"something else", "log"},
+	} {
+		if got := folderAction(tc.msg, "/x"); !strings.Contains(got, tc.want) {
+			t.Errorf("folderAction(%q) = %q, want it to contain %q", tc.msg, got, tc.want)
+		}
+	}
+}
