@@ -82,8 +82,9 @@
 // first. Every block is verified, and writeback starts every 64 MiB. The
 // complete temp file gets its mode and mtime, then joins a batch (at most
 // 128 files, or the end of a wave). A batch is committed in order: its data
-// is made durable (fsync for one file, one syncfs of the file system for
-// several: one journal commit instead of one per file); then each file is
+// is made durable (parallel fsyncs for a few files; one syncfs of the file
+// system from 32 files on: one journal commit instead of one per file);
+// then each file is
 // checked against its target (final check) and renamed over it; each
 // directory touched is synced once; only then are the records written, in
 // one index transaction. A record is never written before its rename is

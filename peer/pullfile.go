@@ -105,6 +105,9 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	return nil
 }
 
+// syncfsMin is the batch size from which syncContents uses syncfs.
+const syncfsMin = 32
+
 // pending is a pulled file complete in its temp file, waiting to be made
 // durable and renamed into place.
 type pending struct {
@@ -204,24 +207,42 @@ func (c *commits) flushLocked() {
 	}
 }
 
-// syncContents makes the temp files' data durable: one fsync for a single
-// file; for several, one syncfs of the folder's file system, which costs one
-// journal commit instead of one per file.
+// syncContents makes the temp files' data durable. A small batch is synced
+// file by file, in parallel so that the file system can group the journal
+// commits; a large batch (many small files) with one syncfs of the folder's
+// file system, which measured 15-25 % faster for 10,000 small files but
+// also waits for other programs' pending writes on that file system.
 func syncContents(root string, items []pending) error {
-	if len(items) == 1 {
-		fd, err := os.OpenFile(items[0].tmp, os.O_RDWR|oNoFollow, 0)
+	if len(items) >= syncfsMin {
+		d, err := os.Open(root)
 		if err != nil {
 			return err
 		}
-		defer fd.Close()
-		return fd.Sync()
+		defer d.Close()
+		return syncFS(d)
 	}
-	d, err := os.Open(root)
-	if err != nil {
-		return err
+	var wg sync.WaitGroup
+	errs := make([]error, len(items))
+	sem := make(chan struct{}, 16)
+	for i, p := range items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fd, err := os.OpenFile(p.tmp, os.O_RDWR|oNoFollow, 0)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = fd.Sync()
+			if cerr := fd.Close(); errs[i] == nil {
+				errs[i] = cerr
+			}
+		}()
 	}
-	defer d.Close()
-	return syncFS(d)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
