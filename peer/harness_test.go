@@ -244,7 +244,13 @@ func tree(t *testing.T, root string) map[string]string {
 			out[rel] = "TEMP"
 			return nil
 		}
-		fi, _ := de.Info()
+		fi, err := de.Info()
+		if err != nil {
+			// Gone since the directory was read (a temp file renamed):
+			// the next poll sees the tree as it is then.
+			out[rel] = "VANISHED"
+			return nil
+		}
 		switch {
 		case de.Type()&fs.ModeSymlink != 0:
 			target, _ := os.Readlink(p)

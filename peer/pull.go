@@ -453,6 +453,7 @@ func (f *folder) keepOld(j job, target string, fi fs.FileInfo) error {
 }
 
 func (f *folder) makeConflictCopy(p, target string, loser index.Record) error {
+	f.clearTempsUnder(target)
 	name := conflictName(p, loser)
 	dst := nativePath(f.cfg.Root, name)
 	if _, err := os.Lstat(dst); err == nil {
@@ -491,6 +492,7 @@ func (f *folder) linkToTrash(p, target string) error {
 }
 
 func (f *folder) moveToTrash(p, target string) error {
+	f.clearTempsUnder(target)
 	dst, err := f.trashPath(p)
 	if err != nil {
 		return err

@@ -356,6 +356,24 @@ func (f *folder) dropTemps() {
 // findTemps adopts the temp files left by an earlier run (a crash or a
 // stop during a pull), so that they are resumed or, if no longer wanted,
 // removed by dropTemps.
+// clearTempsUnder removes syncd's own temp files inside dir (when dir is a
+// directory about to be moved aside), so that none is carried along where
+// no later pass would find it.
+func (f *folder) clearTempsUnder(dir string) {
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && de.Type().IsRegular() && strings.HasPrefix(de.Name(), index.TempPrefix) {
+			os.Remove(p)
+			f.mu.Lock()
+			delete(f.temps, p)
+			f.mu.Unlock()
+		}
+		return nil
+	})
+}
+
 func (f *folder) findTemps() {
 	root := f.cfg.Root
 	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
