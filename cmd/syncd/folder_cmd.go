@@ -175,24 +175,11 @@ type folderJSON struct {
 }
 
 func folderList(g globalFlags, args []string) error {
-	fs := newFlags("folder list")
-	asJSON := fs.Bool("json", false, "print a JSON array of {id, path, peers}")
-	pos, err := parseArgs(g, fs, "folder list [--json]", args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if len(pos) > 0 {
-		return usageErr("folder list", "unexpected argument %q", pos[0])
-	}
-	paths, err := g.paths()
+	c, asJSON, err := loadForList(g, "folder list", "print a JSON array of {id, path, peers}", args)
 	if err != nil {
 		return err
 	}
-	c, err := loadConfig(paths.Config)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if asJSON {
 		out := make([]folderJSON, 0, len(c.Folders))
 		for _, f := range c.Folders {
 			j := folderJSON{ID: f.ID, Path: f.Path, Peers: []string{}}

@@ -125,24 +125,11 @@ type peerJSON struct {
 }
 
 func peerList(g globalFlags, args []string) error {
-	fs := newFlags("peer list")
-	asJSON := fs.Bool("json", false, "print a JSON array of {id, name, addrs}")
-	pos, err := parseArgs(g, fs, "peer list [--json]", args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if len(pos) > 0 {
-		return usageErr("peer list", "unexpected argument %q", pos[0])
-	}
-	paths, err := g.paths()
+	c, asJSON, err := loadForList(g, "peer list", "print a JSON array of {id, name, addrs}", args)
 	if err != nil {
 		return err
 	}
-	c, err := loadConfig(paths.Config)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if asJSON {
 		out := make([]peerJSON, 0, len(c.Peers))
 		for _, p := range c.Peers {
 			out = append(out, peerJSON{ID: p.ID.String(), Name: p.Name, Addrs: append([]string{}, p.Addrs...)})
@@ -209,4 +196,24 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// loadForList parses the flags of a list command ("peer list",
+// "folder list") and loads the config it lists.
+func loadForList(g globalFlags, cmd, jsonHelp string, args []string) (c *Config, asJSON bool, err error) {
+	fs := newFlags(cmd)
+	j := fs.Bool("json", false, jsonHelp)
+	pos, err := parseArgs(g, fs, cmd+" [--json]", args)
+	if err != nil {
+		return nil, false, helpOK(err)
+	}
+	if len(pos) > 0 {
+		return nil, false, usageErr(cmd, "unexpected argument %q", pos[0])
+	}
+	paths, err := g.paths()
+	if err != nil {
+		return nil, false, err
+	}
+	c, err = loadConfig(paths.Config)
+	return c, *j, err
 }
