@@ -123,56 +123,13 @@ func (n *testNet) addDevice(name string) *testDev {
 // start opens the store and runs the engine with folder "f" shared with
 // peers.
 func (d *testDev) start(peers ...*testDev) {
-	t := d.net.t
-	if peers == nil {
-		peers = d.peers
+	hadServer := d.srv != nil
+	if err := d.startWith(nil, peers...); err != nil {
+		d.net.t.Fatal(err)
 	}
-	d.peers = peers
-	st, err := index.Open(filepath.Join(d.home, "index"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.store = st
-	logger := slog.New(slog.NewTextHandler(syncWriter{d.logMu, d.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", d.name)
-	d.eng = New(Options{
-		Self: d.id, Name: d.name, Store: st, Book: d.net, Scheme: "http", Logger: logger,
-		Identify: func(r *http.Request) (deviceid.ID, bool) {
-			id, err := deviceid.Parse(r.Header.Get(testHeader))
-			return id, err == nil && d.net.linked(id, d.id)
-		},
-		Client: func(dev deviceid.ID, addr string) *http.Client {
-			return &http.Client{Transport: &headerTransport{id: d.id, to: dev, net: d.net, rt: &http.Transport{MaxIdleConnsPerHost: 16}}}
-		},
-		PollWait: 2 * time.Second, Ping: 500 * time.Millisecond,
-	})
-	var pc []PeerConfig
-	var ids []deviceid.ID
-	for _, p := range peers {
-		pc = append(pc, PeerConfig{ID: p.id, Name: p.name})
-		ids = append(ids, p.id)
-	}
-	d.eng.Configure(pc, []FolderConfig{{ID: "f", Root: d.root, Peers: ids}})
-	h := d.eng.Handler()
-	d.handler.Store(&h)
-	if d.srv == nil {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if h := d.handler.Load(); h != nil {
-				(*h).ServeHTTP(w, r)
-				return
-			}
-			http.Error(w, "stopped", http.StatusServiceUnavailable)
-		}))
-		d.net.mu.Lock() // Lookup reads srv
-		d.srv = srv
-		d.net.mu.Unlock()
+	if !hadServer {
 		d.net.t.Cleanup(d.srv.Close)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel, d.done = cancel, make(chan struct{})
-	go func() {
-		defer close(d.done)
-		d.eng.Run(ctx)
-	}()
 }
 
 // stop ends the engine and closes the store (a restart keeps the server's
