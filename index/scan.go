@@ -144,6 +144,8 @@ type scan struct {
 func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	// An idle daemon should not hold the hasher's buffers (up to 32 MiB).
+	defer sc.hasher.Release()
 	ign, err := sc.loadIgnore()
 	if err != nil {
 		return ScanResult{}, err

@@ -61,6 +61,10 @@ type Store struct {
 
 	mu      sync.Mutex               // guards changed
 	changed map[string]chan struct{} // folder -> closed at the next PutLocal
+
+	writes      chan struct{} // a write committed (compact.go)
+	quit        chan struct{} // closed by Close
+	compactDone chan struct{} // closed when compactLoop returns
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -86,14 +90,14 @@ func Open(dir string, o Options) (*Store, error) {
 		WithLogger(badgerLogger{log.With("component", "badger")}).
 		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
+		WithNumLevelZeroTables(level0Tables).
+		WithNumLevelZeroTablesStall(level0Stall).
 		WithBaseTableSize(1 << 20).
 		WithValueThreshold(16 << 10).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(cache).
 		WithIndexCacheSize(cache / 2).
-		WithNumCompactors(2).
+		WithNumCompactors(0). // compactLoop runs them (compact.go)
 		WithCompression(options.ZSTD).
 		WithZSTDCompressionLevel(1).
 		WithDetectConflicts(false)
@@ -104,11 +108,25 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	return &Store{db: db, log: log, changed: map[string]chan struct{}{}}, nil
+	s := &Store{db: db, log: log, changed: map[string]chan struct{}{},
+		writes: make(chan struct{}, 1), quit: make(chan struct{}), compactDone: make(chan struct{})}
+	go s.compactLoop()
+	return s, nil
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	close(s.quit)
+	<-s.compactDone
+	return s.db.Close()
+}
+
+// update runs fn in a read-write transaction and tells compactLoop.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	err := s.db.Update(fn)
+	s.wrote()
+	return err
+}
 
 // Sync flushes written data to disk (a commit point when SyncWrites is off).
 func (s *Store) Sync() error { return s.db.Sync() }
@@ -206,7 +224,7 @@ func (s *Store) Epoch(folder string) (uint64, error) {
 		return 0, err
 	}
 	var e uint64
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		k := key(pEpoch, folder)
 		v, ok, err := getU64(txn, k)
 		if err != nil || ok {
@@ -224,7 +242,7 @@ func (s *Store) ResetEpoch(folder string) error {
 	if err := checkFolder(folder); err != nil {
 		return err
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn) error {
 		return txn.Set(key(pEpoch, folder), u64(randomEpoch()))
 	})
 }
@@ -288,7 +306,7 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 		path string
 	}
 	var dels []loc
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		dels = dels[:0]
 		topKey := key(pSeqTop, folder)
 		seq, _, err := getU64(txn, topKey)
@@ -563,7 +581,7 @@ func (s *Store) PutRemote(folder string, dev deviceid.ID, epoch uint64, recs ...
 }
 
 func (s *Store) putRemote(folder string, dev deviceid.ID, epoch uint64, recs []Record) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		e, seq, err := getProgress(txn, folder, dev)
 		if err != nil {
 			return err
@@ -606,6 +624,7 @@ func (s *Store) dropRemote(folder string, dev deviceid.ID) error {
 	if err := wb.Delete(key(pProgress, folder, dev[:])); err != nil {
 		return err
 	}
+	defer s.wrote()
 	return wb.Flush()
 }
 

@@ -58,6 +58,20 @@ func (h *Hasher) put(b []byte) {
 	}
 }
 
+// Release drops the free buffers, for the garbage collector to return to
+// the OS; the next call allocates again. Buffers in use by a running call
+// return to the pool as usual.
+func (h *Hasher) Release() {
+	for {
+		select {
+		case <-h.pool:
+			h.made.Add(-1)
+		default:
+			return
+		}
+	}
+}
+
 // HashFile chunks and hashes the file at path with a fresh Hasher using all
 // cores. See Hasher.HashFile.
 func HashFile(path string) (size int64, blocks []Block, content Hash, err error) {

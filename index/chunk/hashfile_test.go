@@ -69,3 +69,23 @@ func TestHashReaderErrorReleases(t *testing.T) {
 		t.Errorf("after a read error: %d of %d buffers free (cap %d), want all", free, made, cap(h.pool))
 	}
 }
+
+// TestHasherRelease: after Release an idle Hasher holds no buffers, and it
+// still hashes correctly afterwards.
+func TestHasherRelease(t *testing.T) {
+	h := NewHasher(2)
+	data := gen("release", 3*segSize+12345)
+	_, want := Blocks(data)
+	for round := range 2 {
+		if _, _, got, err := h.HashReader(bytes.NewReader(data)); err != nil || got != want {
+			t.Fatalf("round %d: HashReader = %v, %v; want %v", round, got, err, want)
+		}
+		if len(h.pool) == 0 {
+			t.Fatalf("round %d: no buffer was pooled; the test proves nothing", round)
+		}
+		h.Release()
+		if free, made := len(h.pool), h.made.Load(); free != 0 || made != 0 {
+			t.Fatalf("round %d: after Release %d buffers free, %d made; want none", round, free, made)
+		}
+	}
+}
