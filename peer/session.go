@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncd-project/syncd/index"
@@ -395,8 +396,9 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 // errStalled when the peer sends nothing for too long.
 type stallCtx struct {
 	context.Context
-	timer *time.Timer
-	idle  time.Duration
+	timer   *time.Timer
+	idle    time.Duration
+	stopped atomic.Bool // a read after stop must not re-arm the timer
 }
 
 // watchdog returns a context for one request that is cancelled when no
@@ -406,7 +408,9 @@ type stallCtx struct {
 func (c *conn) watchdog(ctx context.Context, first time.Duration) (*stallCtx, func(err error) error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(first, func() { cancel(errStalled) })
+	sc := &stallCtx{Context: rctx, timer: t, idle: c.e.o.StallTimeout}
 	stop := func(err error) error {
+		sc.stopped.Store(true)
 		t.Stop()
 		stalled := errors.Is(context.Cause(rctx), errStalled)
 		cancel(nil)
@@ -415,7 +419,7 @@ func (c *conn) watchdog(ctx context.Context, first time.Duration) (*stallCtx, fu
 		}
 		return err
 	}
-	return &stallCtx{Context: rctx, timer: t, idle: c.e.o.StallTimeout}, stop
+	return sc, stop
 }
 
 // wrap returns body whose every read restarts the idle timer.
@@ -431,6 +435,8 @@ type stallBody struct {
 
 func (b stallBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.s.timer.Reset(b.s.idle)
+	if !b.s.stopped.Load() {
+		b.s.timer.Reset(b.s.idle)
+	}
 	return n, err
 }

@@ -2,10 +2,13 @@ package peer
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncd-project/syncd/index"
 )
@@ -82,4 +85,24 @@ func FuzzChanges(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWatchdogStopsForGood: a read of the body after the request is over
+// (the check for trailing bytes) must not re-arm the stall timer, which
+// would fire a goroutine per request long after the transfer.
+func TestWatchdogStopsForGood(t *testing.T) {
+	c := &conn{e: &Engine{o: Options{StallTimeout: time.Hour}}}
+	sc, stop := c.watchdog(context.Background(), time.Hour)
+	body := sc.wrap(io.NopCloser(strings.NewReader("abc")))
+	buf := make([]byte, 2)
+	if _, err := body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(nil); err != nil {
+		t.Fatalf("stop = %v", err)
+	}
+	body.Read(buf)
+	if sc.timer.Stop() {
+		t.Fatal("a read after stop re-armed the stall timer")
+	}
 }
