@@ -92,6 +92,16 @@ func runDaemon(g globalFlags, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if prof := os.Getenv("SYNCD_MEMPROFILE"); prof != "" {
+		// Diagnostics: the heap in use when the daemon stops.
+		defer func() {
+			f, err := os.Create(prof)
+			if err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	d, err := newDaemon(g, paths, rf)
 	if err != nil {
 		return err
@@ -262,6 +272,7 @@ func (d *daemon) run() error {
 	g.Go(func() error { return d.server.Run(ctx, d.ln) })
 	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler()) })
 	g.Go(func() error { return d.store.RunGC(ctx, 10*time.Minute) })
+	g.Go(func() error { return trimMemory(ctx) })
 	if disc == "mdns" {
 		_, port, _ := net.SplitHostPort(d.ln.Addr().String())
 		p, _ := strconv.Atoi(port)
