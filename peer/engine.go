@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/syncd-project/syncd/discovery"
@@ -78,6 +79,10 @@ type Options struct {
 	// BlockWorkers how many blocks of one file (default 6).
 	PullWorkers  int
 	BlockWorkers int
+	// MaxInflight bounds the bytes of blocks being fetched or copied at
+	// once, over all pulls (default 32 MiB): the buffers they need are most
+	// of a busy daemon's memory.
+	MaxInflight int64
 	// TrashKeep is how long deleted and overwritten content stays in
 	// .syncd/trash (default 30 days).
 	TrashKeep time.Duration
@@ -127,6 +132,11 @@ func (o *Options) defaults() {
 	if o.PullWorkers <= 0 {
 		o.PullWorkers = 8
 	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 32 << 20
+	}
+	// One block must always fit, or its fetch would wait forever.
+	o.MaxInflight = max(o.MaxInflight, index.MaxBlockSize)
 	if o.BlockWorkers <= 0 {
 		o.BlockWorkers = 6
 	}
@@ -137,7 +147,8 @@ func (o *Options) defaults() {
 
 // Engine replicates the configured folders with the configured peers.
 type Engine struct {
-	o Options
+	o        Options
+	inflight *semaphore.Weighted // MaxInflight bytes of block buffers
 
 	mu      sync.Mutex            // guards the fields below
 	peers   map[deviceid.ID]*conn // pinned peers and their sessions
@@ -156,10 +167,11 @@ func (e *Engine) fetched() int64 { return e.fetchedBytes.Load() }
 func New(o Options) *Engine {
 	o.defaults()
 	return &Engine{
-		o:       o,
-		peers:   map[deviceid.ID]*conn{},
-		folders: map[string]*folder{},
-		started: map[string]func(){},
+		o:        o,
+		inflight: semaphore.NewWeighted(o.MaxInflight),
+		peers:    map[deviceid.ID]*conn{},
+		folders:  map[string]*folder{},
+		started:  map[string]func(){},
 	}
 }
 

@@ -132,6 +132,10 @@ type commits struct {
 
 	mu    sync.Mutex // guards items
 	items []pending
+
+	// fmu serialises flushes. A flush runs outside mu, so that the other
+	// workers go on pulling (and queueing) while it syncs.
+	fmu sync.Mutex
 }
 
 func newCommits(f *folder) *commits {
@@ -140,22 +144,36 @@ func newCommits(f *folder) *commits {
 
 func (c *commits) add(p pending) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.items = append(c.items, p)
+	var items []pending
 	if len(c.items) >= c.limit {
-		c.flushLocked()
+		items, c.items = c.items, nil
 	}
+	c.mu.Unlock()
+	c.commit(items)
 }
 
+// flush commits everything queued, after any flush already running.
 func (c *commits) flush() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushLocked()
-}
-
-func (c *commits) flushLocked() {
 	items := c.items
 	c.items = nil
+	c.mu.Unlock()
+	c.fmu.Lock()
+	defer c.fmu.Unlock() // also waits for a running commit with nothing queued
+	c.commitLocked(items)
+}
+
+func (c *commits) commit(items []pending) {
+	if len(items) == 0 {
+		return
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.commitLocked(items)
+}
+
+func (c *commits) commitLocked(items []pending) {
 	if len(items) == 0 {
 		return
 	}
@@ -194,8 +212,18 @@ func (c *commits) flushLocked() {
 		recs = append(recs, p.rec)
 		done = append(done, p.j)
 	}
-	for dir := range dirs {
-		syncDir(dir)
+	if len(dirs) > 1 && len(items) >= syncfsMin {
+		// One syncfs makes all the renames durable at once.
+		if err := syncRoot(f.cfg.Root); err != nil {
+			for _, j := range done {
+				c.failed(j, err)
+			}
+			return
+		}
+	} else {
+		for dir := range dirs {
+			syncDir(dir)
+		}
 	}
 	if len(recs) == 0 {
 		return
@@ -214,12 +242,7 @@ func (c *commits) flushLocked() {
 // also waits for other programs' pending writes on that file system.
 func syncContents(root string, items []pending) error {
 	if len(items) >= syncfsMin {
-		d, err := os.Open(root)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		return syncFS(d)
+		return syncRoot(root)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(items))
@@ -243,6 +266,16 @@ func syncContents(root string, items []pending) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// syncRoot makes all data of the file system holding root durable.
+func syncRoot(root string) error {
+	d, err := os.Open(root)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return syncFS(d)
 }
 
 // fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
@@ -290,6 +323,10 @@ func (f *folder) fetchBlock(ctx context.Context, fd *os.File, b index.Block, res
 	if b.Size <= 0 || b.Size > index.MaxBlockSize {
 		return fmt.Errorf("block %s: size %d out of range", b.Hash, b.Size)
 	}
+	if err := f.e.inflight.Acquire(ctx, b.Size); err != nil {
+		return err
+	}
+	defer f.e.inflight.Release(b.Size)
 	buf := getBuf(int(b.Size))
 	defer putBuf(buf)
 	if resume {
