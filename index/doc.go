@@ -28,13 +28,16 @@
 //
 // # Footprint (measured on the 2-core project machine, quiet)
 //
-// Badger runs with small memtables (4 MiB) and tables (1 MiB), an 8 MiB
-// block cache and ZSTD; the daemon adds an 80 MiB soft Go memory limit. With
-// GOMEMLIMIT=80MiB (BenchmarkStoreFootprint, one-block file records):
+// Badger runs with small memtables (4 MiB) and tables (1 MiB), no caches
+// and no compression (compression needs a block cache, and badger's caches
+// and compactors wake every few milliseconds to seconds even when idle; the
+// store compacts from its own write-driven loop, compact.go); the daemon
+// adds an 80 MiB soft Go memory limit. With GOMEMLIMIT=80MiB
+// (BenchmarkStoreFootprint, one-block file records):
 //
 //	records  on disk     peak RSS while inserting
-//	100k      15.9 MiB   110 MiB
-//	1M       153.3 MiB   392 MiB (2 min to insert)
+//	100k      33.2 MiB   117 MiB (with ZSTD and an 8 MiB cache: 15.9 MiB, 110 MiB)
+//	1M       ~330 MiB    (with ZSTD and an 8 MiB cache: 153 MiB, 392 MiB)
 //
 // Scans (BenchmarkScanRSS, 100k files of 1-64 KiB, separate process):
 // first scan 4.3-5.2 s (about 22k files/s) with a peak of 93-94 MiB under the
