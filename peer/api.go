@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +57,14 @@ func (e *Engine) pinned(dev deviceid.ID) bool {
 // with --addr, no discovery) can dial it back.
 const listenPortHeader = "Syncd-Listen-Port"
 
+// foldersHeader carries, on hello, a digest of the folders the caller
+// shares with us (folderSum), so that a change of its config reaches our
+// session at once.
+const foldersHeader = "Syncd-Folders"
+
+// helloTimeout bounds one hello request.
+const helloTimeout = 10 * time.Second
+
 // seer is the part of the address book that learns addresses.
 type seer interface {
 	Seen(id deviceid.ID, addr string, src discovery.Source)
@@ -64,16 +73,38 @@ type seer interface {
 func (e *Engine) handleHello(w http.ResponseWriter, r *http.Request) {
 	dev := caller(r)
 	e.learnAddress(dev, r)
-	h := Hello{ID: e.o.Self.String(), Name: e.o.Name, Protocol: ProtocolVersion, Folders: []string{}}
+	h := Hello{ID: e.o.Self.String(), Name: e.o.Name, Protocol: ProtocolVersion, Folders: e.sharedIDs(dev)}
+	// The caller's folders for us are not the ones our session with it
+	// saw (its config changed): have the session look again now.
+	if sum := r.Header.Get(foldersHeader); sum != "" {
+		e.mu.Lock()
+		c := e.peers[dev]
+		e.mu.Unlock()
+		if c != nil {
+			c.mu.Lock()
+			stale := c.up && c.seen != sum
+			c.mu.Unlock()
+			if stale {
+				c.kick()
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(h)
+}
+
+// sharedIDs returns the sorted IDs of the folders shared with dev.
+func (e *Engine) sharedIDs(dev deviceid.ID) []string {
+	ids := []string{}
 	e.mu.Lock()
 	for id, f := range e.folders {
 		if f.hasPeer(dev) {
-			h.Folders = append(h.Folders, id)
+			ids = append(ids, id)
 		}
 	}
 	e.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(h)
+	slices.Sort(ids)
+	return ids
 }
 
 // handleChanges streams this device's records of the folder with sequence

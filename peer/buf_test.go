@@ -1,10 +1,14 @@
 package peer
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
 func TestBufClasses(t *testing.T) {
@@ -53,4 +57,37 @@ func TestTinyInflightBound(t *testing.T) {
 	}
 	a.rescan()
 	waitConverged(t, converge, a, b)
+}
+
+// TestNewFolderStartsAtOnce: a folder added on both sides while they are
+// connected starts syncing at once, with the periodic ping out of the way
+// (an hour): the local Configure and the peer's hello header trigger it.
+func TestNewFolderStartsAtOnce(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
+		if err := d.dev.startWith(func(o *Options) { o.Ping = time.Hour }, d.peer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a and b to connect", converge, func() bool {
+		return a.eng.peers[b.id].connected() && b.eng.peers[a.id].connected()
+	})
+	rootA, rootB := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(rootA, "new.txt"), []byte("in the new folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	add := func(d *testDev, peer *testDev, root string) {
+		d.eng.Configure([]PeerConfig{{ID: peer.id, Name: peer.name}}, []FolderConfig{
+			{ID: "f", Root: d.root, Peers: []deviceid.ID{peer.id}},
+			{ID: "g", Root: root, Peers: []deviceid.ID{peer.id}},
+		})
+	}
+	add(a, b, rootA)
+	time.Sleep(200 * time.Millisecond) // b adds it later, as a user would
+	add(b, a, rootB)
+	waitFor(t, "new.txt to reach b's new folder", 10*time.Second, func() bool {
+		got, err := os.ReadFile(filepath.Join(rootB, "new.txt"))
+		return err == nil && string(got) == "in the new folder"
+	})
 }

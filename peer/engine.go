@@ -211,6 +211,11 @@ func (e *Engine) Configure(peers []PeerConfig, folders []FolderConfig) {
 	if e.running != nil {
 		e.reconcileLocked()
 	}
+	// Sessions compare the folders shared both ways now, not at the next
+	// ping; their hello tells each peer to do the same.
+	for _, c := range e.peers {
+		c.kick()
+	}
 }
 
 // Run replicates until ctx is done, then waits for every goroutine.

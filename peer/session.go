@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,10 +57,34 @@ type conn struct {
 	inflight int           // block requests in flight
 	wake     chan struct{} // a redial is worth trying now (the peer called us)
 	loggedAt map[string]bool
+	// recheck asks the session to compare the folders shared both ways
+	// now instead of at the next ping: our config changed, or the peer's
+	// hello said that its folders for us are not the ones we saw.
+	recheck chan struct{}
+	seen    string // folderSum of the peer's folders for us, as of the session's hello
 }
 
 func newConn(e *Engine, p PeerConfig) *conn {
-	return &conn{e: e, id: p.ID, name: p.Name, loggedAt: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &conn{e: e, id: p.ID, name: p.Name, loggedAt: map[string]bool{},
+		wake: make(chan struct{}, 1), recheck: make(chan struct{}, 1)}
+}
+
+// kick makes the session re-check the shared folders now.
+func (c *conn) kick() {
+	select {
+	case c.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// folderSum names a sorted list of folder IDs, for the folders header.
+func folderSum(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (c *conn) setName(n string) {
@@ -163,12 +189,13 @@ func (c *conn) dial(ctx context.Context) (*http.Client, string, string, Hello, e
 }
 
 func (c *conn) hello(ctx context.Context, client *http.Client, base string) (Hello, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.e.o.Ping)
+	ctx, cancel := context.WithTimeout(ctx, min(c.e.o.Ping, helloTimeout))
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/hello", nil)
 	if p := c.e.o.ListenPort; p > 0 {
 		req.Header.Set(listenPortHeader, strconv.Itoa(p))
 	}
+	req.Header.Set(foldersHeader, folderSum(c.e.sharedIDs(c.id)))
 	resp, err := client.Do(req)
 	if err != nil {
 		return Hello{}, err
@@ -198,6 +225,10 @@ func (c *conn) session(ctx context.Context, client *http.Client, base string, h 
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	local := c.e.sharedIDs(c.id)
+	c.mu.Lock()
+	c.seen = folderSum(h.Folders)
+	c.mu.Unlock()
 	for _, fid := range h.Folders {
 		if c.e.sharedWith(fid, c.id) == nil {
 			continue
@@ -217,14 +248,17 @@ func (c *conn) session(ctx context.Context, client *http.Client, base string, h 
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-t.C:
-			h2, err := c.hello(ctx, client, base)
-			if err != nil {
-				cancel(fmt.Errorf("ping: %w", err))
-				continue
-			}
-			if !slices.Equal(h.Folders, h2.Folders) {
-				cancel(errReconnect)
-			}
+		case <-c.recheck:
+		}
+		h2, err := c.hello(ctx, client, base)
+		if err != nil {
+			cancel(fmt.Errorf("ping: %w", err))
+			continue
+		}
+		// Either side's folders for the other changed: a new session
+		// polls the right ones.
+		if !slices.Equal(h.Folders, h2.Folders) || !slices.Equal(local, c.e.sharedIDs(c.id)) {
+			cancel(errReconnect)
 		}
 	}
 }
