@@ -10,8 +10,8 @@ import (
 // trimEvery and trimQuiet drive trimMemory: how often it looks, and how
 // little may be allocated in one look for the daemon to count as quiet.
 const (
-	trimEvery = 10 * time.Second
-	trimQuiet = 1 << 20
+	trimEvery = 2 * time.Second
+	trimQuiet = 256 << 10
 	trimBusy  = 16 << 20 // allocated since the last trim that makes one due
 )
 

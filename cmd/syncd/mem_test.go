@@ -13,7 +13,8 @@ func TestTrimDue(t *testing.T) {
 		{"small activity only", 0, 3 * M, 3 * M, false},
 		{"burst still going", 0, 40 * M, 60 * M, false},
 		{"burst over", 0, 60 * M, 60 * M, true},
-		{"burst over, a trickle", 0, 60 * M, 60*M + M/2, true},
+		{"burst over, a trickle", 0, 60 * M, 60*M + M/8, true},
+		{"burst over, but more than a trickle", 0, 60 * M, 60*M + M/2, false},
 		{"already trimmed after it", 60 * M, 61 * M, 61 * M, false},
 	} {
 		if got := trimDue(c.trimmed, c.last, c.now); got != c.want {

@@ -185,6 +185,12 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
 		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
 		TrashKeep: time.Duration(d.cfg.TrashDays) * 24 * time.Hour,
+		// The transport's HTTP/2 PING frames (after 5 s without traffic,
+		// 5 s timeout) notice a dead peer, and a change of either side's
+		// folders reaches the sessions at once (Configure, the hello
+		// header); the engine's own ping, a request with its answer, is
+		// only a backstop, and every 5 s it was most of an idle daemon's CPU.
+		Ping: 30 * time.Second,
 	})
 	d.apply(d.cfg)
 	d.server = transport.NewServer(topts, d.engine.Handler())
