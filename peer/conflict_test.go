@@ -294,3 +294,43 @@ func TestSplitWave(t *testing.T) {
 		})
 	}
 }
+
+// TestFileReplacedByDirectory: a file that both devices have (and have
+// recorded) becomes a directory on one of them. The other keeps the file in
+// its trash and makes the directory: before the fix, the file stayed as the
+// trash's hard link and under its name, so mkdir failed on every retry and
+// filled the trash.
+func TestFileReplacedByDirectory(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	a.write("g", []byte("a file first"))
+	a.start(b)
+	b.start(a)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.Remove(filepath.Join(a.root, "g")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("g/inside.txt", []byte("now a directory"))
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	if _, ok := got["g/inside.txt"]; !ok {
+		t.Fatalf("converged without g/inside.txt: %v", got)
+	}
+	trash, err := os.ReadDir(filepath.Join(b.root, ".syncd", "trash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, e := range trash {
+		if strings.HasPrefix(e.Name(), "g~") {
+			kept = append(kept, e.Name())
+		}
+	}
+	if len(kept) != 1 {
+		t.Fatalf("b's trash holds %d copies of the old file g (%v), want 1", len(kept), kept)
+	}
+	if data, err := os.ReadFile(filepath.Join(b.root, ".syncd", "trash", kept[0])); err != nil || string(data) != "a file first" {
+		t.Fatalf("trashed g = %q, %v; want the old content", data, err)
+	}
+}

@@ -373,6 +373,12 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 		if err := f.keepOld(j, target, fi); err != nil {
 			return err
 		}
+		// keepOld may have kept the file as a hard link in the trash (made
+		// for a rename over the target, which a directory cannot do): the
+		// name must go before the directory can take it.
+		if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
 			return err
 		}
