@@ -145,35 +145,29 @@ func newCommits(f *folder) *commits {
 func (c *commits) add(p pending) {
 	c.mu.Lock()
 	c.items = append(c.items, p)
-	var items []pending
+	var full []pending
 	if len(c.items) >= c.limit {
-		items, c.items = c.items, nil
+		full, c.items = c.items, nil
 	}
 	c.mu.Unlock()
-	c.commit(items)
+	if full != nil {
+		c.commit(full)
+	}
 }
 
-// flush commits everything queued, after any flush already running.
+// flush commits everything queued, after any commit already running.
 func (c *commits) flush() {
 	c.mu.Lock()
 	items := c.items
 	c.items = nil
 	c.mu.Unlock()
-	c.fmu.Lock()
-	defer c.fmu.Unlock() // also waits for a running commit with nothing queued
-	c.commitLocked(items)
+	c.commit(items)
 }
 
+// commit runs one batch (none: only waits for a running one).
 func (c *commits) commit(items []pending) {
-	if len(items) == 0 {
-		return
-	}
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	c.commitLocked(items)
-}
-
-func (c *commits) commitLocked(items []pending) {
 	if len(items) == 0 {
 		return
 	}
