@@ -67,6 +67,7 @@ type Store struct {
 
 	writes      chan struct{} // a write committed (compact.go)
 	quit        chan struct{} // closed by Close
+	closeOnce   sync.Once
 	compactDone chan struct{} // closed when compactLoop returns
 }
 
@@ -116,7 +117,7 @@ func Open(dir string, o Options) (*Store, error) {
 
 // Close closes the store.
 func (s *Store) Close() error {
-	close(s.quit)
+	s.closeOnce.Do(func() { close(s.quit) })
 	<-s.compactDone
 	return s.db.Close()
 }
