@@ -16,11 +16,49 @@ const oNoFollow = syscall.O_NOFOLLOW
 // syncFS makes all data of the file system holding d durable (syncfs).
 func syncFS(d *os.File) error { return unix.Syncfs(int(d.Fd())) }
 
-// startWriteback asks the kernel to start writing fd's dirty pages without
-// waiting for them (sync_file_range SYNC_FILE_RANGE_WRITE); the fsync before
-// the rename still guarantees durability.
-func startWriteback(fd *os.File) {
-	_ = unix.SyncFileRange(int(fd.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+// Write-behind for large pulls: every wbStep bytes the file's writeback is
+// started (so that the final fsync has little left to do and the disk works
+// while the network does), and what lies more than wbKeep behind is waited
+// for and dropped from the page cache. A 2 GiB video then passes through
+// 64 MiB of cache instead of evicting 2 GiB of the user's working set, and
+// the same pages are used again while they are warm: on this VM, writing
+// into pages the guest had not touched for a while cost up to 4 CPU-s per
+// GiB, against 0.2-0.5 s when they are reused. The data is still made
+// durable by the fsync or syncfs before the rename; dropping a range that
+// a slow block has not reached yet drops nothing.
+const (
+	wbStep = 16 << 20
+	wbKeep = 48 << 20
+)
+
+type writeBehind struct {
+	fd      *os.File
+	mu      sync.Mutex
+	written int64 // bytes written so far
+	dropped int64 // [0, dropped) is written back and out of the cache
+}
+
+// wrote counts n more bytes written and does the write-behind work due.
+func (w *writeBehind) wrote(n int64) {
+	w.mu.Lock()
+	before := w.written
+	w.written += n
+	if w.written/wbStep == before/wbStep {
+		w.mu.Unlock()
+		return
+	}
+	from, to := w.dropped, w.written-wbKeep
+	if to > from {
+		w.dropped = to
+	}
+	w.mu.Unlock()
+	fd := int(w.fd.Fd())
+	_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	if to > from {
+		_ = unix.SyncFileRange(fd, from, to-from,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		_ = unix.Fadvise(fd, from, to-from, unix.FADV_DONTNEED)
+	}
 }
 
 // Block buffers come from two pools: blocks up to smallBuf (every block of

@@ -1,11 +1,19 @@
 package peer
 
 import (
+	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
@@ -89,5 +97,120 @@ func TestNewFolderStartsAtOnce(t *testing.T) {
 	waitFor(t, "new.txt to reach b's new folder", 10*time.Second, func() bool {
 		got, err := os.ReadFile(filepath.Join(rootB, "new.txt"))
 		return err == nil && string(got) == "in the new folder"
+	})
+}
+
+// TestWriteBehind: a large pull keeps only about wbKeep of the file in the
+// page cache; the rest is written back and dropped as it goes.
+func TestWriteBehind(t *testing.T) {
+	fd, err := os.Create(filepath.Join(t.TempDir(), "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	const size = 4 * wbKeep
+	chunk := randBytes(1, 1<<20)
+	wb := &writeBehind{fd: fd}
+	for off := int64(0); off < size; off += int64(len(chunk)) {
+		if _, err := fd.WriteAt(chunk, off); err != nil {
+			t.Fatal(err)
+		}
+		wb.wrote(int64(len(chunk)))
+	}
+	resident := func(off, n int64) int64 {
+		m, err := unix.Mmap(int(fd.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(m)
+		vec := make([]byte, (n+int64(os.Getpagesize())-1)/int64(os.Getpagesize()))
+		if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			t.Fatal(e)
+		}
+		var in int64
+		for _, v := range vec {
+			in += int64(v & 1)
+		}
+		return in * int64(os.Getpagesize())
+	}
+	if wb.dropped < size-wbKeep-wbStep {
+		t.Errorf("dropped up to %d of %d bytes, want at least %d", wb.dropped, size, size-wbKeep-wbStep)
+	}
+	if in := resident(0, wb.dropped); in > wb.dropped/16 {
+		t.Errorf("%d of the first %d bytes still cached after write-behind", in, wb.dropped)
+	}
+	if in := resident(size-wbStep, wbStep); in < wbStep/2 {
+		t.Errorf("only %d of the last %d bytes cached: the tail must stay until the fsync", in, wbStep)
+	}
+	got := make([]byte, len(chunk))
+	if _, err := fd.ReadAt(got, 0); err != nil || !bytes.Equal(got, chunk) {
+		t.Errorf("content after write-behind differs (err %v)", err)
+	}
+}
+
+// countingRT counts block requests and closes of idle connections.
+type countingRT struct {
+	rt            *headerTransport
+	blocks, close atomic.Int64
+}
+
+func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/blocks/") {
+		c.blocks.Add(1)
+	}
+	return c.rt.RoundTrip(r)
+}
+
+func (c *countingRT) CloseIdleConnections() {
+	c.close.Add(1)
+	c.rt.CloseIdleConnections()
+}
+
+// TestBlockClient: with Options.BlockClient, every block request goes
+// through it (none through the session's client), and its connections are
+// closed once blocks have not been asked for a while.
+func TestBlockClient(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	a.write("big.bin", randBytes(22, 2*index.MaxBlockSize+5))
+	a.write("small.txt", []byte("small"))
+	var main, blocks []*countingRT
+	var mu sync.Mutex
+	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
+		err := d.dev.startWith(func(o *Options) {
+			mk := func(list *[]*countingRT) func(deviceid.ID, string) *http.Client {
+				return func(dev deviceid.ID, addr string) *http.Client {
+					rt := &countingRT{rt: &headerTransport{id: d.dev.id, to: dev, net: n, rt: &http.Transport{}}}
+					mu.Lock()
+					*list = append(*list, rt)
+					mu.Unlock()
+					return &http.Client{Transport: rt}
+				}
+			}
+			o.Client, o.BlockClient = mk(&main), mk(&blocks)
+			o.hooks.blocksIdleAfter = 100 * time.Millisecond
+		}, d.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	sum := func(list []*countingRT, f func(*countingRT) int64) (s int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range list {
+			s += f(c)
+		}
+		return s
+	}
+	if got := sum(main, func(c *countingRT) int64 { return c.blocks.Load() }); got != 0 {
+		t.Errorf("%d block requests went through the session's client", got)
+	}
+	if got := sum(blocks, func(c *countingRT) int64 { return c.blocks.Load() }); got < 3 {
+		t.Errorf("%d block requests went through the block client, want at least 3", got)
+	}
+	waitFor(t, "the idle block connections to be closed", 5*time.Second, func() bool {
+		return sum(blocks, func(c *countingRT) int64 { return c.close.Load() }) > 0
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/syncd-project/syncd/index"
@@ -279,7 +278,7 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 	defer cancel(nil)
 	work := make(chan index.Block)
 	var wg sync.WaitGroup
-	var written atomic.Int64
+	wb := &writeBehind{fd: fd}
 	for range min(f.e.o.BlockWorkers, len(r.Blocks)) {
 		wg.Add(1)
 		go func() {
@@ -292,11 +291,7 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 				f.mu.Lock()
 				f.doneBytes += b.Size
 				f.mu.Unlock()
-				// Start writeback every 64 MiB so that the final fsync has
-				// little left to do and the disk works while the network does.
-				if n := written.Add(b.Size); n/(64<<20) != (n-b.Size)/(64<<20) {
-					startWriteback(fd)
-				}
+				wb.wrote(b.Size)
 			}
 		}()
 	}

@@ -54,9 +54,14 @@ type conn struct {
 	up       bool
 	since    time.Time // connected since, or last seen
 	lastErr  string
-	inflight int           // block requests in flight
-	wake     chan struct{} // a redial is worth trying now (the peer called us)
-	loggedAt map[string]bool
+	inflight int // block requests in flight
+	// blocks is the client for block requests (Options.BlockClient, or
+	// client), blocksIdle closes its connections once blocks have not been
+	// asked for a while.
+	blocks     *http.Client
+	blocksIdle *time.Timer
+	wake       chan struct{} // a redial is worth trying now (the peer called us)
+	loggedAt   map[string]bool
 	// recheck asks the session to compare the folders shared both ways
 	// now instead of at the next ping: our config changed, or the peer's
 	// hello said that its folders for us are not the ones we saw.
@@ -138,6 +143,10 @@ func (c *conn) run(ctx context.Context) {
 		backoff = time.Second
 		c.mu.Lock()
 		c.client, c.base, c.addr, c.up, c.since, c.lastErr = client, base, addr, true, c.e.o.Now(), ""
+		c.blocks = client
+		if c.e.o.BlockClient != nil {
+			c.blocks = c.e.o.BlockClient(c.id, addr)
+		}
 		clear(c.loggedAt)
 		c.mu.Unlock()
 		c.e.o.Logger.Info("peer connected", "peer", c.id.Short(), "name", hello.Name, "addr", addr)
@@ -146,12 +155,14 @@ func (c *conn) run(ctx context.Context) {
 		err = c.session(ctx, client, base, hello)
 
 		c.mu.Lock()
-		c.client, c.up, c.since = nil, false, c.e.o.Now()
+		blocks := c.blocks
+		c.client, c.blocks, c.up, c.since = nil, nil, false, c.e.o.Now()
 		if err != nil && ctx.Err() == nil {
 			c.lastErr = err.Error()
 		}
 		c.mu.Unlock()
 		client.CloseIdleConnections()
+		blocks.CloseIdleConnections()
 		if ctx.Err() == nil {
 			c.e.o.Logger.Info("peer disconnected", "peer", c.id.Short(), "err", err)
 			select {
@@ -383,18 +394,14 @@ func checkRecord(r *index.Record) error {
 // fetchBlock reads one block from the peer into buf and verifies it.
 func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []byte) error {
 	c.mu.Lock()
-	client, base := c.client, c.base
+	client, base := c.blocks, c.base
 	if client == nil {
 		c.mu.Unlock()
 		return errors.New("not connected")
 	}
 	c.inflight++
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inflight--
-		c.mu.Unlock()
-	}()
+	defer c.blockDone(client)
 	u := fmt.Sprintf("%s/v1/folders/%s/blocks/%s", base, url.PathEscape(fid), b.Hash)
 	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
@@ -424,6 +431,38 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 	}
 	c.e.fetchedBytes.Add(int64(len(buf)))
 	return nil
+}
+
+// blocksIdleAfter is how long the block connections stay open after the
+// last block request: open keep-alive connections cost both sides memory.
+const blocksIdleAfter = 5 * time.Second
+
+// blockDone ends a block request made with client; the last one arms the
+// timer that closes the idle block connections.
+func (c *conn) blockDone(client *http.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflight--
+	if c.inflight > 0 || client == c.client {
+		return
+	}
+	after := blocksIdleAfter
+	if h := c.e.o.hooks.blocksIdleAfter; h > 0 {
+		after = h
+	}
+	if c.blocksIdle == nil {
+		c.blocksIdle = time.AfterFunc(after, func() {
+			c.mu.Lock()
+			blocks := c.blocks
+			idle := c.inflight == 0 && blocks != c.client
+			c.mu.Unlock()
+			if idle && blocks != nil {
+				blocks.CloseIdleConnections()
+			}
+		})
+	} else {
+		c.blocksIdle.Reset(after)
+	}
 }
 
 // stallCtx is the context of one request to a peer, cancelled with
