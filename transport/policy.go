@@ -37,13 +37,18 @@ const (
 	HTTP2
 )
 
-// DefaultHTTPVersion is what HTTPDefault means: HTTP/2. BenchmarkHTTPBulkGet
-// over loopback on a loaded 2-core machine (median of 5, -benchtime 4x): 64
-// block-sized 1 MiB GETs 8 at a time, the puller's pattern, ran at 266 MB/s
-// over HTTP/2 and 202 MB/s over HTTP/1.1 (8 connections); one 64 MiB GET ran
-// at 240 MB/s over HTTP/2 and 340 MB/s over HTTP/1.1. The parallel-block case
-// decides, and HTTP/2 also keeps one connection (one handshake, one slot of
-// the server's per-address limit) per peer and notices a dead peer by pings.
+// DefaultHTTPVersion is what HTTPDefault means: HTTP/2, for a peer's
+// session (hello, the changes long polls): one connection, one handshake,
+// one slot of the server's per-address limit, and PINGs that notice a dead
+// peer. Bulk block transfer is another matter: BenchmarkHTTPBulkGet over
+// loopback on this quiet 2-core machine (-benchtime 3x) ran 64 block-sized
+// 1 MiB GETs 8 at a time at 557 MB/s over HTTP/2 and 1252 MB/s over
+// HTTP/1.1 (8 connections), and one 64 MiB GET at 552 and 927 MB/s: Go
+// writes all of an HTTP/2 connection's frames from one goroutine and reads
+// them in another, with a copy in between. The daemon therefore asks for
+// blocks with an HTTP1 client (peer.Options.BlockClient). An earlier run
+// of the same benchmark on a loaded machine had favoured HTTP/2 (266 against
+// 202 MB/s for the parallel case).
 const DefaultHTTPVersion = HTTP2
 
 // Options configure the TLS configs, Server and Client of this package.

@@ -183,7 +183,14 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 		ListenPort: atoiOr0(port), Self: d.id.ID, Name: d.name(), Store: d.store, Book: d.book,
 		Identify: transport.RequestPeer,
 		Client:   func(dev deviceid.ID, addr string) *http.Client { return transport.NewClient(topts, dev, addr) },
-		Logger:   d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
+		// Blocks over HTTP/1.1 keep-alive connections: see
+		// peer.Options.BlockClient and transport.DefaultHTTPVersion.
+		BlockClient: func(dev deviceid.ID, addr string) *http.Client {
+			o := topts
+			o.HTTP = transport.HTTP1
+			return transport.NewClient(o, dev, addr)
+		},
+		Logger: d.log, Watch: true, SendRate: d.send, RecvRate: d.recv,
 		TrashKeep: time.Duration(d.cfg.TrashDays) * 24 * time.Hour,
 		// The transport's HTTP/2 PING frames (after 5 s without traffic,
 		// 5 s timeout) notice a dead peer, and a change of either side's
