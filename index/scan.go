@@ -507,7 +507,7 @@ func (s *scan) hashEntry(e entry) {
 	open := s.sc.hooks.open
 	if open == nil {
 		open = func(name string) (*os.File, error) {
-			return os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+			return OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		}
 	}
 	f, err := open(abs)
