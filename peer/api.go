@@ -230,7 +230,7 @@ func (e *Engine) readLocalBlock(fid string, b index.Block, verify bool) ([]byte,
 // readAt reads exactly len(buf) bytes at off from a regular file, never
 // following a symlink.
 func readAt(name string, buf []byte, off int64) bool {
-	fd, err := os.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
+	fd, err := index.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return false
 	}

@@ -56,7 +56,7 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	}
 
 	tmp := filepath.Join(dir, tempName(base, r.Content))
-	fd, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
+	fd, err := index.OpenFile(tmp, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func syncContents(root string, items []pending) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			fd, err := os.OpenFile(p.tmp, os.O_RDWR|oNoFollow, 0)
+			fd, err := index.OpenFile(p.tmp, os.O_RDWR|oNoFollow, 0)
 			if err != nil {
 				errs[i] = err
 				return
