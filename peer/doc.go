@@ -28,6 +28,16 @@
 //	    The block's bytes, read from any local file of that folder that the
 //	    index says holds it. The caller verifies the hash; a mismatch is
 //	    discarded and the block is asked of another peer.
+//	POST /v1/folders/{folder}/blocks
+//	    Several blocks in one answer, for the small files of a pull. Body:
+//	    1 to 64 block hashes of 32 bytes. Answer: for each hash in order, a
+//	    uvarint length (0: not here) and that many bytes. The puller fetches
+//	    the blocks of single-block files up to 256 KiB ahead of its workers
+//	    this way (prefetch.go); a peer that answers 404 or 405 (an older
+//	    version) is asked block by block for the rest of the session.
+//
+// Blocks travel over their own client (Options.BlockClient; HTTP/1.1
+// keep-alive connections in the daemon), closed 5 s after the last block.
 //
 // A session (one per pinned peer) dials the addresses the address book
 // knows, checks hello, then long-polls changes for every folder that both

@@ -52,6 +52,9 @@ type folder struct {
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
 	pass        uint64            // pull passes started
+	// pf fetches small files' blocks ahead while a wave of files is pulled
+	// (set by applyFiles before its workers start, nil otherwise).
+	pf *prefetcher
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {

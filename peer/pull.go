@@ -168,6 +168,21 @@ func (f *folder) pull(ctx context.Context) int {
 // applyFiles pulls files with PullWorkers goroutines.
 func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error)) {
 	files = acrossDirs(files)
+	// Blocks of small files are fetched ahead, in batches (prefetch.go).
+	pf := newPrefetcher(f)
+	pctx, stopPrefetch := context.WithCancel(ctx)
+	f.pf = pf
+	var pwg sync.WaitGroup
+	pwg.Add(1)
+	go func() {
+		defer pwg.Done()
+		pf.run(pctx, files)
+	}()
+	defer func() {
+		stopPrefetch()
+		pwg.Wait()
+		f.pf = nil
+	}()
 	work := make(chan job)
 	var wg sync.WaitGroup
 	for range min(f.e.o.PullWorkers, len(files)) {
@@ -176,6 +191,7 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 			defer wg.Done()
 			for j := range work {
 				apply(j, f.applyFile)
+				pf.drop(j)
 			}
 		}()
 	}

@@ -312,6 +312,13 @@ func (f *folder) fetchBlock(ctx context.Context, fd *os.File, b index.Block, res
 	if b.Size <= 0 || b.Size > index.MaxBlockSize {
 		return fmt.Errorf("block %s: size %d out of range", b.Hash, b.Size)
 	}
+	if pf := f.pf; pf != nil && !resume {
+		if buf := pf.take(ctx, b); buf != nil {
+			_, err := fd.WriteAt(buf, b.Offset)
+			pf.done(buf)
+			return err
+		}
+	}
 	if err := f.e.inflight.Acquire(ctx, b.Size); err != nil {
 		return err
 	}

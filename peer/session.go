@@ -1,8 +1,11 @@
 package peer
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +63,7 @@ type conn struct {
 	// asked for a while.
 	blocks     *http.Client
 	blocksIdle *time.Timer
+	noBatch    bool // the peer answered a batch request with 404: an older version
 	wake       chan struct{} // a redial is worth trying now (the peer called us)
 	loggedAt   map[string]bool
 	// recheck asks the session to compare the folders shared both ways
@@ -143,7 +147,7 @@ func (c *conn) run(ctx context.Context) {
 		backoff = time.Second
 		c.mu.Lock()
 		c.client, c.base, c.addr, c.up, c.since, c.lastErr = client, base, addr, true, c.e.o.Now(), ""
-		c.blocks = client
+		c.blocks, c.noBatch = client, false
 		if c.e.o.BlockClient != nil {
 			c.blocks = c.e.o.BlockClient(c.id, addr)
 		}
@@ -432,6 +436,100 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 	c.e.fetchedBytes.Add(int64(len(buf)))
 	return nil
 }
+
+// errNoBatch means the peer does not serve batch requests (an older
+// version): its blocks are asked for one by one.
+var errNoBatch = errors.New("peer does not serve block batches")
+
+// fetchBatch asks the peer for several blocks in one request (handleBlocks)
+// into bufs (len(bufs[i]) == blocks[i].Size). It returns one error per
+// block, nil for a block verified and in its buffer; a failed request fails
+// the blocks not yet received.
+func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block, bufs [][]byte) []error {
+	errs := make([]error, len(blocks))
+	fail := func(from int, err error) []error {
+		for i := from; i < len(errs); i++ {
+			errs[i] = err
+		}
+		return errs
+	}
+	c.mu.Lock()
+	client, base, noBatch := c.blocks, c.base, c.noBatch
+	if client == nil || noBatch {
+		c.mu.Unlock()
+		if noBatch {
+			return fail(0, errNoBatch)
+		}
+		return fail(0, errors.New("not connected"))
+	}
+	c.inflight++
+	c.mu.Unlock()
+	defer c.blockDone(client)
+
+	body := make([]byte, 0, len(blocks)*len(index.Hash{}))
+	for _, b := range blocks {
+		body = append(body, b.Hash[:]...)
+	}
+	u := fmt.Sprintf("%s/v1/folders/%s/blocks", base, url.PathEscape(fid))
+	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
+	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	// Reading blocks changes nothing: the transport may send the request
+	// again on a new connection when a kept-alive one turns out closed.
+	req.Header["X-Idempotency-Key"] = nil
+	resp, err := client.Do(req)
+	if err != nil {
+		return fail(0, fmt.Errorf("block batch: %w", stop(err)))
+	}
+	rbody := rctx.wrap(resp.Body)
+	defer rbody.Close()
+	if resp.StatusCode != http.StatusOK {
+		stop(nil)
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+			c.mu.Lock()
+			c.noBatch = true
+			c.mu.Unlock()
+			return fail(0, errNoBatch)
+		}
+		return fail(0, fmt.Errorf("block batch: %s", resp.Status))
+	}
+	br := bufio.NewReaderSize(rbody, 64<<10)
+	for i, b := range blocks {
+		n, err := binary.ReadUvarint(br)
+		switch {
+		case err != nil:
+			return fail(i, fmt.Errorf("block batch: %w", stop(err)))
+		case n == 0:
+			errs[i] = fmt.Errorf("block %s: %w", b.Hash, errNotThere)
+			continue
+		case n != uint64(len(bufs[i])):
+			stop(nil)
+			return fail(i, fmt.Errorf("block %s: peer sent %d bytes for a block of %d", b.Hash, n, len(bufs[i])))
+		}
+		if _, err := io.ReadFull(br, bufs[i]); err != nil {
+			return fail(i, fmt.Errorf("block batch: %w", stop(err)))
+		}
+		if err := waitN(ctx, c.e.o.RecvRate, len(bufs[i])); err != nil {
+			stop(nil)
+			return fail(i, err)
+		}
+		if hashOf(bufs[i]) != b.Hash {
+			c.logOnce("peer sent a block that does not match its hash", "folder", fid)
+			errs[i] = ErrBadBlock
+			continue
+		}
+		c.e.fetchedBytes.Add(int64(len(bufs[i])))
+	}
+	_, err = br.ReadByte()
+	stop(nil)
+	if err != io.EOF {
+		return fail(0, errors.New("block batch: longer than asked for"))
+	}
+	return errs
+}
+
+// errNotThere is a peer's answer that it does not have a block.
+var errNotThere = errors.New("peer does not have it")
 
 // blocksIdleAfter is how long the block connections stay open after the
 // last block request: open keep-alive connections cost both sides memory.

@@ -1,0 +1,179 @@
+package peer
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/transport/deviceid"
+)
+
+// batchRT counts the block requests a device makes, one by one (GET) and
+// in batches (POST); with old set it answers batches as a peer without the
+// batch endpoint would (404), without asking it.
+type batchRT struct {
+	rt         *headerTransport
+	old        bool
+	gets, post atomic.Int64
+}
+
+func (c *batchRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/blocks") {
+		if r.Method == http.MethodPost {
+			c.post.Add(1)
+			if c.old {
+				return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Body: io.NopCloser(strings.NewReader("")),
+					Header: http.Header{}, Request: r}, nil
+			}
+		} else {
+			c.gets.Add(1)
+		}
+	}
+	return c.rt.RoundTrip(r)
+}
+
+func (c *batchRT) CloseIdleConnections() { c.rt.CloseIdleConnections() }
+
+// startCounting starts a and b pinned to each other, b's block requests
+// counted by the returned transports.
+func startCounting(t *testing.T, n *testNet, a, b *testDev, old bool) *[]*batchRT {
+	var mu sync.Mutex
+	var rts []*batchRT
+	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
+		err := d.dev.startWith(func(o *Options) {
+			if d.dev != b {
+				return
+			}
+			o.BlockClient = func(dev deviceid.ID, addr string) *http.Client {
+				rt := &batchRT{rt: &headerTransport{id: b.id, to: dev, net: n, rt: &http.Transport{}}, old: old}
+				mu.Lock()
+				rts = append(rts, rt)
+				mu.Unlock()
+				return &http.Client{Transport: rt}
+			}
+		}, d.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &rts
+}
+
+func counts(rts []*batchRT) (gets, posts int64) {
+	for _, rt := range rts {
+		gets += rt.gets.Load()
+		posts += rt.post.Load()
+	}
+	return gets, posts
+}
+
+// TestSmallFilesInBatches: the blocks of many small files travel in a few
+// batch requests, not one request per file; a big file still uses GETs.
+func TestSmallFilesInBatches(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	const files = 300
+	for i := range files {
+		a.write(fmt.Sprintf("d%d/f%03d.txt", i%7, i), randBytes(uint64(100+i), 100+i*37))
+	}
+	a.write("dup1.txt", []byte("same content"))
+	a.write("dup2.txt", []byte("same content"))
+	a.write("big.bin", randBytes(5, 2*index.MaxBlockSize))
+	rts := startCounting(t, n, a, b, false)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	gets, posts := counts(*rts)
+	t.Logf("%d files: %d GETs, %d batches", files, gets, posts)
+	if posts == 0 || posts > files/10 {
+		t.Errorf("%d batch requests for %d small files, want 1 to %d", posts, files, files/10)
+	}
+	if gets > 20 {
+		t.Errorf("%d single block requests, want only the big file's few", gets)
+	}
+}
+
+// TestBatchFallback: a peer that does not serve batches (an older version)
+// is asked once, then block by block, and everything arrives.
+func TestBatchFallback(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	const files = 200
+	for i := range files {
+		a.write(fmt.Sprintf("f%03d.txt", i), randBytes(uint64(900+i), 50+i))
+	}
+	rts := startCounting(t, n, a, b, true)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	gets, posts := counts(*rts)
+	if posts > 2 {
+		t.Errorf("%d batch requests to a peer that answered the first with 404", posts)
+	}
+	if gets < files {
+		t.Errorf("%d single block requests for %d files", gets, files)
+	}
+}
+
+// TestBatchEndpoint: the batch handler's answers and refusals.
+func TestBatchEndpoint(t *testing.T) {
+	n := newTestNet(t)
+	a, b, stranger := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("stranger")
+	one, two := []byte("first block"), []byte("second, longer block")
+	a.write("one.txt", one)
+	a.write("two.txt", two)
+	a.start(b)
+	a.rescan()
+	waitFor(t, "a to index both files", converge, func() bool {
+		_, ok1, _ := a.store.Local("f", "one.txt")
+		_, ok2, _ := a.store.Local("f", "two.txt")
+		return ok1 && ok2
+	})
+	h1, h2 := index.Hash(hashOf(one)), index.Hash(hashOf(two))
+	var missing index.Hash
+	missing[0] = 1
+	post := func(as *testDev, folder string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest("POST", a.srv.URL+"/v1/folders/"+folder+"/blocks", bytes.NewReader(body))
+		req.Header.Set(testHeader, as.id.String())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, got
+	}
+	cat := func(hs ...index.Hash) []byte {
+		var out []byte
+		for _, h := range hs {
+			out = append(out, h[:]...)
+		}
+		return out
+	}
+	code, got := post(b, "f", cat(h2, missing, h1))
+	want := append(append(append([]byte{byte(len(two))}, two...), 0, byte(len(one))), one...)
+	if code != http.StatusOK || !bytes.Equal(got, want) {
+		t.Errorf("batch of two blocks and a missing one = %d %q, want 200 %q", code, got, want)
+	}
+	for _, tc := range []struct {
+		name string
+		as   *testDev
+		fid  string
+		body []byte
+		want int
+	}{
+		{"stranger", stranger, "f", cat(h1), http.StatusForbidden},
+		{"unknown folder", b, "nope", cat(h1), http.StatusNotFound},
+		{"empty", b, "f", nil, http.StatusBadRequest},
+		{"partial hash", b, "f", h1[:31], http.StatusBadRequest},
+		{"too many", b, "f", bytes.Repeat(h1[:], maxBlockBatch+1), http.StatusBadRequest},
+	} {
+		if code, _ := post(tc.as, tc.fid, tc.body); code != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, code, tc.want)
+		}
+	}
+}
