@@ -63,7 +63,7 @@ type conn struct {
 	// asked for a while.
 	blocks     *http.Client
 	blocksIdle *time.Timer
-	noBatch    bool // the peer answered a batch request with 404: an older version
+	noBatch    bool          // the peer answered a batch request with 404: an older version
 	wake       chan struct{} // a redial is worth trying now (the peer called us)
 	loggedAt   map[string]bool
 	// recheck asks the session to compare the folders shared both ways
