@@ -56,7 +56,14 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	}
 
 	tmp := filepath.Join(dir, tempName(base, r.Content))
-	fd, err := index.OpenFile(tmp, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
+	// Usually the temp file is new, and the blocks written in it extend it
+	// to its size; one left by an earlier try is resumed.
+	fresh := true
+	fd, err := index.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		fresh = false
+		fd, err = index.OpenFile(tmp, os.O_RDWR|oNoFollow, 0o600)
+	}
 	if err != nil {
 		return err
 	}
@@ -69,14 +76,17 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 			os.Remove(tmp)
 		}
 	}()
-	fi, err := fd.Stat()
-	if err != nil {
-		return err
-	}
-	resume := fi.Size() > 0
-	if fi.Size() != r.Size {
-		if err := fd.Truncate(r.Size); err != nil {
+	resume := false
+	if !fresh {
+		fi, err := fd.Stat()
+		if err != nil {
 			return err
+		}
+		resume = fi.Size() > 0
+		if fi.Size() != r.Size {
+			if err := fd.Truncate(r.Size); err != nil {
+				return err
+			}
 		}
 	}
 	if err := f.fetchBlocks(ctx, fd, r, resume); err != nil {
@@ -274,6 +284,17 @@ func syncRoot(root string) error {
 // fetchBlocks fills fd with r's blocks using BlockWorkers goroutines. With
 // resume, blocks already in the temp file are verified and kept.
 func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, resume bool) error {
+	if len(r.Blocks) == 1 {
+		// Most files are one block: no goroutine and channel for it.
+		b := r.Blocks[0]
+		if err := f.fetchBlock(ctx, fd, b, resume); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.doneBytes += b.Size
+		f.mu.Unlock()
+		return nil
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan index.Block)
