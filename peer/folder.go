@@ -55,6 +55,9 @@ type folder struct {
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
+	// own notes the files the puller installed, so that the watcher's
+	// reports of them cost no scan (ownwrites.go).
+	own ownWrites
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -236,6 +239,11 @@ func (f *folder) drainScans(first []string) []string {
 }
 
 func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
+	if paths == nil {
+		f.own.reset()
+	} else if paths = f.own.filter(f.cfg.Root, paths); len(paths) == 0 {
+		return // only our own writes
+	}
 	f.setState(StateScanning)
 	res, err := sc.Scan(ctx, paths...)
 	if err != nil {

@@ -191,6 +191,7 @@ func (c *commits) commit(items []pending) {
 	dirs := map[string]bool{}
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
+	infos := make([]fs.FileInfo, 0, len(items))
 	for _, p := range items {
 		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
 			h(p.j.path)
@@ -214,6 +215,7 @@ func (c *commits) commit(items []pending) {
 		dirs[p.dir] = true
 		recs = append(recs, p.rec)
 		done = append(done, p.j)
+		infos = append(infos, fi)
 	}
 	if len(dirs) > 1 && len(items) >= syncfsMin {
 		// One syncfs makes all the renames durable at once.
@@ -235,6 +237,10 @@ func (c *commits) commit(items []pending) {
 		for _, j := range done {
 			c.failed(j, fmt.Errorf("record: %w", err))
 		}
+		return
+	}
+	for i, j := range done {
+		f.own.note(j.path, infos[i])
 	}
 }
 

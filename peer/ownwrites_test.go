@@ -1,0 +1,84 @@
+package peer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestOwnWritesFilter: a path is dropped while it holds exactly what was
+// noted, once; any change to the file, even one that keeps its size and
+// mtime, makes it scanned.
+func TestOwnWritesFilter(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, data string) os.FileInfo {
+		p := filepath.Join(root, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	var o ownWrites
+	o.note("a", write("a", "one"))
+	o.note("b", write("b", "two"))
+	o.note("gone", write("gone", "x"))
+	os.Remove(filepath.Join(root, "gone"))
+	if got := o.filter(root, []string{"a", "b", "gone", "other"}); !slices.Equal(got, []string{"gone", "other"}) {
+		t.Errorf("filter = %q, want the missing and the unnoted paths", got)
+	}
+	if got := o.filter(root, []string{"a"}); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("second filter of a = %q: a note must be used once", got)
+	}
+
+	// Same size, mtime set back: only the ctime tells.
+	fi := write("c", "abc")
+	o.note("c", fi)
+	time.Sleep(20 * time.Millisecond)
+	p := filepath.Join(root, "c")
+	if err := os.WriteFile(p, []byte("xyz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.filter(root, []string{"c"}); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("filter after a same-size edit with the mtime restored = %q, want c", got)
+	}
+
+	o.note("d", write("d", "d"))
+	o.reset()
+	if got := o.filter(root, []string{"d"}); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("filter after reset = %q, want d", got)
+	}
+}
+
+// TestOwnWritesSkipScan: with the watcher on, the files a pull installed
+// are not scanned again (their notes are used up by the watcher's reports),
+// and a local edit right after the pull still travels back.
+func TestOwnWritesSkipScan(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	for i := range 40 {
+		a.write(filepath.Join("d", string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 1000+i))
+	}
+	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
+		if err := d.dev.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, d.peer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, converge, a, b)
+	fb := b.eng.folders["f"]
+	waitFor(t, "b's watcher to report the 40 pulled files, and b to skip their scan", converge, func() bool {
+		fb.own.mu.Lock()
+		defer fb.own.mu.Unlock()
+		return len(fb.own.seen) == 0 && fb.own.skipped >= 40
+	})
+	b.write("d/a0.txt", []byte("edited on b right after the pull"))
+	waitFor(t, "b's edit to reach a", converge, func() bool { return fileIs(a, "d/a0.txt", "edited on b right after the pull") })
+}
