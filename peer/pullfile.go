@@ -147,8 +147,15 @@ type commits struct {
 	fmu sync.Mutex
 }
 
+// commitBatch is how many pulled files one commit makes durable and renames.
+// Commits run one at a time (the workers go on pulling meanwhile), and each
+// costs two syncfs, so it paces a pull of many small files: 10,000 files of
+// 1-64 KiB took 4.1-4.3 s end to end with 512, against 4.6-5.5 s with 128
+// (two runs each, two daemons on loopback; 2048 was no better).
+const commitBatch = 512
+
 func newCommits(f *folder) *commits {
-	return &commits{f: f, limit: 128, failed: func(job, error) {}}
+	return &commits{f: f, limit: commitBatch, failed: func(job, error) {}}
 }
 
 func (c *commits) add(p pending) {
