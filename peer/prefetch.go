@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
 
@@ -24,13 +25,33 @@ const (
 	prefetchBudget = 8 << 20
 	// batchBytes ends a batch early once its blocks reach this size.
 	batchBytes = 2 << 20
+	// batchesInFlight is how many batch requests run at once, so that the
+	// sender reads the next batch while the receiver verifies one. (1, 2
+	// and 4 measured alike within this machine's noise, 4.5-5.6 s for
+	// 10,000 files; 4 with a 256 KiB buffer per block made the receiver's
+	// garbage collector its busiest part, hence the arenas.)
+	batchesInFlight = 2
 )
 
 type prefetched struct {
-	done chan struct{}
-	buf  []byte // the verified block (from getBuf), if err is nil
-	err  error
+	done  chan struct{}
+	buf   []byte // the verified block, in its batch's arena, if err is nil
+	err   error
+	arena *arena
 }
+
+// arena holds the blocks of one batch, one buffer for all of them (a 256 KiB
+// pool buffer per block of a few KiB made the garbage collector the busiest
+// part of the receiver); it goes back to its pool when the last of its
+// blocks is given back.
+type arena struct {
+	buf  []byte
+	refs atomic.Int32
+}
+
+const arenaSize = batchBytes + smallBuf // a batch ends at batchBytes
+
+var arenas = sync.Pool{New: func() any { b := make([]byte, arenaSize); return &b }}
 
 type prefetcher struct {
 	f      *folder
@@ -67,10 +88,19 @@ func (p *prefetcher) run(ctx context.Context, jobs []job) {
 		batch []index.Block
 		futs  []*prefetched
 		size  int64
+		wg    sync.WaitGroup
 	)
+	defer wg.Wait()
+	slots := make(chan struct{}, batchesInFlight)
 	flush := func() {
 		if len(batch) > 0 {
-			p.fetch(ctx, batch, futs, size)
+			slots <- struct{}{}
+			wg.Add(1)
+			go func(batch []index.Block, futs []*prefetched, size int64) {
+				defer wg.Done()
+				defer func() { <-slots }()
+				p.fetch(ctx, batch, futs, size)
+			}(batch, futs, size)
 		}
 		batch, futs, size = nil, nil, 0
 	}
@@ -116,27 +146,37 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 		settle(ErrNoSource)
 		return
 	}
+	a := &arena{buf: *arenas.Get().(*[]byte)}
 	bufs := make([][]byte, len(batch))
+	off := int64(0)
 	for i, b := range batch {
-		bufs[i] = getBuf(int(b.Size))
+		bufs[i] = a.buf[off : off+b.Size : off+b.Size]
+		off += b.Size
 	}
 	errs := srcs[0].fetchBatch(ctx, p.f.cfg.ID, batch, bufs)
+	ok := int32(0)
 	for i, fut := range futs {
 		fut.err = errs[i]
 		if fut.err == nil {
-			fut.buf = bufs[i]
+			fut.buf, fut.arena = bufs[i], a
+			ok++
 		} else {
-			putBuf(bufs[i])
 			p.budget.Release(batch[i].Size)
 		}
+	}
+	a.refs.Store(ok) // before any taker can give a block back
+	if ok == 0 {
+		arenas.Put(&a.buf)
+	}
+	for _, fut := range futs {
 		close(fut.done)
 	}
 }
 
 // take returns the prefetched block b, waiting for its batch, or nil if b
 // was not prefetched or its batch failed (the caller fetches it itself).
-// The caller owns the returned buffer and gives it back with p.done.
-func (p *prefetcher) take(ctx context.Context, b index.Block) []byte {
+// The caller gives the block back with p.done(fut) once written.
+func (p *prefetcher) take(ctx context.Context, b index.Block) *prefetched {
 	p.mu.Lock()
 	fut := p.got[b.Hash]
 	delete(p.got, b.Hash)
@@ -154,13 +194,19 @@ func (p *prefetcher) take(ctx context.Context, b index.Block) []byte {
 		p.release(fut)
 		return nil
 	}
-	return fut.buf
+	return fut
 }
 
-// done gives back a buffer returned by take.
-func (p *prefetcher) done(buf []byte) {
-	p.budget.Release(int64(len(buf)))
-	putBuf(buf)
+// done gives back a block returned by take.
+func (p *prefetcher) done(fut *prefetched) {
+	if fut.buf == nil {
+		return
+	}
+	p.budget.Release(int64(len(fut.buf)))
+	fut.buf = nil
+	if fut.arena.refs.Add(-1) == 0 {
+		arenas.Put(&fut.arena.buf)
+	}
 }
 
 // drop gives back the block of a job that ended without taking it.
@@ -177,11 +223,10 @@ func (p *prefetcher) drop(j job) {
 	}
 }
 
-// release waits for fut's batch and gives back its buffer.
+// release waits for fut's batch and gives back its block.
 func (p *prefetcher) release(fut *prefetched) {
 	<-fut.done
-	if fut.err == nil && fut.buf != nil {
-		p.done(fut.buf)
-		fut.buf = nil
+	if fut.err == nil {
+		p.done(fut)
 	}
 }

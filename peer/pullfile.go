@@ -347,9 +347,9 @@ func (f *folder) fetchBlock(ctx context.Context, fd *os.File, b index.Block, res
 		return fmt.Errorf("block %s: size %d out of range", b.Hash, b.Size)
 	}
 	if pf := f.pf; pf != nil && !resume {
-		if buf := pf.take(ctx, b); buf != nil {
-			_, err := fd.WriteAt(buf, b.Offset)
-			pf.done(buf)
+		if fut := pf.take(ctx, b); fut != nil {
+			_, err := fd.WriteAt(fut.buf, b.Offset)
+			pf.done(fut)
 			return err
 		}
 	}
