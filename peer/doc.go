@@ -89,9 +89,11 @@
 // verified blocks; after each pull pass, temp files that the pass did not
 // keep for another try are removed), from local files holding a block
 // (renames and copies move no data) or from connected peers, least busy
-// first. Every block is verified, and writeback starts every 64 MiB. The
-// complete temp file gets its mode and mtime, then joins a batch (at most
-// 128 files, or the end of a wave). A batch is committed in order: its data
+// first; the blocks of small files come ahead of the workers in batches
+// (prefetch.go). Every block is verified; a large file's writeback starts
+// every 16 MiB and what lies 48 MiB behind leaves the page cache (buf.go,
+// writeBehind). The complete temp file gets its mode and mtime, then joins
+// a batch (at most 512 files, or the end of a wave). A batch is committed in order: its data
 // is made durable (parallel fsyncs for a few files; one syncfs of the file
 // system from 32 files on: one journal commit instead of one per file);
 // then each file is
