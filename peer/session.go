@@ -397,14 +397,10 @@ func checkRecord(r *index.Record) error {
 
 // fetchBlock reads one block from the peer into buf and verifies it.
 func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []byte) error {
-	c.mu.Lock()
-	client, base := c.blocks, c.base
-	if client == nil {
-		c.mu.Unlock()
-		return errors.New("not connected")
+	client, base, err := c.blockRequest(false)
+	if err != nil {
+		return err
 	}
-	c.inflight++
-	c.mu.Unlock()
 	defer c.blockDone(client)
 	u := fmt.Sprintf("%s/v1/folders/%s/blocks/%s", base, url.PathEscape(fid), b.Hash)
 	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
@@ -426,6 +422,28 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 	if n, _ := body.Read(make([]byte, 1)); n != 0 {
 		return fmt.Errorf("block %s: longer than %d bytes", b.Hash, len(buf))
 	}
+	return c.accept(ctx, fid, b, buf)
+}
+
+// blockRequest returns the client and base URL for a block request and
+// counts it in flight (the caller ends it with blockDone). With batch, a
+// peer known not to serve batches gives errNoBatch.
+func (c *conn) blockRequest(batch bool) (*http.Client, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.blocks == nil:
+		return nil, "", errors.New("not connected")
+	case batch && c.noBatch:
+		return nil, "", errNoBatch
+	}
+	c.inflight++
+	return c.blocks, c.base, nil
+}
+
+// accept takes a received block after the receive rate limit: verified
+// against its hash, or ErrBadBlock.
+func (c *conn) accept(ctx context.Context, fid string, b index.Block, buf []byte) error {
 	if err := waitN(ctx, c.e.o.RecvRate, len(buf)); err != nil {
 		return err
 	}
@@ -453,17 +471,10 @@ func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block,
 		}
 		return errs
 	}
-	c.mu.Lock()
-	client, base, noBatch := c.blocks, c.base, c.noBatch
-	if client == nil || noBatch {
-		c.mu.Unlock()
-		if noBatch {
-			return fail(0, errNoBatch)
-		}
-		return fail(0, errors.New("not connected"))
+	client, base, err := c.blockRequest(true)
+	if err != nil {
+		return fail(0, err)
 	}
-	c.inflight++
-	c.mu.Unlock()
 	defer c.blockDone(client)
 
 	body := make([]byte, 0, len(blocks)*len(index.Hash{}))
@@ -509,16 +520,10 @@ func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block,
 		if _, err := io.ReadFull(br, bufs[i]); err != nil {
 			return fail(i, fmt.Errorf("block batch: %w", stop(err)))
 		}
-		if err := waitN(ctx, c.e.o.RecvRate, len(bufs[i])); err != nil {
+		if errs[i] = c.accept(ctx, fid, b, bufs[i]); errs[i] != nil && !errors.Is(errs[i], ErrBadBlock) {
 			stop(nil)
-			return fail(i, err)
+			return fail(i, errs[i])
 		}
-		if hashOf(bufs[i]) != b.Hash {
-			c.logOnce("peer sent a block that does not match its hash", "folder", fid)
-			errs[i] = ErrBadBlock
-			continue
-		}
-		c.e.fetchedBytes.Add(int64(len(bufs[i])))
 	}
 	_, err = br.ReadByte()
 	stop(nil)
