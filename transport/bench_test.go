@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,17 +274,21 @@ func BenchmarkHTTPBulkGet(b *testing.B) {
 			}
 			b.SetBytes(64 << 20)
 			b.ResetTimer()
+			cpu := cpuTime()
 			for range b.N {
 				if err := get(cl, 64); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 		b.Run(v.name+"-64x1MiB-par8", func(b *testing.B) {
 			cl := NewClient(o, sid, addr)
 			defer cl.CloseIdleConnections()
 			b.SetBytes(64 << 20)
 			b.ResetTimer()
+			cpu := cpuTime()
+			defer reportCPU(b, cpu)
 			for range b.N {
 				var wg sync.WaitGroup
 				errs := make(chan error, 64)
@@ -307,4 +312,18 @@ func BenchmarkHTTPBulkGet(b *testing.B) {
 			}
 		})
 	}
+}
+
+// cpuTime is the process's user+system CPU time so far: both ends of a
+// loopback benchmark, steadier than wall time on a loaded machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU seconds per GiB moved since cpu, for
+// benchmarks that move 64 MiB per iteration.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	b.ReportMetric((cpuTime()-cpu).Seconds()/(float64(b.N)/16), "cpu-s/GiB")
 }

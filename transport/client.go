@@ -59,6 +59,9 @@ func newTransport(o Options, peer deviceid.ID, addr string) *http.Transport {
 			if err != nil {
 				return nil, fmt.Errorf("dial %s at %s: %w", peer.Short(), addr, err)
 			}
+			if o.HTTP != HTTP2 {
+				raw = &readBufConn{Conn: raw} // HTTP/1.1: bulk block bodies
+			}
 			tc := tls.Client(raw, conf)
 			hctx, cancel := context.WithTimeout(ctx, handshakeTimeoutClient)
 			defer cancel()

@@ -84,7 +84,7 @@ func NewServer(o Options, h http.Handler) *Server {
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
+			if tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 				cs := tc.ConnectionState()
 				if id, err := PeerID(&cs); err == nil {
 					return context.WithValue(ctx, peerKey{}, id)
@@ -319,7 +319,8 @@ func (s *Server) release(c net.Conn) {
 
 // handle does the TLS handshake of c and routes it.
 func (s *Server) handle(c net.Conn, ip string, hl *handoffListener) {
-	tc := tls.Server(c, s.tlsConf)
+	raw := &coalesceConn{Conn: c}
+	tc := tls.Server(raw, s.tlsConf)
 	ctx, cancel := context.WithTimeout(s.baseCtx, handshakeTimeout)
 	defer cancel()
 	var err error
@@ -344,12 +345,16 @@ func (s *Server) handle(c net.Conn, ip string, hl *handoffListener) {
 		s.release(tc)
 		return
 	}
-	s.handshakeDone(c, tc, ip, true)
+	var served net.Conn = tc
+	if cs.NegotiatedProtocol != ProtoHTTP2 {
+		served = &coalescedTLS{Conn: tc, raw: raw} // HTTP/1.1: block bodies
+	}
+	s.handshakeDone(c, served, ip, true)
 	select {
-	case hl.ch <- tc: // http.Server owns it now; ConnState releases it
+	case hl.ch <- served: // http.Server owns it now; ConnState releases it
 	case <-hl.done:
-		tc.Close()
-		s.release(tc)
+		served.Close()
+		s.release(served)
 	}
 }
 
