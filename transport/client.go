@@ -18,9 +18,14 @@ const (
 	// HTTP/1.1 needs one connection per parallel request; stay well under
 	// the server's maxConnsPerIP.
 	maxConnsPerPeerHTTP1 = 16
-	idleConnTimeout      = 90 * time.Second
-	h2FrameSize          = 256 << 10
-	h2Window             = 4<<20 - 1
+	// maxDialsPerPeer bounds a client's handshakes in progress: the server
+	// refuses an address's handshakes beyond maxHandshakesPerIP (a burst of
+	// 16 block connections got "connection reset by peer" for some), so
+	// the rest wait here for their turn instead.
+	maxDialsPerPeer = maxHandshakesPerIP / 2
+	idleConnTimeout = 90 * time.Second
+	h2FrameSize     = 256 << 10
+	h2Window        = 4<<20 - 1
 )
 
 // netDialer dials with TCP keepalives tuned so that a vanished peer is
@@ -52,9 +57,16 @@ func newTransport(o Options, peer deviceid.ID, addr string) *http.Transport {
 	o = o.withDefaults()
 	conf := ClientTLSConfig(o, peer)
 	d := netDialer()
+	dials := make(chan struct{}, maxDialsPerPeer)
 	tr := &http.Transport{
 		Proxy: nil,
 		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			select {
+			case dials <- struct{}{}:
+				defer func() { <-dials }()
+			case <-ctx.Done():
+				return nil, fmt.Errorf("dial %s at %s: %w", peer.Short(), addr, ctx.Err())
+			}
 			raw, err := d.DialContext(ctx, "tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("dial %s at %s: %w", peer.Short(), addr, err)
