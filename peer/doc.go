@@ -82,7 +82,12 @@
 // A pass applies directories first (shallow first), then symlinks, then
 // files in parallel (a file below another file of the same pass waits for
 // it), then deletions (deepest first): a symlink or file never replaces a
-// directory while a pull writes inside it.
+// directory while a pull writes inside it. Records that arrive while the
+// files are being pulled (a peer still scanning sends them in batches) join
+// the running pass for up to 30 s: their directories are made at once and
+// their files queued behind the others (pull.go, refill). Deletions,
+// symlinks, and paths at, above or below one the pass already handles wait
+// for the next pass, which keeps that order.
 //
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its

@@ -110,6 +110,8 @@ type hooks struct {
 	// (folder-relative) is complete in its temp file, just before the
 	// final check of the target.
 	beforeFinalCheck func(path string)
+	// applyFile runs when a worker starts pulling path.
+	applyFile func(path string)
 	// blocksIdleAfter replaces blocksIdleAfter when set.
 	blocksIdleAfter time.Duration
 }

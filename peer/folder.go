@@ -31,6 +31,7 @@ type folder struct {
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
 	commits *commits      // pending records of pulled files
 	kickc   chan struct{} // remote records arrived or a peer connected
+	dirtied chan struct{} // markDirty ran: for a pass waiting for more work
 
 	mu          sync.Mutex // guards the fields below
 	peers       map[deviceid.ID]bool
@@ -66,6 +67,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		cfg:         fc,
 		scanReq:     make(chan []string, 64),
 		kickc:       make(chan struct{}, 1),
+		dirtied:     make(chan struct{}, 1),
 		dirty:       map[string]bool{},
 		allDirty:    true,
 		countsStale: true,
@@ -106,6 +108,10 @@ func (f *folder) markDirty(paths ...string) {
 		f.dirty[p] = true
 	}
 	f.mu.Unlock()
+	select {
+	case f.dirtied <- struct{}{}:
+	default:
+	}
 	f.kick()
 }
 

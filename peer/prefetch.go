@@ -82,8 +82,9 @@ func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	return b, true
 }
 
-// run fetches ahead for jobs, in order, until done or ctx ends.
-func (p *prefetcher) run(ctx context.Context, jobs []job) {
+// run fetches ahead for the jobs of q, in order, until q is closed or ctx
+// ends.
+func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 	var (
 		batch []index.Block
 		futs  []*prefetched
@@ -104,8 +105,12 @@ func (p *prefetcher) run(ctx context.Context, jobs []job) {
 		}
 		batch, futs, size = nil, nil, 0
 	}
-	for _, j := range jobs {
-		if ctx.Err() != nil {
+	for i := 0; ctx.Err() == nil; i++ {
+		if i >= q.len() {
+			flush() // the workers need these before the queue grows
+		}
+		j, ok := q.get(ctx, i)
+		if !ok {
 			break
 		}
 		b, ok := p.prefetchable(j)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,11 @@ type job struct {
 	// is kept as a conflict copy.
 	conflict bool
 }
+
+// maxRefill is how long a pass takes on files that became dirty while it
+// runs (a peer still scanning): after that they wait for the next pass, so
+// that a long stream of new files does not hold up deletions for ever.
+const maxRefill = 30 * time.Second
 
 // ErrNoSource: no connected peer could supply a block.
 var ErrNoSource = errors.New("no connected peer has the block")
@@ -142,10 +148,107 @@ func (f *folder) pull(ctx context.Context) int {
 	// Files in waves: a file whose ancestor is also pulled in this pass
 	// (a file replacing a directory) waits for it, so that the directory is
 	// never moved aside with a temp file of the other pull inside.
+	// refill takes the paths that became dirty while this pass runs (the
+	// records of a peer that is still scanning arrive in batches), so that
+	// the workers go on without waiting for the end of the pass: new
+	// directories are made at once, new files join the queue. Deletions,
+	// symlinks, and anything at, under or over a path this pass already
+	// handles wait for the next pass, which keeps the order above.
+	fed := map[string]bool{}   // every path of this pass
+	above := map[string]bool{} // every ancestor directory of those
+	see := func(p string) {
+		fed[p] = true
+		for d := path.Dir(p); d != "." && !above[d]; d = path.Dir(d) {
+			above[d] = true
+		}
+	}
+	for _, js := range [][]job{dirs, files, dels} {
+		for _, j := range js {
+			see(j.path)
+		}
+	}
+	clash := func(p string) bool {
+		if fed[p] || above[p] {
+			return true
+		}
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if fed[d] {
+				return true
+			}
+		}
+		return false
+	}
+	refill := func() []job {
+		f.mu.Lock()
+		all := f.allDirty
+		f.mu.Unlock()
+		if all || ctx.Err() != nil || f.e.o.Now().Sub(start) > maxRefill {
+			// A full re-evaluation is the next pass's, and so is anything
+			// after maxRefill: deletions wait for the end of the pass.
+			return nil
+		}
+		// Devices again: records of a device new since the pass started
+		// must be seen, or its paths would be dropped as not needed.
+		devs, err := f.e.o.Store.Devices(f.cfg.ID)
+		if err != nil {
+			return nil
+		}
+		paths, err := f.takeDirty()
+		if err != nil {
+			return nil
+		}
+		// What waits stays dirty; the records that made it dirty kicked the
+		// folder, so the next pass comes at once.
+		var newDirs, newFiles []job
+		for _, p := range paths {
+			if clash(p) {
+				f.markDirtyQuiet(p)
+				continue
+			}
+			j, ok, err := f.evaluate(p, devs)
+			switch {
+			case err != nil, ok && (j.win.Deleted || j.win.Kind == index.Symlink):
+				f.markDirtyQuiet(p)
+			case !ok:
+			case j.win.Kind == index.Dir:
+				newDirs = append(newDirs, j)
+			default:
+				newFiles = append(newFiles, j)
+			}
+		}
+		now, nested := splitWave(newFiles)
+		for _, j := range nested {
+			f.markDirtyQuiet(j.path)
+		}
+		var bytes int64
+		for _, j := range now {
+			bytes += j.win.Size
+		}
+		mu.Lock()
+		needBytes += bytes
+		mu.Unlock()
+		f.mu.Lock()
+		f.needFiles += len(newDirs) + len(now)
+		f.needBytes += bytes
+		f.mu.Unlock()
+		slices.SortFunc(newDirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
+		for _, j := range newDirs {
+			see(j.path)
+			apply(j, f.applyDir)
+		}
+		for _, j := range now {
+			see(j.path)
+		}
+		return now
+	}
 	for files = regular; len(files) > 0 && ctx.Err() == nil; {
 		var wave []job
 		wave, files = splitWave(files)
-		f.applyFiles(ctx, wave, apply)
+		var more func() []job
+		if len(files) == 0 {
+			more = refill // the last wave
+		}
+		f.applyFiles(ctx, wave, apply, more)
 		f.commits.flush()
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
@@ -153,8 +256,11 @@ func (f *folder) pull(ctx context.Context) int {
 		apply(j, f.applyDelete)
 	}
 	if done > 0 {
+		mu.Lock()
+		bytes := needBytes
+		mu.Unlock()
 		f.e.o.Logger.Info("folder synced", "folder", f.cfg.ID, "changes", done, "failed", failed,
-			"bytes", needBytes, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
+			"bytes", bytes, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
 	}
 	if failed == 0 && waiting == 0 {
 		f.setIdle()
@@ -165,9 +271,11 @@ func (f *folder) pull(ctx context.Context) int {
 	return failed
 }
 
-// applyFiles pulls files with PullWorkers goroutines.
-func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error)) {
-	files = acrossDirs(files)
+// applyFiles pulls files with PullWorkers goroutines. Once every file is
+// handed out, refill (if not nil) is asked for more, until it has none.
+func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error), refill func() []job) {
+	q := &jobQueue{jobs: acrossDirs(files), grew: make(chan struct{})}
+	defer q.close()
 	// Blocks of small files are fetched ahead, in batches (prefetch.go).
 	pf := newPrefetcher(f)
 	pctx, stopPrefetch := context.WithCancel(ctx)
@@ -176,7 +284,7 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 	pwg.Add(1)
 	go func() {
 		defer pwg.Done()
-		pf.run(pctx, files)
+		pf.run(pctx, q)
 	}()
 	defer func() {
 		stopPrefetch()
@@ -184,25 +292,112 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		f.pf = nil
 	}()
 	work := make(chan job)
+	finished := make(chan struct{}, 1) // a worker finished a job
+	var completed atomic.Int64
 	var wg sync.WaitGroup
-	for range min(f.e.o.PullWorkers, len(files)) {
+	for range f.e.o.PullWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range work {
 				apply(j, f.applyFile)
 				pf.drop(j)
+				completed.Add(1)
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
-	for _, j := range files {
-		if ctx.Err() != nil {
-			break
+	// Hand out the queue; once it is all handed out, refill it with what
+	// became dirty meanwhile, until nothing more comes before the last
+	// worker is done.
+	handed := 0
+feed:
+	for ctx.Err() == nil {
+		for handed == q.len() {
+			if refill == nil {
+				break feed
+			}
+			if more := refill(); len(more) > 0 {
+				q.add(acrossDirs(more))
+				break
+			}
+			if completed.Load() == int64(handed) {
+				break feed
+			}
+			select {
+			case <-f.dirtied:
+			case <-finished:
+			case <-ctx.Done():
+				break feed
+			}
 		}
+		j, _ := q.get(ctx, handed)
 		work <- j
+		handed++
 	}
+	q.close()
 	close(work)
 	wg.Wait()
+}
+
+// jobQueue is the files of one applyFiles in the order they are handed
+// out. It grows while the pass runs (refill); the prefetcher and the
+// workers' feeder each read it at their own pace.
+type jobQueue struct {
+	mu     sync.Mutex
+	jobs   []job
+	closed bool
+	grew   chan struct{} // closed (and replaced) when jobs grow or the queue closes
+}
+
+func (q *jobQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs)
+}
+
+func (q *jobQueue) add(js []job) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.jobs = append(q.jobs, js...)
+	close(q.grew)
+	q.grew = make(chan struct{})
+}
+
+// close ends the queue: get no longer waits. Safe to call more than once.
+func (q *jobQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.grew)
+	}
+}
+
+// get returns job i, waiting for the queue to grow that far; false if it
+// was closed shorter or ctx ended.
+func (q *jobQueue) get(ctx context.Context, i int) (job, bool) {
+	for {
+		q.mu.Lock()
+		if i < len(q.jobs) {
+			j := q.jobs[i]
+			q.mu.Unlock()
+			return j, true
+		}
+		closed, grew := q.closed, q.grew
+		q.mu.Unlock()
+		if closed {
+			return job{}, false
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return job{}, false
+		}
+	}
 }
 
 // acrossDirs orders jobs round-robin over their parent directories (in

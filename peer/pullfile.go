@@ -28,6 +28,9 @@ func tempName(base string, content index.Hash) string {
 // peers into a temp file beside it, verified, synced, then renamed over the
 // target after the final check.
 func (f *folder) applyFile(ctx context.Context, j job) error {
+	if h := f.e.o.hooks.applyFile; h != nil {
+		h(j.path)
+	}
 	r := j.win
 	dir, err := mkdirAll(f.cfg.Root, j.path)
 	if err != nil {
