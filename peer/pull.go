@@ -145,9 +145,6 @@ func (f *folder) pull(ctx context.Context) int {
 			regular = append(regular, j)
 		}
 	}
-	// Files in waves: a file whose ancestor is also pulled in this pass
-	// (a file replacing a directory) waits for it, so that the directory is
-	// never moved aside with a temp file of the other pull inside.
 	// refill takes the paths that became dirty while this pass runs (the
 	// records of a peer that is still scanning arrive in batches), so that
 	// the workers go on without waiting for the end of the pass: new
@@ -241,6 +238,9 @@ func (f *folder) pull(ctx context.Context) int {
 		}
 		return now
 	}
+	// Files in waves: a file whose ancestor is also pulled in this pass
+	// (a file replacing a directory) waits for it, so that the directory is
+	// never moved aside with a temp file of the other pull inside.
 	for files = regular; len(files) > 0 && ctx.Err() == nil; {
 		var wave []job
 		wave, files = splitWave(files)
@@ -334,7 +334,10 @@ feed:
 				break feed
 			}
 		}
-		j, _ := q.get(ctx, handed)
+		j, ok := q.get(ctx, handed)
+		if !ok {
+			break
+		}
 		work <- j
 		handed++
 	}
