@@ -64,6 +64,12 @@
 // # HTTP version
 //
 // The server speaks both; Options.HTTP picks what a Client offers. The
-// default (DefaultHTTPVersion) was chosen by BenchmarkHTTPBulkGet over
-// loopback: HTTP/2; see the constant's comment for the figures.
+// default (DefaultHTTPVersion) is HTTP/2, for sessions; bulk transfer goes
+// faster over HTTP/1.1 (see the constant's comment for the figures). On
+// HTTP/1.1 connections the TLS records of one large write leave in TCP
+// writes of up to 256 KiB and the client reads in reads of up to 256 KiB
+// (coalesce.go): per-record syscalls were a third of a bulk transfer's CPU.
+// A Client has at most 4 handshakes with its peer in progress, half the
+// server's per-address limit, so that a burst of new connections waits
+// instead of being refused.
 package transport
