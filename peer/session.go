@@ -448,7 +448,9 @@ func (c *conn) accept(ctx context.Context, fid string, b index.Block, buf []byte
 		return err
 	}
 	if hashOf(buf) != b.Hash {
-		c.logOnce("peer sent a block that does not match its hash", "folder", fid)
+		// Also what an honest peer does when its file changed after it
+		// was scanned: it reads the new bytes at the old block's place.
+		c.logOnce("peer sent a block that does not match its hash; it was discarded and is fetched again (the file may have changed on that device since it was scanned)", "folder", fid)
 		return ErrBadBlock
 	}
 	c.e.fetchedBytes.Add(int64(len(buf)))
