@@ -7,39 +7,60 @@ import (
 	"time"
 )
 
+// hold stops the first pull of one path in its worker until release is
+// closed.
+type hold struct {
+	path             string
+	once             sync.Once
+	started, release chan struct{}
+	t                *testing.T
+}
+
+func newHold(t *testing.T, path string) *hold {
+	return &hold{path: path, started: make(chan struct{}), release: make(chan struct{}), t: t}
+}
+
+// hook is for Options.hooks.applyFile.
+func (h *hold) hook(p string) {
+	if p != h.path {
+		return
+	}
+	h.once.Do(func() {
+		close(h.started)
+		select {
+		case <-h.release:
+		case <-time.After(converge):
+			h.t.Error("never released")
+		}
+	})
+}
+
+// reached waits until the pull of the path is held.
+func (h *hold) reached(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.started:
+	case <-time.After(converge):
+		t.Fatalf("bravo never pulled %s", h.path)
+	}
+}
+
 // TestRecordsDuringPassJoinIt holds bravo's pull of the first file until
 // alpha has scanned more files (and changed the first one again) and bravo
 // has their records: the new directories and files must be pulled in the
 // same pass, the new version of the file being pulled must wait for the
 // next pass, and everything must converge.
 func TestRecordsDuringPassJoinIt(t *testing.T) {
-	reached, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	h := newHold(t, "first.bin")
 	_, a, b := startTwo(t, func(d *testDev, o *Options) {
 		if d.name != "bravo" {
 			return
 		}
-		o.hooks.applyFile = func(p string) {
-			if p != "first.bin" {
-				return
-			}
-			once.Do(func() {
-				close(reached)
-				select {
-				case <-release:
-				case <-time.After(converge):
-					t.Error("never released")
-				}
-			})
-		}
+		o.hooks.applyFile = h.hook
 	})
 	a.write("first.bin", []byte("v1"))
 	a.rescan()
-	select {
-	case <-reached:
-	case <-time.After(converge):
-		t.Fatal("bravo never pulled first.bin")
-	}
+	h.reached(t)
 	a.write("late/x.bin", randBytes(1, 3000))
 	a.write("late/y.bin", randBytes(2, 70000))
 	a.write("late2/deep/z.bin", randBytes(3, 10))
@@ -58,12 +79,12 @@ func TestRecordsDuringPassJoinIt(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			close(release)
+			close(h.release)
 			t.Fatalf("while the pass was held, bravo fetched %d of the %d bytes of the new files", done, newBytes)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(release)
+	close(h.release)
 	waitConverged(t, converge, a, b)
 	if got := readFile(t, b, "first.bin"); got != "v2, changed while bravo pulls v1" {
 		t.Errorf("first.bin on bravo = %q, want alpha's second version", got)
@@ -84,34 +105,17 @@ func TestRecordsDuringPassJoinIt(t *testing.T) {
 func TestNewDeviceRecordsDuringPass(t *testing.T) {
 	n := newTestNet(t)
 	a, b, c := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("charlie")
-	reached, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	h := newHold(t, "first.bin")
 	a.start(b)
 	if err := b.startWith(func(o *Options) {
-		o.hooks.applyFile = func(p string) {
-			if p != "first.bin" {
-				return
-			}
-			once.Do(func() {
-				close(reached)
-				select {
-				case <-release:
-				case <-time.After(converge):
-					t.Error("never released")
-				}
-			})
-		}
+		o.hooks.applyFile = h.hook
 	}, a, c); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.srv.Close)
 	a.write("first.bin", []byte("from alpha"))
 	a.rescan()
-	select {
-	case <-reached:
-	case <-time.After(converge):
-		t.Fatal("bravo never pulled first.bin")
-	}
+	h.reached(t)
 	c.write("from-c/y.txt", []byte("from charlie"))
 	c.start(b)
 	c.rescan()
@@ -132,7 +136,7 @@ func TestNewDeviceRecordsDuringPass(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // the pass's refill runs on the records' arrival
-	close(release)
+	close(h.release)
 	got := waitConverged(t, converge, a, b, c)
 	if got["from-c/y.txt"] == "" {
 		t.Fatalf("tree = %v, want charlie's file", got)
