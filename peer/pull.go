@@ -151,25 +151,32 @@ func (f *folder) pull(ctx context.Context) int {
 	// directories are made at once, new files join the queue. Deletions,
 	// symlinks, and anything at, under or over a path this pass already
 	// handles wait for the next pass, which keeps the order above.
+	// Under a directory this pass made (or kept) there is room for new
+	// paths: a tree's directory records come in its first batch, and its
+	// files would otherwise all wait for the next pass.
 	fed := map[string]bool{}   // every path of this pass
 	above := map[string]bool{} // every ancestor directory of those
-	see := func(p string) {
-		fed[p] = true
-		for d := path.Dir(p); d != "." && !above[d]; d = path.Dir(d) {
+	made := map[string]bool{}  // the directories of this pass
+	see := func(j job) {
+		fed[j.path] = true
+		for d := path.Dir(j.path); d != "." && !above[d]; d = path.Dir(d) {
 			above[d] = true
 		}
 	}
 	for _, js := range [][]job{dirs, files, dels} {
 		for _, j := range js {
-			see(j.path)
+			see(j)
 		}
+	}
+	for _, j := range dirs {
+		made[j.path] = true
 	}
 	clash := func(p string) bool {
 		if fed[p] || above[p] {
 			return true
 		}
 		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			if fed[d] {
+			if fed[d] && !made[d] {
 				return true
 			}
 		}
@@ -230,11 +237,12 @@ func (f *folder) pull(ctx context.Context) int {
 		f.mu.Unlock()
 		slices.SortFunc(newDirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
 		for _, j := range newDirs {
-			see(j.path)
+			see(j)
+			made[j.path] = true
 			apply(j, f.applyDir)
 		}
 		for _, j := range now {
-			see(j.path)
+			see(j)
 		}
 		return now
 	}

@@ -45,6 +45,27 @@ func (h *hold) reached(t *testing.T) {
 	}
 }
 
+// fetchedWhileHeld waits until d's running pass has fetched n bytes while
+// the held pull is still held.
+func (h *hold) fetchedWhileHeld(t *testing.T, d *testDev, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(converge)
+	for {
+		f := d.eng.folder("f")
+		f.mu.Lock()
+		done := f.doneBytes
+		f.mu.Unlock()
+		if done >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			close(h.release)
+			t.Fatalf("while the pass was held, %s fetched %d of the %d bytes of the new files", d.name, done, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestRecordsDuringPassJoinIt holds bravo's pull of the first file until
 // alpha has scanned more files (and changed the first one again) and bravo
 // has their records: the new directories and files must be pulled in the
@@ -68,22 +89,7 @@ func TestRecordsDuringPassJoinIt(t *testing.T) {
 	a.rescan()
 	// The new files are fetched while first.bin is still held: they joined
 	// the running pass. (They are renamed into place when the pass commits.)
-	const newBytes = 3000 + 70000 + 10
-	deadline := time.Now().Add(converge)
-	for {
-		f := b.eng.folder("f")
-		f.mu.Lock()
-		done := f.doneBytes
-		f.mu.Unlock()
-		if done >= newBytes {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(h.release)
-			t.Fatalf("while the pass was held, bravo fetched %d of the %d bytes of the new files", done, newBytes)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.fetchedWhileHeld(t, b, 3000+70000+10)
 	close(h.release)
 	waitConverged(t, converge, a, b)
 	if got := readFile(t, b, "first.bin"); got != "v2, changed while bravo pulls v1" {
@@ -140,5 +146,35 @@ func TestNewDeviceRecordsDuringPass(t *testing.T) {
 	got := waitConverged(t, converge, a, b, c)
 	if got["from-c/y.txt"] == "" {
 		t.Fatalf("tree = %v, want charlie's file", got)
+	}
+}
+
+// TestFilesInNewDirectoryJoinPass: the pass that makes a directory takes
+// the files that arrive for it meanwhile. (A tree's directory records come
+// in the first batch of its scan; when they held every later file back for
+// the next pass, a 10,000-file tree was pulled in two passes.)
+func TestFilesInNewDirectoryJoinPass(t *testing.T) {
+	h := newHold(t, "album/first.jpg")
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.applyFile = h.hook
+		}
+	})
+	a.write("album/first.jpg", []byte("first"))
+	a.rescan()
+	h.reached(t)
+	a.write("album/second.jpg", randBytes(4, 5000))
+	a.write("album/day2/third.jpg", randBytes(5, 7000))
+	a.rescan()
+	h.fetchedWhileHeld(t, b, 5000+7000)
+	close(h.release)
+	got := waitConverged(t, converge, a, b)
+	if got["album/second.jpg"] == "" || got["album/day2/third.jpg"] == "" {
+		t.Fatalf("tree = %v, want both new files", got)
+	}
+	// One pass: the directory, its new subdirectory and the three files.
+	m := regexp.MustCompile(`msg="folder synced" dev=bravo folder=f changes=(\d+)`).FindStringSubmatch(b.logText())
+	if m == nil || m[1] != "5" {
+		t.Errorf("first pass of bravo: %v, want changes=5; log:\n%s", m, b.logText())
 	}
 }
