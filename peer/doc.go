@@ -87,7 +87,8 @@
 // the running pass for up to 30 s: their directories are made at once and
 // their files queued behind the others (pull.go, refill). Deletions,
 // symlinks, and paths at, above or below one the pass already handles wait
-// for the next pass, which keeps that order.
+// for the next pass, which keeps that order; below a directory the pass
+// made there is room, so a new tree comes in one pass.
 //
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
