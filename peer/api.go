@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -208,6 +209,15 @@ func (e *Engine) handleBlock(w http.ResponseWriter, r *http.Request) {
 // maxBlockBatch bounds the blocks one batch request may ask for.
 const maxBlockBatch = 64
 
+// A batch answer is written through a batchBuf buffer: written block by
+// block, every small block cost the connection three or four writes (the
+// chunk header, the rest of a 4 KiB buffer, the block, each its own TLS
+// record and syscall). Gathered, the answer leaves in writes of batchBuf,
+// which the transport sends in large TCP writes (transport/coalesce.go).
+const batchBuf = 256 << 10
+
+var batchWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, batchBuf) }}
+
 // handleBlocks serves several blocks in one answer, for the small files of
 // a pull (one request per file was most of the cost of 10,000 small
 // files). The body is 1 to maxBlockBatch hashes of 32 bytes; the answer holds,
@@ -224,6 +234,13 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	bw := batchWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Flush()
+		bw.Reset(nil)
+		batchWriters.Put(bw)
+	}()
 	var hdr [binary.MaxVarintLen64]byte
 	for len(body) > 0 {
 		var h index.Hash
@@ -231,17 +248,23 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 		body = body[len(h):]
 		buf, ok := e.readLocalBlock(fid, index.Block{Hash: h}, false)
 		if !ok {
-			if _, err := w.Write(hdr[:binary.PutUvarint(hdr[:], 0)]); err != nil {
+			if _, err := bw.Write(hdr[:binary.PutUvarint(hdr[:], 0)]); err != nil {
 				return
 			}
 			continue
 		}
 		err := waitN(r.Context(), e.o.SendRate, len(buf))
 		if err == nil {
-			_, err = w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(buf)))])
+			_, err = bw.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(buf)))])
 		}
 		if err == nil {
-			_, err = w.Write(buf)
+			_, err = bw.Write(buf)
+		}
+		if err == nil && limited(e.o.SendRate) {
+			// Under a send rate the buffer would fill slowly: each block
+			// goes out once it is paid for, as the receiver's stall timer
+			// expects.
+			err = bw.Flush()
 		}
 		putBuf(buf)
 		if err != nil {
@@ -288,9 +311,12 @@ func readAt(name string, buf []byte, off int64) bool {
 	return err == nil
 }
 
+// limited reports whether lim limits anything.
+func limited(lim *rate.Limiter) bool { return lim != nil && lim.Limit() != rate.Inf }
+
 // waitN takes n bytes from a limiter in steps no larger than its burst.
 func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
-	if lim == nil || lim.Limit() == rate.Inf {
+	if !limited(lim) {
 		return nil
 	}
 	for n > 0 {

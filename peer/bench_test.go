@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,4 +138,61 @@ func waitFile(b *testing.B, p string, want [32]byte) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.Fatalf("%s did not arrive", p)
+}
+
+// BenchmarkBatchOverTLS measures answers to block batches of 64 small
+// blocks (32 KiB) over the real transport (HTTP/1.1, as block clients
+// use), and reports the CPU of both ends per GiB.
+func BenchmarkBatchOverTLS(b *testing.B) {
+	const files, size = 256, 32 << 10
+	a, r := newTLSPair(b, true)
+	var hashes []byte
+	for i := range files {
+		data := randBytes(uint64(1000+i), size)
+		if err := os.WriteFile(filepath.Join(a.root, fmt.Sprintf("f%03d.bin", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		h := hashOf(data)
+		hashes = append(hashes, h[:]...)
+	}
+	a.eng.Rescan("f")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if s, _ := a.store.LocalSeq("f"); s >= files {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("alpha did not index its files")
+		}
+	}
+	cl := transport.NewClient(transport.Options{Identity: r.id, Pins: transport.NewPins(a.id.ID), HTTP: transport.HTTP1}, a.id.ID, a.addr)
+	defer cl.CloseIdleConnections()
+	batch := func(body []byte) {
+		resp, err := cl.Post("https://"+a.addr+"/v1/folders/f/blocks", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || n < int64(len(body)/32*size) {
+			b.Fatalf("batch: %s, %d bytes, %v", resp.Status, n, err)
+		}
+	}
+	batch(hashes[:32]) // connect
+	b.SetBytes(files * size)
+	b.ResetTimer()
+	cpu := cpuSeconds()
+	for range b.N {
+		for off := 0; off < len(hashes); off += maxBlockBatch * 32 {
+			batch(hashes[off : off+maxBlockBatch*32])
+		}
+	}
+	b.ReportMetric((cpuSeconds()-cpu)/(float64(b.N)*files*size/(1<<30)), "cpu-s/GiB")
+}
+
+// cpuSeconds is the process's user+system CPU time so far (both ends of a
+// loopback benchmark).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -2,13 +2,18 @@ package peer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/time/rate"
 
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
@@ -176,4 +181,99 @@ func TestBatchEndpoint(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tc.name, code, tc.want)
 		}
 	}
+}
+
+// writeCountingListener counts the writes on the connections it accepts.
+type writeCountingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return writeCountingConn{c, l.writes}, nil
+}
+
+type writeCountingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCountingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestBatchAnswerInFewWrites: the answer to a batch of 64 small blocks
+// (640 KiB) leaves in a few large writes, not two or more per block; under
+// a send rate each block leaves once it is paid for.
+func TestBatchAnswerInFewWrites(t *testing.T) {
+	if w := batchAnswerWrites(t, nil); w > 8 {
+		// 640 KiB in 256 KiB writes is 3, plus the header and the end.
+		t.Errorf("the answer took %d writes, want at most 8", w)
+	}
+	lim := rate.NewLimiter(rate.Limit(1<<30), 4<<20) // limited, but not slow
+	if w := batchAnswerWrites(t, lim); w < maxBlockBatch {
+		t.Errorf("under a send rate the answer took %d writes, want one per block (%d)", w, maxBlockBatch)
+	}
+}
+
+// batchAnswerWrites serves alpha's answer to a batch of 64 blocks of 10 KiB
+// (alpha sending at rate lim), checks it, and returns how many writes its
+// connection took.
+func batchAnswerWrites(t *testing.T, lim *rate.Limiter) int64 {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	var want [][]byte
+	for i := range maxBlockBatch {
+		data := randBytes(uint64(100+i), 10<<10)
+		want = append(want, data)
+		a.write(fmt.Sprintf("small/%02d.bin", i), data)
+	}
+	if err := a.startWith(func(o *Options) { o.SendRate = lim }, b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.srv.Close)
+	a.rescan()
+	waitFor(t, "a to index the files", converge, func() bool {
+		seq, _ := a.store.LocalSeq("f")
+		return seq >= maxBlockBatch+1
+	})
+	var writes atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*a.handler.Load()).ServeHTTP(w, r)
+	}))
+	srv.Listener = writeCountingListener{srv.Listener, &writes}
+	srv.Start()
+	defer srv.Close()
+	var body []byte
+	for _, d := range want {
+		h := hashOf(d)
+		body = append(body, h[:]...)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/folders/f/blocks", bytes.NewReader(body))
+	req.Header.Set(testHeader, b.id.String())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("batch: %v %v", resp.Status, err)
+	}
+	for i, d := range want {
+		size, k := binary.Uvarint(got)
+		if k <= 0 || size != uint64(len(d)) || len(got) < k+len(d) || !bytes.Equal(got[k:k+len(d)], d) {
+			t.Fatalf("block %d of the answer is not the file's content", i)
+		}
+		got = got[k+len(d):]
+	}
+	if len(got) != 0 {
+		t.Fatalf("%d bytes after the last block", len(got))
+	}
+	return writes.Load()
 }
