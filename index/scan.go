@@ -15,8 +15,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/syncd-project/syncd/index/chunk"
 	"github.com/syncd-project/syncd/index/ignore"
@@ -71,6 +74,8 @@ type Scanner struct {
 	hasher *chunk.Hasher
 	hooks  scanHooks
 	seed   maphash.Seed
+
+	watching atomic.Pointer[fsnotify.Watcher] // the running Watch's watcher (WatchDir); nil when none
 
 	mu      sync.Mutex        // held for the duration of a Scan; guards the fields below
 	busy    map[string]bool   // paths that changed while hashed, rescanned next time

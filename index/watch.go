@@ -59,6 +59,7 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		}
 	} else {
 		w.fw = fw
+		sc.watching.Store(fw)
 		defer func() { _ = w.close() }()
 		w.addTree("")
 	}
@@ -83,7 +84,7 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 			scan(ctx, nil)
 		case ev, ok := <-events:
 			if !ok {
-				w.fw = nil
+				w.forget()
 				continue
 			}
 			if !w.event(ev) {
@@ -101,7 +102,7 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 			debounce.Reset(wait)
 		case err, ok := <-errs:
 			if !ok {
-				w.fw = nil
+				w.forget()
 				continue
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
@@ -148,8 +149,30 @@ func (w *watcher) close() error {
 		return nil
 	}
 	err := w.fw.Close()
-	w.fw = nil
+	w.forget()
 	return err
+}
+
+// forget drops the fsnotify watcher (closed, or its channels closed).
+func (w *watcher) forget() {
+	w.sc.watching.CompareAndSwap(w.fw, nil)
+	w.fw = nil
+}
+
+// WatchDir watches directory rel (folder-relative) at once, without
+// waiting for the running Watch to see it created, and reports whether it
+// is watched now: every later change inside it is reported. It is for a
+// directory the caller has just made and fills itself (the puller): a
+// report of such a directory need not be answered by walking it, because
+// nothing else can have written into it before it was watched except in
+// the moment between its mkdir and this call. False when Watch is not
+// running or has fallen back to periodic rescans.
+func (sc *Scanner) WatchDir(rel string) bool {
+	fw := sc.watching.Load()
+	if fw == nil {
+		return false
+	}
+	return fw.Add(filepath.Join(sc.root, filepath.FromSlash(rel))) == nil
 }
 
 // addTree watches directory rel and every directory below it.

@@ -148,3 +148,50 @@ func TestWatchScans(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchDir: WatchDir adds a directory's watch at once while Watch runs,
+// and reports false when nothing watches.
+func TestWatchDir(t *testing.T) {
+	e0 := newScanEnv(t)
+	if e0.sc.WatchDir("") {
+		t.Error("WatchDir before Watch = true")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e0.sc.Watch(ctx, WatchOptions{}, func(context.Context, []string) {}) }()
+	for deadline := time.Now().Add(10 * time.Second); !e0.sc.WatchDir(""); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("WatchDir stays false while Watch runs")
+		}
+	}
+	cancel()
+	<-done
+	if e0.sc.WatchDir("") {
+		t.Error("WatchDir after Watch returned = true")
+	}
+	e, c := startWatch(t, WatchOptions{Debounce: 20 * time.Millisecond})
+	// Under .syncd/ the watcher itself adds no watch: only WatchDir can.
+	probe := filepath.Join(".syncd", "probe")
+	if err := os.MkdirAll(filepath.Join(e.root, probe), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !e.sc.WatchDir(filepath.ToSlash(probe)) {
+		t.Fatal("WatchDir while watching = false")
+	}
+	fw := e.sc.watching.Load()
+	if fw == nil || !slices.Contains(fw.WatchList(), filepath.Join(e.root, probe)) {
+		t.Fatalf("%s is not in the watch list after WatchDir", probe)
+	}
+	if e.sc.WatchDir("no/such/dir") {
+		t.Error("WatchDir of a missing directory = true")
+	}
+	// A directory made and watched at once: a file put in it is reported.
+	if err := os.Mkdir(filepath.Join(e.root, "made"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !e.sc.WatchDir("made") {
+		t.Fatal("WatchDir(made) = false")
+	}
+	e.write("made/f", "x")
+	c.waitFor(t, "made/f", func(paths []string) bool { return slices.Contains(paths, "made/f") })
+}
