@@ -56,9 +56,12 @@ type folder struct {
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
-	// own notes the files the puller installed, so that the watcher's
-	// reports of them cost no scan (ownwrites.go).
+	// own notes the files and directories the puller installed, so that
+	// the watcher's reports of them cost no scan (ownwrites.go).
 	own ownWrites
+	// sc is the folder's scanner, set by run before anything else
+	// (applyDir has it watch the directories it makes).
+	sc *index.Scanner
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -153,6 +156,7 @@ func (f *folder) requestScan(paths []string) {
 func (f *folder) run(ctx context.Context) {
 	st := f.e.o.Store
 	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now})
+	f.sc = sc
 	for ctx.Err() == nil {
 		fi, err := os.Stat(f.cfg.Root)
 		if err == nil && fi.IsDir() {

@@ -51,6 +51,26 @@ func TestOwnWritesFilter(t *testing.T) {
 		t.Errorf("filter after a same-size edit with the mtime restored = %q, want c", got)
 	}
 
+	// A directory: files put in it do not matter, a chmod does.
+	for _, name := range []string{"dir", "dir2"} {
+		if err := os.Mkdir(filepath.Join(root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.noteDir(name, fi)
+	}
+	time.Sleep(20 * time.Millisecond)
+	write("dir/x", "x")
+	if err := os.Chmod(filepath.Join(root, "dir2"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.filter(root, []string{"dir", "dir2"}); !slices.Equal(got, []string{"dir2"}) {
+		t.Errorf("filter of a filled and a chmod-ed noted directory = %q, want dir2", got)
+	}
+
 	o.note("d", write("d", "d"))
 	o.reset()
 	if got := o.filter(root, []string{"d"}); !slices.Equal(got, []string{"d"}) {
@@ -81,4 +101,29 @@ func TestOwnWritesSkipScan(t *testing.T) {
 	})
 	b.write("d/a0.txt", []byte("edited on b right after the pull"))
 	waitFor(t, "b's edit to reach a", converge, func() bool { return fileIs(a, "d/a0.txt", "edited on b right after the pull") })
+}
+
+// TestOwnDirsNotWalked: the directories a pull made are watched at once
+// and noted, so the watcher's reports of them cost no walk; a file another
+// program puts in one of them afterwards still travels.
+func TestOwnDirsNotWalked(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	for i := range 40 {
+		a.write(filepath.Join("new", "sub"+string(rune('0'+i%2)), string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 500+i))
+	}
+	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
+		if err := d.dev.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, d.peer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, converge, a, b)
+	fb := b.eng.folders["f"]
+	waitFor(t, "b to skip the scan of the 40 pulled files and of new, new/sub0 and new/sub1", converge, func() bool {
+		fb.own.mu.Lock()
+		defer fb.own.mu.Unlock()
+		return len(fb.own.seen) == 0 && fb.own.skipped >= 43
+	})
+	b.write("new/sub1/late.txt", []byte("put in a directory the pull made"))
+	waitFor(t, "b's new file to reach a", converge, func() bool { return fileIs(a, "new/sub1/late.txt", "put in a directory the pull made") })
 }

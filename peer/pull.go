@@ -584,11 +584,13 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	}
 	target := filepath.Join(dir, path.Base(j.path))
 	fi, err := os.Lstat(target)
+	made := false // the directory is new: watched at once, then noted
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
 			return err
 		}
+		made = true
 	case err != nil:
 		return err
 	case !fi.IsDir():
@@ -604,7 +606,12 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
 			return err
 		}
+		made = true
 	}
+	// A directory watched before anything is written into it needs no walk
+	// when the watcher reports it: what others write into it later is
+	// reported on its own (index.Scanner.WatchDir).
+	watched := made && f.sc != nil && f.sc.WatchDir(j.path)
 	if err := os.Chmod(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
 		return err
 	}
@@ -612,7 +619,13 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
-	return f.record(j.win, fi)
+	if err := f.record(j.win, fi); err != nil {
+		return err
+	}
+	if watched {
+		f.own.noteDir(j.path, fi)
+	}
+	return nil
 }
 
 func (f *folder) applySymlink(ctx context.Context, j job) error {
