@@ -530,14 +530,9 @@ func (f *folder) takeDirty() ([]string, error) {
 func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 	st := f.e.o.Store
 	self := f.e.o.Self.Key()
-	local, hasLocal, err := st.Local(f.cfg.ID, p)
-	if err != nil {
-		return job{}, false, err
-	}
-	cands := make([]candidate, 0, len(devs)+1)
-	if hasLocal {
-		cands = append(cands, candidate{Device: self, Rec: local})
-	}
+	// Remote records first: without one there is nothing to pull, whatever
+	// the local record (a path that only changed here, as after a scan).
+	cands := make([]candidate, 1, len(devs)+1) // [0] is the local record's
 	for _, d := range devs {
 		if !f.hasPeer(d) {
 			continue
@@ -549,6 +544,18 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		if ok {
 			cands = append(cands, candidate{Device: d.Key(), Rec: r})
 		}
+	}
+	if len(cands) == 1 {
+		return job{}, false, nil
+	}
+	local, hasLocal, err := st.Local(f.cfg.ID, p)
+	if err != nil {
+		return job{}, false, err
+	}
+	if hasLocal {
+		cands[0] = candidate{Device: self, Rec: local}
+	} else {
+		cands = cands[1:]
 	}
 	w := winner(cands)
 	if w < 0 || (hasLocal && w == 0) {
