@@ -203,7 +203,8 @@ func (f *folder) pull(ctx context.Context) int {
 		}
 		// What waits stays dirty; the records that made it dirty kicked the
 		// folder, so the next pass comes at once.
-		var newDirs, newFiles []job
+		var newDirs []job
+		newFiles := make([]job, 0, len(paths))
 		for _, p := range paths {
 			if clash(p) {
 				f.markDirtyQuiet(p)
@@ -448,6 +449,7 @@ func splitWave(jobs []job) (now, later []job) {
 	for _, j := range jobs {
 		paths[j.path] = true
 	}
+	now = make([]job, 0, len(jobs)) // jobs are large: grow once
 	for _, j := range jobs {
 		nested := false
 		for d := path.Dir(j.path); d != "." && !nested; d = path.Dir(d) {
