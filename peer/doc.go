@@ -111,4 +111,11 @@
 // content is hard-linked into
 // .syncd/trash/PATH~TIMESTAMP first (or moved there for deletions), and the
 // trash is emptied of entries older than Options.TrashKeep.
+//
+// The watcher reports everything the puller writes. The puller notes each
+// file it installed and each directory it made, and a report of a path
+// that is still exactly as noted costs no scan (ownwrites.go); a directory
+// it made is watched before anything is written into it
+// (index.Scanner.WatchDir), so that what others put in it is reported on
+// its own and the directory need not be walked.
 package peer
