@@ -209,6 +209,9 @@ func (w *watcher) addTree(rel string) {
 						w.degraded(fmt.Errorf("inotify watch limit reached: %w", err))
 					}
 				}
+				// Events still queued are lost with the watcher, and so
+				// would be the changes they report: rescan everything.
+				w.all = true
 				_ = w.close()
 				return filepath.SkipAll
 			}
