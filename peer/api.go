@@ -264,7 +264,11 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 			// Under a send rate the buffer would fill slowly: each block
 			// goes out once it is paid for, as the receiver's stall timer
 			// expects.
-			err = bw.Flush()
+			if err = bw.Flush(); err == nil {
+				if ferr := http.NewResponseController(w).Flush(); !errors.Is(ferr, http.ErrNotSupported) {
+					err = ferr
+				}
+			}
 		}
 		putBuf(buf)
 		if err != nil {
