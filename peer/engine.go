@@ -112,6 +112,9 @@ type hooks struct {
 	beforeFinalCheck func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
+	// afterMkdir runs when applyDir has made the directory dir (absolute),
+	// before it watches it.
+	afterMkdir func(dir string)
 	// blocksIdleAfter replaces blocksIdleAfter when set.
 	blocksIdleAfter time.Duration
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The watcher reports every file the puller renames into place, and each
@@ -27,15 +29,28 @@ const maxOwnWrites = 50_000
 // directory was the last 0.1-0.3 s before the folder was idle. For a
 // directory only its inode and mode are compared: its mtime and ctime
 // change with every file put in it, and what others put in it after it
-// was watched is reported on its own.
+// was watched is reported on its own. Its birth time tells it from a new
+// directory that got the same inode number (removed and made again by
+// someone else before the report); without a birth time it is not noted.
 
 // ownStat is what identifies a file the puller installed; for a directory
-// (dir), only ino and mode.
+// (dir), only ino, mode and btime (birth time).
 type ownStat struct {
 	size, mtime, ctime int64
 	ino                uint64
 	mode               fs.FileMode
 	dir                bool
+	btime              int64
+}
+
+// birthOf returns the birth time of p (not following a link), if the file
+// system keeps one.
+func birthOf(p string) (int64, bool) {
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &sx); err != nil || sx.Mask&unix.STATX_BTIME == 0 {
+		return 0, false
+	}
+	return sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec), true
 }
 
 func ownStatOf(fi fs.FileInfo) (ownStat, bool) {
@@ -61,14 +76,18 @@ func (o *ownWrites) note(path string, fi fs.FileInfo) {
 	o.add(path, s)
 }
 
-// noteDir records that path is a directory we made (fi) and that is
-// watched.
-func (o *ownWrites) noteDir(path string, fi fs.FileInfo) {
+// noteDir records that path (at abs) is a directory we made (fi) and that
+// was watched while empty.
+func (o *ownWrites) noteDir(path, abs string, fi fs.FileInfo) {
 	s, ok := ownStatOf(fi)
 	if !ok || !fi.IsDir() {
 		return
 	}
-	o.add(path, ownStat{ino: s.ino, mode: s.mode, dir: true})
+	bt, ok := birthOf(abs)
+	if !ok {
+		return
+	}
+	o.add(path, ownStat{ino: s.ino, mode: s.mode, dir: true, btime: bt})
 }
 
 func (o *ownWrites) add(path string, s ownStat) {
@@ -100,10 +119,12 @@ func (o *ownWrites) filter(root string, paths []string) []string {
 		want, ok := o.seen[p]
 		if ok {
 			delete(o.seen, p)
-			if fi, err := os.Lstat(nativePath(root, p)); err == nil {
+			abs := nativePath(root, p)
+			if fi, err := os.Lstat(abs); err == nil {
 				got, ok := ownStatOf(fi)
 				if ok && want.dir {
-					got = ownStat{ino: got.ino, mode: got.mode, dir: fi.IsDir()}
+					bt, _ := birthOf(abs)
+					got = ownStat{ino: got.ino, mode: got.mode, dir: fi.IsDir(), btime: bt}
 				}
 				if ok && got == want {
 					o.skipped++

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -60,7 +61,7 @@ func TestOwnWritesFilter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.noteDir(name, fi)
+		o.noteDir(name, filepath.Join(root, name), fi)
 	}
 	time.Sleep(20 * time.Millisecond)
 	write("dir/x", "x")
@@ -69,6 +70,21 @@ func TestOwnWritesFilter(t *testing.T) {
 	}
 	if got := o.filter(root, []string{"dir", "dir2"}); !slices.Equal(got, []string{"dir2"}) {
 		t.Errorf("filter of a filled and a chmod-ed noted directory = %q, want dir2", got)
+	}
+	// Same inode and mode but another birth time: a directory made again
+	// (its inode number reused) is walked.
+	if err := os.Mkdir(filepath.Join(root, "dir3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fi3, _ := os.Lstat(filepath.Join(root, "dir3"))
+	st3, _ := ownStatOf(fi3)
+	bt, ok := birthOf(filepath.Join(root, "dir3"))
+	if !ok {
+		t.Fatal("no birth time on this file system: directories are never noted")
+	}
+	o.add("dir3", ownStat{ino: st3.ino, mode: st3.mode, dir: true, btime: bt - 1})
+	if got := o.filter(root, []string{"dir3"}); !slices.Equal(got, []string{"dir3"}) {
+		t.Errorf("filter of a directory born at another time = %q, want dir3", got)
 	}
 
 	o.note("d", write("d", "d"))
@@ -126,4 +142,39 @@ func TestOwnDirsNotWalked(t *testing.T) {
 	})
 	b.write("new/sub1/late.txt", []byte("put in a directory the pull made"))
 	waitFor(t, "b's new file to reach a", converge, func() bool { return fileIs(a, "new/sub1/late.txt", "put in a directory the pull made") })
+}
+
+// TestFileInNewDirBeforeWatch: another program puts a file into a
+// directory the pull has just made, before the pull watches it (a copy of
+// the same tree running here). The directory must then be walked, and the
+// file must travel.
+func TestFileInNewDirBeforeWatch(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	for i := range 10 {
+		a.write(filepath.Join("new", "sub0", string(rune('a'+i))+".txt"), randBytes(uint64(i), 700+i))
+	}
+	var once sync.Once
+	if err := a.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.startWith(func(o *Options) {
+		o.Watch = true
+		o.Debounce = 20 * time.Millisecond
+		o.hooks.afterMkdir = func(dir string) {
+			if filepath.Base(dir) == "sub0" {
+				once.Do(func() {
+					if err := os.WriteFile(filepath.Join(dir, "other.txt"), []byte("copied in at the same time"), 0o644); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+	}, a); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the file put into the new directory to reach a", converge, func() bool {
+		return fileIs(a, "new/sub0/other.txt", "copied in at the same time")
+	})
+	waitConverged(t, converge, a, b)
 }

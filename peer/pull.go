@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -106,18 +107,19 @@ func (f *folder) pull(ctx context.Context) int {
 			f.logPullError(j.path, err)
 		}
 	}
-	apply := func(j job, fn func(context.Context, job) error) {
+	apply := func(j job, fn func(context.Context, job) error) bool {
 		err := fn(ctx, j)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
 			fail(j, err)
-			return
+			return false
 		}
 		done++
 		f.mu.Lock()
 		f.needFiles--
 		f.mu.Unlock()
+		return true
 	}
 	// Files are committed in batches after apply counted them done.
 	f.commits.failed = func(j job, err error) {
@@ -134,8 +136,11 @@ func (f *folder) pull(ctx context.Context) int {
 	// is pulled: a link swapped in for a directory while a file inside it
 	// is being written would redirect that write outside the folder.
 	slices.SortFunc(dirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
+	made := map[string]bool{} // the directories of this pass that are in place
 	for _, j := range dirs {
-		apply(j, f.applyDir)
+		if apply(j, f.applyDir) {
+			made[j.path] = true
+		}
 	}
 	regular := files[:0:0]
 	for _, j := range files {
@@ -156,7 +161,6 @@ func (f *folder) pull(ctx context.Context) int {
 	// files would otherwise all wait for the next pass.
 	fed := map[string]bool{}   // every path of this pass
 	above := map[string]bool{} // every ancestor directory of those
-	made := map[string]bool{}  // the directories of this pass
 	see := func(j job) {
 		fed[j.path] = true
 		for d := path.Dir(j.path); d != "." && !above[d]; d = path.Dir(d) {
@@ -167,9 +171,6 @@ func (f *folder) pull(ctx context.Context) int {
 		for _, j := range js {
 			see(j)
 		}
-	}
-	for _, j := range dirs {
-		made[j.path] = true
 	}
 	clash := func(p string) bool {
 		if fed[p] || above[p] {
@@ -203,8 +204,7 @@ func (f *folder) pull(ctx context.Context) int {
 		}
 		// What waits stays dirty; the records that made it dirty kicked the
 		// folder, so the next pass comes at once.
-		var newDirs []job
-		newFiles := make([]job, 0, len(paths))
+		var newDirs, newFiles []job
 		for _, p := range paths {
 			if clash(p) {
 				f.markDirtyQuiet(p)
@@ -239,8 +239,9 @@ func (f *folder) pull(ctx context.Context) int {
 		slices.SortFunc(newDirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
 		for _, j := range newDirs {
 			see(j)
-			made[j.path] = true
-			apply(j, f.applyDir)
+			if apply(j, f.applyDir) {
+				made[j.path] = true
+			}
 		}
 		for _, j := range now {
 			see(j)
@@ -282,7 +283,7 @@ func (f *folder) pull(ctx context.Context) int {
 
 // applyFiles pulls files with PullWorkers goroutines. Once every file is
 // handed out, refill (if not nil) is asked for more, until it has none.
-func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error), refill func() []job) {
+func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, func(context.Context, job) error) bool, refill func() []job) {
 	q := &jobQueue{jobs: acrossDirs(files), grew: make(chan struct{})}
 	defer q.close()
 	// Blocks of small files are fetched ahead, in batches (prefetch.go).
@@ -617,10 +618,17 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 		}
 		made = true
 	}
-	// A directory watched before anything is written into it needs no walk
-	// when the watcher reports it: what others write into it later is
-	// reported on its own (index.Scanner.WatchDir).
-	watched := made && f.sc != nil && f.sc.WatchDir(j.path)
+	if made {
+		if h := f.e.o.hooks.afterMkdir; h != nil {
+			h(target)
+		}
+	}
+	// A directory watched while still empty needs no walk when the watcher
+	// reports it: what others put into it later is reported on its own
+	// (index.Scanner.WatchDir). Something put into it between the mkdir and
+	// the watch (a copy of the same tree running here) shows in the listing,
+	// and then it is walked as usual.
+	watched := made && f.sc != nil && f.sc.WatchDir(j.path) && emptyDir(target)
 	if err := os.Chmod(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
 		return err
 	}
@@ -632,9 +640,20 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 		return err
 	}
 	if watched {
-		f.own.noteDir(j.path, fi)
+		f.own.noteDir(j.path, target, fi)
 	}
 	return nil
+}
+
+// emptyDir reports whether the directory at p has no entries.
+func emptyDir(p string) bool {
+	d, err := index.OpenFile(p, os.O_RDONLY|syscall.O_DIRECTORY|oNoFollow, 0)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	_, err = d.Readdirnames(1)
+	return errors.Is(err, io.EOF)
 }
 
 func (f *folder) applySymlink(ctx context.Context, j job) error {
