@@ -116,6 +116,7 @@
 // file it installed and each directory it made, and a report of a path
 // that is still exactly as noted costs no scan (ownwrites.go); a directory
 // it made is watched before anything is written into it
-// (index.Scanner.WatchDir), so that what others put in it is reported on
-// its own and the directory need not be walked.
+// (index.Scanner.WatchDir) and noted only if it is still empty then, so
+// that what others put in it is reported on its own and the directory need
+// not be walked.
 package peer
