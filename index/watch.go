@@ -165,7 +165,8 @@ func (w *watcher) forget() {
 // directory the caller has just made and fills itself (the puller): a
 // report of such a directory need not be answered by walking it, because
 // nothing else can have written into it before it was watched except in
-// the moment between its mkdir and this call. False when Watch is not
+// the moment between its mkdir and this call, which the caller rules out
+// by finding it still empty afterwards. False when Watch is not
 // running or has fallen back to periodic rescans.
 func (sc *Scanner) WatchDir(rel string) bool {
 	fw := sc.watching.Load()
