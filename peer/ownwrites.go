@@ -23,15 +23,15 @@ import (
 // dropped, which only means scanning again.
 const maxOwnWrites = 50_000
 
-// A directory the puller made is noted too, once it is watched
-// (index.Scanner.WatchDir): a report of a directory costs a walk of it, one
-// lstat per entry, and after a pull of a new tree that walk of every new
-// directory was the last 0.1-0.3 s before the folder was idle. For a
-// directory only its inode and mode are compared: its mtime and ctime
-// change with every file put in it, and what others put in it after it
-// was watched is reported on its own. Its birth time tells it from a new
-// directory that got the same inode number (removed and made again by
-// someone else before the report); without a birth time it is not noted.
+// A directory the puller made is noted too, if it was still empty once
+// watched (index.Scanner.WatchDir): a report of a directory costs a walk
+// of it, one lstat per entry, and after a pull of a new tree that walk of
+// every new directory was the last 0.1-0.3 s before the folder was idle.
+// For a directory its inode, mode and birth time are compared, not its
+// mtime and ctime, which change with every file put in it; what others put
+// in it after it was watched is reported on its own. The birth time tells
+// it from a new directory that got the same inode number (removed and made
+// again by someone else before the report); without one it is not noted.
 
 // ownStat is what identifies a file the puller installed; for a directory
 // (dir), only ino, mode and btime (birth time).
@@ -79,15 +79,20 @@ func (o *ownWrites) note(path string, fi fs.FileInfo) {
 // noteDir records that path (at abs) is a directory we made (fi) and that
 // was watched while empty.
 func (o *ownWrites) noteDir(path, abs string, fi fs.FileInfo) {
+	if s, ok := dirStatOf(abs, fi); ok {
+		o.add(path, s)
+	}
+}
+
+// dirStatOf is what identifies the directory at abs (fi): its inode, mode
+// and birth time.
+func dirStatOf(abs string, fi fs.FileInfo) (ownStat, bool) {
 	s, ok := ownStatOf(fi)
-	if !ok || !fi.IsDir() {
-		return
+	bt, hasBirth := birthOf(abs)
+	if !ok || !hasBirth || !fi.IsDir() {
+		return ownStat{}, false
 	}
-	bt, ok := birthOf(abs)
-	if !ok {
-		return
-	}
-	o.add(path, ownStat{ino: s.ino, mode: s.mode, dir: true, btime: bt})
+	return ownStat{ino: s.ino, mode: s.mode, dir: true, btime: bt}, true
 }
 
 func (o *ownWrites) add(path string, s ownStat) {
@@ -122,9 +127,8 @@ func (o *ownWrites) filter(root string, paths []string) []string {
 			abs := nativePath(root, p)
 			if fi, err := os.Lstat(abs); err == nil {
 				got, ok := ownStatOf(fi)
-				if ok && want.dir {
-					bt, _ := birthOf(abs)
-					got = ownStat{ino: got.ino, mode: got.mode, dir: fi.IsDir(), btime: bt}
+				if want.dir {
+					got, ok = dirStatOf(abs, fi)
 				}
 				if ok && got == want {
 					o.skipped++
