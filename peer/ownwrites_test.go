@@ -94,6 +94,42 @@ func TestOwnWritesFilter(t *testing.T) {
 	}
 }
 
+// startWatching starts a and b, each the other's peer, with the watcher on
+// (20 ms debounce); bMore, if set, changes b's options further.
+func startWatching(t *testing.T, a, b *testDev, bMore func(*Options)) {
+	t.Helper()
+	for _, d := range []struct {
+		dev, peer *testDev
+		more      func(*Options)
+	}{{a, b, nil}, {b, a, bMore}} {
+		hadServer := d.dev.srv != nil
+		if err := d.dev.startWith(func(o *Options) {
+			o.Watch = true
+			o.Debounce = 20 * time.Millisecond
+			if d.more != nil {
+				d.more(o)
+			}
+		}, d.peer); err != nil {
+			t.Fatal(err)
+		}
+		if !hadServer {
+			t.Cleanup(d.dev.srv.Close)
+		}
+	}
+}
+
+// waitSkipped waits until d's watcher has reported everything d's puller
+// noted, and at least n reports were dropped as d's own writes.
+func waitSkipped(t *testing.T, d *testDev, n int, what string) {
+	t.Helper()
+	f := d.eng.folders["f"]
+	waitFor(t, d.name+" to skip the scan of "+what, converge, func() bool {
+		f.own.mu.Lock()
+		defer f.own.mu.Unlock()
+		return len(f.own.seen) == 0 && f.own.skipped >= n
+	})
+}
+
 // TestOwnWritesSkipScan: with the watcher on, the files a pull installed
 // are not scanned again (their notes are used up by the watcher's reports),
 // and a local edit right after the pull still travels back.
@@ -103,18 +139,9 @@ func TestOwnWritesSkipScan(t *testing.T) {
 	for i := range 40 {
 		a.write(filepath.Join("d", string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 1000+i))
 	}
-	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
-		if err := d.dev.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, d.peer); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWatching(t, a, b, nil)
 	waitConverged(t, converge, a, b)
-	fb := b.eng.folders["f"]
-	waitFor(t, "b's watcher to report the 40 pulled files, and b to skip their scan", converge, func() bool {
-		fb.own.mu.Lock()
-		defer fb.own.mu.Unlock()
-		return len(fb.own.seen) == 0 && fb.own.skipped >= 40
-	})
+	waitSkipped(t, b, 40, "the 40 pulled files")
 	b.write("d/a0.txt", []byte("edited on b right after the pull"))
 	waitFor(t, "b's edit to reach a", converge, func() bool { return fileIs(a, "d/a0.txt", "edited on b right after the pull") })
 }
@@ -128,18 +155,9 @@ func TestOwnDirsNotWalked(t *testing.T) {
 	for i := range 40 {
 		a.write(filepath.Join("new", "sub"+string(rune('0'+i%2)), string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 500+i))
 	}
-	for _, d := range []struct{ dev, peer *testDev }{{a, b}, {b, a}} {
-		if err := d.dev.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, d.peer); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWatching(t, a, b, nil)
 	waitConverged(t, converge, a, b)
-	fb := b.eng.folders["f"]
-	waitFor(t, "b to skip the scan of the 40 pulled files and of new, new/sub0 and new/sub1", converge, func() bool {
-		fb.own.mu.Lock()
-		defer fb.own.mu.Unlock()
-		return len(fb.own.seen) == 0 && fb.own.skipped >= 43
-	})
+	waitSkipped(t, b, 43, "the 40 pulled files and new, new/sub0 and new/sub1")
 	b.write("new/sub1/late.txt", []byte("put in a directory the pull made"))
 	waitFor(t, "b's new file to reach a", converge, func() bool { return fileIs(a, "new/sub1/late.txt", "put in a directory the pull made") })
 }
@@ -155,12 +173,7 @@ func TestFileInNewDirBeforeWatch(t *testing.T) {
 		a.write(filepath.Join("new", "sub0", string(rune('a'+i))+".txt"), randBytes(uint64(i), 700+i))
 	}
 	var once sync.Once
-	if err := a.startWith(func(o *Options) { o.Watch = true; o.Debounce = 20 * time.Millisecond }, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.startWith(func(o *Options) {
-		o.Watch = true
-		o.Debounce = 20 * time.Millisecond
+	startWatching(t, a, b, func(o *Options) {
 		o.hooks.afterMkdir = func(dir string) {
 			if filepath.Base(dir) == "sub0" {
 				once.Do(func() {
@@ -170,9 +183,7 @@ func TestFileInNewDirBeforeWatch(t *testing.T) {
 				})
 			}
 		}
-	}, a); err != nil {
-		t.Fatal(err)
-	}
+	})
 	waitFor(t, "the file put into the new directory to reach a", converge, func() bool {
 		return fileIs(a, "new/sub0/other.txt", "copied in at the same time")
 	})

@@ -45,6 +45,22 @@ func (h *hold) reached(t *testing.T) {
 	}
 }
 
+// holdFirst starts alpha and bravo, has alpha write data at path, and
+// returns once bravo's pull of it is held.
+func holdFirst(t *testing.T, path string, data []byte) (h *hold, a, b *testDev) {
+	t.Helper()
+	h = newHold(t, path)
+	_, a, b = startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.applyFile = h.hook
+		}
+	})
+	a.write(path, data)
+	a.rescan()
+	h.reached(t)
+	return h, a, b
+}
+
 // fetchedWhileHeld waits until d's running pass has fetched n bytes while
 // the held pull is still held.
 func (h *hold) fetchedWhileHeld(t *testing.T, d *testDev, n int64) {
@@ -72,16 +88,7 @@ func (h *hold) fetchedWhileHeld(t *testing.T, d *testDev, n int64) {
 // same pass, the new version of the file being pulled must wait for the
 // next pass, and everything must converge.
 func TestRecordsDuringPassJoinIt(t *testing.T) {
-	h := newHold(t, "first.bin")
-	_, a, b := startTwo(t, func(d *testDev, o *Options) {
-		if d.name != "bravo" {
-			return
-		}
-		o.hooks.applyFile = h.hook
-	})
-	a.write("first.bin", []byte("v1"))
-	a.rescan()
-	h.reached(t)
+	h, a, b := holdFirst(t, "first.bin", []byte("v1"))
 	a.write("late/x.bin", randBytes(1, 3000))
 	a.write("late/y.bin", randBytes(2, 70000))
 	a.write("late2/deep/z.bin", randBytes(3, 10))
@@ -154,15 +161,7 @@ func TestNewDeviceRecordsDuringPass(t *testing.T) {
 // in the first batch of its scan; when they held every later file back for
 // the next pass, a 10,000-file tree was pulled in two passes.)
 func TestFilesInNewDirectoryJoinPass(t *testing.T) {
-	h := newHold(t, "album/first.jpg")
-	_, a, b := startTwo(t, func(d *testDev, o *Options) {
-		if d.name == "bravo" {
-			o.hooks.applyFile = h.hook
-		}
-	})
-	a.write("album/first.jpg", []byte("first"))
-	a.rescan()
-	h.reached(t)
+	h, a, b := holdFirst(t, "album/first.jpg", []byte("first"))
 	a.write("album/second.jpg", randBytes(4, 5000))
 	a.write("album/day2/third.jpg", randBytes(5, 7000))
 	a.rescan()
