@@ -115,6 +115,8 @@ type hooks struct {
 	// afterMkdir runs when applyDir has made the directory dir (absolute),
 	// before it watches it.
 	afterMkdir func(dir string)
+	// prefetchJob runs when the prefetcher turns to job i of a queue.
+	prefetchJob func(i int)
 	// blocksIdleAfter replaces blocksIdleAfter when set.
 	blocksIdleAfter time.Duration
 }

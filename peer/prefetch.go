@@ -18,6 +18,13 @@ import (
 // that reaches such a file takes its block from the prefetcher (waiting if
 // the batch is still on its way) and falls back to its own request if the
 // batch failed. Prefetched blocks are verified like any other.
+//
+// Workers can overtake the prefetcher (it waits for a free batch slot while
+// they go on with blocks of their own). A job a worker has started is never
+// fetched ahead afterwards: nobody would take that block, and blocks nobody
+// takes would hold the budget until the pass ends, so that the next batch
+// would wait for budget forever, and the workers waiting for its blocks
+// with it.
 const (
 	// prefetchBudget bounds the bytes of prefetched blocks waiting for
 	// their worker. It is separate from MaxInflight: blocks waiting for a
@@ -34,6 +41,7 @@ const (
 )
 
 type prefetched struct {
+	job   int // the queue index of the job it was fetched for
 	done  chan struct{}
 	buf   []byte // the verified block, in its batch's arena, if err is nil
 	err   error
@@ -59,10 +67,57 @@ type prefetcher struct {
 
 	mu  sync.Mutex
 	got map[index.Hash]*prefetched // blocks fetched or on their way, not yet taken
+	// next is the queue index the prefetcher looks at next; started holds
+	// the jobs at or after it that a worker has started: it skips them.
+	next    int
+	started map[int]bool
 }
 
 func newPrefetcher(f *folder) *prefetcher {
-	return &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget), got: map[index.Hash]*prefetched{}}
+	return &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget),
+		got: map[index.Hash]*prefetched{}, started: map[int]bool{}}
+}
+
+// start tells the prefetcher that a worker starts job i of the queue.
+func (p *prefetcher) start(i int) {
+	p.mu.Lock()
+	if i >= p.next {
+		p.started[i] = true
+	}
+	p.mu.Unlock()
+}
+
+// passed reports whether a worker has started job i; if so the prefetcher
+// moves past it.
+func (p *prefetcher) passed(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started[i] {
+		delete(p.started, i)
+		p.next = i + 1
+		return true
+	}
+	return false
+}
+
+// claim moves the prefetcher past job i and registers its block b to be
+// fetched ahead if want, unless a worker has started the job meanwhile or
+// the block is on its way already. Until then start(i) records a worker's
+// start, so that no block is fetched for a job that has gone by.
+func (p *prefetcher) claim(i int, b index.Block, want bool) *prefetched {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.next = i + 1
+	if p.started[i] {
+		delete(p.started, i)
+		return nil
+	}
+	if _, dup := p.got[b.Hash]; dup || !want {
+		return nil
+	}
+	fut := &prefetched{job: i, done: make(chan struct{})}
+	p.got[b.Hash] = fut
+	return fut
 }
 
 // prefetchable reports the block of a job worth fetching ahead: a file of
@@ -109,22 +164,21 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 		if i >= q.len() {
 			flush() // the workers need these before the queue grows
 		}
+		if h := p.f.e.o.hooks.prefetchJob; h != nil {
+			h(i)
+		}
 		j, ok := q.get(ctx, i)
 		if !ok {
 			break
 		}
+		if p.passed(i) {
+			continue
+		}
 		b, ok := p.prefetchable(j)
-		if !ok {
+		fut := p.claim(i, b, ok)
+		if fut == nil {
 			continue
 		}
-		fut := &prefetched{done: make(chan struct{})}
-		p.mu.Lock()
-		if _, dup := p.got[b.Hash]; dup {
-			p.mu.Unlock()
-			continue
-		}
-		p.got[b.Hash] = fut
-		p.mu.Unlock()
 		batch, futs, size = append(batch, b), append(futs, fut), size+b.Size
 		if len(batch) == maxBlockBatch || size >= batchBytes {
 			flush()
@@ -214,14 +268,21 @@ func (p *prefetcher) done(fut *prefetched) {
 	}
 }
 
-// drop gives back the block of a job that ended without taking it.
-func (p *prefetcher) drop(j job) {
+// drop gives back the block fetched for job i (j) if the job ended without
+// taking it. A block fetched for a later job with the same content stays
+// for that job.
+func (p *prefetcher) drop(i int, j job) {
 	if len(j.win.Blocks) != 1 {
 		return
 	}
+	h := j.win.Blocks[0].Hash
 	p.mu.Lock()
-	fut := p.got[j.win.Blocks[0].Hash]
-	delete(p.got, j.win.Blocks[0].Hash)
+	fut := p.got[h]
+	if fut != nil && fut.job == i {
+		delete(p.got, h)
+	} else {
+		fut = nil
+	}
 	p.mu.Unlock()
 	if fut != nil {
 		go p.release(fut)

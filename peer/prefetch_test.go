@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -276,4 +277,44 @@ func batchAnswerWrites(t *testing.T, lim *rate.Limiter) int64 {
 		t.Fatalf("%d bytes after the last block", len(got))
 	}
 	return writes.Load()
+}
+
+// TestPrefetcherBehindWorkers: workers that overtake the prefetcher fetch
+// their blocks themselves, and the prefetcher, once it catches up, does not
+// fetch those blocks again. It did: nobody took them, they held the
+// prefetch budget, and once they filled it the pass waited forever.
+func TestPrefetcherBehindWorkers(t *testing.T) {
+	const files, size, ahead = 400, 40 << 10, 250
+	var started atomic.Int64
+	enough := make(chan struct{})
+	var held sync.Once
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.applyFile = func(string) {
+			if started.Add(1) == ahead {
+				close(enough)
+			}
+		}
+		// The first prefetcher waits at its first job until the
+		// workers have started ahead files without it.
+		o.hooks.prefetchJob = func(int) {
+			held.Do(func() {
+				select {
+				case <-enough:
+				case <-time.After(converge):
+					t.Error("the workers did not go on while the prefetcher waited")
+				}
+			})
+		}
+	})
+	for i := range files {
+		a.write(fmt.Sprintf("d%d/f%03d.bin", i%4, i), randBytes(uint64(7000+i), size))
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if got, want := b.eng.fetched(), int64(files*size); got != want {
+		t.Errorf("bravo fetched %d bytes for %d bytes of files: blocks fetched twice", got, want)
+	}
 }

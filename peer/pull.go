@@ -301,7 +301,11 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		pwg.Wait()
 		f.pf = nil
 	}()
-	work := make(chan job)
+	type handout struct {
+		i int // the job's index in q
+		j job
+	}
+	work := make(chan handout)
 	finished := make(chan struct{}, 1) // a worker finished a job
 	var completed atomic.Int64
 	var wg sync.WaitGroup
@@ -309,9 +313,10 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range work {
-				apply(j, f.applyFile)
-				pf.drop(j)
+			for w := range work {
+				pf.start(w.i)
+				apply(w.j, f.applyFile)
+				pf.drop(w.i, w.j)
 				completed.Add(1)
 				select {
 				case finished <- struct{}{}:
@@ -348,7 +353,7 @@ feed:
 		if !ok {
 			break
 		}
-		work <- j
+		work <- handout{handed, j}
 		handed++
 	}
 	q.close()
