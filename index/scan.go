@@ -565,11 +565,13 @@ func (s *scan) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
 		default:
 		}
 	}()
-	// Read one byte more than expected to notice growth.
-	if int64(cap(buf)) < size+1 {
-		buf = make([]byte, 0, size+1)
+	// Read the size the walk saw, in one read, without a second read for
+	// EOF: a file that grew or shrank meanwhile has a new size or mtime,
+	// which the re-stat after hashing notices.
+	if int64(cap(buf)) < size {
+		buf = make([]byte, 0, size)
 	}
-	buf = buf[:size+1]
+	buf = buf[:size]
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return 0, nil, Hash{}, err

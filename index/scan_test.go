@@ -261,6 +261,34 @@ func TestScanChangedWhileHashing(t *testing.T) {
 	}
 }
 
+// TestScanGrewBeforeRead appends to a file between the walk's stat and the
+// read, which reads only the size the walk saw: the scan must not record
+// that prefix as the file.
+func TestScanGrewBeforeRead(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("growing", "first")
+	e.sc.hooks.open = func(name string) (*os.File, error) {
+		if filepath.Base(name) == "growing" {
+			f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return nil, err
+			}
+			_, _ = f.WriteString(" and more")
+			f.Close()
+		}
+		return os.Open(name)
+	}
+	checkRes(t, "grew", e.scan(), ScanResult{Files: 1, Busy: 1})
+	if r, ok, _ := e.st.Local("f", "growing"); ok {
+		t.Fatalf("file that grew before its read recorded as %d bytes", r.Size)
+	}
+	e.sc.hooks.open = nil
+	checkRes(t, "retry", e.scan(), ScanResult{Files: 1, Changed: 1})
+	if r := e.rec("growing"); r.Size != 14 {
+		t.Errorf("growing after retry = %d bytes, want 14", r.Size)
+	}
+}
+
 // TestScanPermissionDenied: tests run as root, which bypasses file modes,
 // so the failure is injected through the open hook (a file) and by a real
 // mode-000 directory when not root.
