@@ -306,3 +306,67 @@ func heapAtPeak(file string, stop <-chan struct{}) {
 		}
 	}
 }
+
+// BenchmarkBlockLookup looks up the blocks of 10,000 one-block files (a
+// tree pulled by a peer) one by one and in batches of 64, as the block
+// server gets them.
+func BenchmarkBlockLookup(b *testing.B) {
+	const n, batch = 10000, 64
+	dir := b.TempDir()
+	st, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := make([]Hash, n)
+	recs := make([]Record, 0, batchSize)
+	for i := range n {
+		r := fileRecord(fmt.Sprintf("tree/d%03d/f%05d.bin", i%100, i), 1+int64(i%60000), MaxBlockSize)
+		r.Blocks[0].Hash = ContentID(int64(i), nil)
+		r.Content = ContentID(r.Size, r.Blocks)
+		hs[i] = r.Blocks[0].Hash
+		if recs = append(recs, r); len(recs) == cap(recs) || i == n-1 {
+			if _, err := st.PutLocal("f", recs...); err != nil {
+				b.Fatal(err)
+			}
+			recs = recs[:0]
+		}
+	}
+	// Reopened, the index is in tables on disk, as in a running daemon
+	// some time after the scan, not in its memtable.
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if st, err = Open(dir, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	check := func(locs []Location) {
+		if len(locs) != 1 {
+			b.Fatalf("%d places of a block, want 1", len(locs))
+		}
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		for b.Loop() {
+			for _, h := range hs {
+				locs, err := st.BlockLocations(h, 4)
+				if err != nil {
+					b.Fatal(err)
+				}
+				check(locs)
+			}
+		}
+	})
+	b.Run("batches", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i < n; i += batch {
+				all, err := st.BlockLocationsOf(hs[i:min(i+batch, n)], 4)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, locs := range all {
+					check(locs)
+				}
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -713,36 +714,65 @@ type Location struct {
 // BlockLocations returns up to max local places holding block h (all if
 // max <= 0). Callers re-verify the hash of what they read.
 func (s *Store) BlockLocations(h Hash, max int) ([]Location, error) {
-	prefix := append([]byte{pBlock}, h[:]...)
-	var locs []Location
+	locs, err := s.BlockLocationsOf([]Hash{h}, max)
+	if err != nil {
+		return nil, err
+	}
+	return locs[0], nil
+}
+
+// BlockLocationsOf is BlockLocations for several blocks: locs[i] holds up
+// to max places of hs[i]. One transaction and one iterator serve them all,
+// which costs a fraction of a lookup each (a batch of blocks asked for by
+// a peer).
+func (s *Store) BlockLocationsOf(hs []Hash, max int) ([][]Location, error) {
+	locs := make([][]Location, len(hs))
+	order := make([]int, len(hs))
+	for i := range order {
+		order[i] = i
+	}
+	// In key order, so that the iterator only moves forward.
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(hs[a][:], hs[b][:]) })
 	err := s.db.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
-		opt.Prefix = prefix
+		opt.Prefix = []byte{pBlock}
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		for it.Rewind(); it.Valid() && (max <= 0 || len(locs) < max); it.Next() {
-			k := it.Item().Key()[len(prefix):]
-			if len(k) < 2 || len(k) < 2+int(k[0])<<8|int(k[1]) {
-				return fmt.Errorf("%w: block key", ErrCorrupt)
-			}
-			fl := int(k[0])<<8 | int(k[1])
-			l := Location{Folder: string(k[2 : 2+fl]), Path: string(k[2+fl:])}
-			err := it.Item().Value(func(v []byte) error {
-				if len(v) != 16 {
-					return fmt.Errorf("%w: block location", ErrCorrupt)
+		prefix := make([]byte, 1+len(Hash{}))
+		prefix[0] = pBlock
+		for _, i := range order {
+			copy(prefix[1:], hs[i][:])
+			for it.Seek(prefix); it.ValidForPrefix(prefix) && (max <= 0 || len(locs[i]) < max); it.Next() {
+				l, err := blockLocation(it.Item(), len(prefix))
+				if err != nil {
+					return err
 				}
-				l.Offset, l.Size = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
-				return nil
-			})
-			if err != nil {
-				return err
+				locs[i] = append(locs[i], l)
 			}
-			locs = append(locs, l)
 		}
 		return nil
 	})
 	return locs, err
+}
+
+// blockLocation decodes a block index entry whose key prefix (pBlock and
+// the hash) is n bytes long.
+func blockLocation(item *badger.Item, n int) (Location, error) {
+	k := item.Key()[n:]
+	if len(k) < 2 || len(k) < 2+int(k[0])<<8|int(k[1]) {
+		return Location{}, fmt.Errorf("%w: block key", ErrCorrupt)
+	}
+	fl := int(k[0])<<8 | int(k[1])
+	l := Location{Folder: string(k[2 : 2+fl]), Path: string(k[2+fl:])}
+	err := item.Value(func(v []byte) error {
+		if len(v) != 16 {
+			return fmt.Errorf("%w: block location", ErrCorrupt)
+		}
+		l.Offset, l.Size = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+		return nil
+	})
+	return l, err
 }
 
 // RunGC reclaims value-log space every interval (default 10 minutes) until

@@ -289,6 +289,51 @@ func TestStoreBlockIndex(t *testing.T) {
 	}
 }
 
+// TestBlockLocationsOf: a batch lookup answers each hash as BlockLocations
+// does, in the order asked, whatever the order of the keys.
+func TestBlockLocationsOf(t *testing.T) {
+	s := openTest(t, "")
+	var hs []Hash
+	for i := range 20 {
+		r := fileRecord(fmt.Sprintf("f%02d", i), int64(100+i), 1000)
+		if _, err := s.PutLocal("f", r); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, r.Blocks[0].Hash)
+	}
+	two := fileRecord("two", 2*MaxBlockSize, MaxBlockSize)
+	cp := two
+	cp.Path = "two-copy"
+	if _, err := s.PutLocal("f", two, cp); err != nil {
+		t.Fatal(err)
+	}
+	ask := []Hash{two.Blocks[1].Hash, {0xff}, hs[7], {0xfe, 1}, hs[0], hs[19], two.Blocks[1].Hash}
+	for _, max := range []int{0, 1} {
+		got, err := s.BlockLocationsOf(ask, max)
+		if err != nil || len(got) != len(ask) {
+			t.Fatalf("BlockLocationsOf(max %d) = %d answers, %v; want %d", max, len(got), err, len(ask))
+		}
+		for i, h := range ask {
+			want, err := s.BlockLocations(h, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cmp.Equal(got[i], want) {
+				t.Errorf("BlockLocationsOf(max %d)[%d] = %v, want %v", max, i, got[i], want)
+			}
+		}
+		if n := len(got[0]); n != max && !(max == 0 && n == 2) {
+			t.Errorf("BlockLocationsOf(max %d): %d places of a block in two files", max, n)
+		}
+		if len(got[1]) != 0 || len(got[3]) != 0 {
+			t.Errorf("BlockLocationsOf: places of unknown blocks: %v, %v", got[1], got[3])
+		}
+		if len(got[2]) != 1 || got[2][0].Path != "f07" {
+			t.Errorf("BlockLocationsOf: %v, want f07", got[2])
+		}
+	}
+}
+
 func TestStoreChanged(t *testing.T) {
 	s := openTest(t, "")
 	ch := s.Changed("f")
