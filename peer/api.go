@@ -241,12 +241,17 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 		bw.Reset(nil)
 		batchWriters.Put(bw)
 	}()
+	hs := make([]index.Hash, len(body)/len(index.Hash{}))
+	for i := range hs {
+		copy(hs[i][:], body[i*len(index.Hash{}):])
+	}
+	locs, err := e.o.Store.BlockLocationsOf(hs, maxLocations)
+	if err != nil {
+		locs = make([][]index.Location, len(hs)) // answered as not here
+	}
 	var hdr [binary.MaxVarintLen64]byte
-	for len(body) > 0 {
-		var h index.Hash
-		copy(h[:], body)
-		body = body[len(h):]
-		buf, ok := e.readLocalBlock(fid, index.Block{Hash: h}, false)
+	for i, h := range hs {
+		buf, ok := e.readFrom(fid, locs[i], index.Block{Hash: h}, false)
 		if !ok {
 			if _, err := bw.Write(hdr[:binary.PutUvarint(hdr[:], 0)]); err != nil {
 				return
@@ -282,10 +287,18 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 // (the puller reusing local data), the bytes are checked against the hash.
 // The returned buffer comes from the pool.
 func (e *Engine) readLocalBlock(fid string, b index.Block, verify bool) ([]byte, bool) {
-	locs, err := e.o.Store.BlockLocations(b.Hash, 4)
+	locs, err := e.o.Store.BlockLocations(b.Hash, maxLocations)
 	if err != nil {
 		return nil, false
 	}
+	return e.readFrom(fid, locs, b, verify)
+}
+
+// maxLocations is how many places of a block readLocalBlock tries.
+const maxLocations = 4
+
+// readFrom is readLocalBlock from the places locs that the index gave.
+func (e *Engine) readFrom(fid string, locs []index.Location, b index.Block, verify bool) ([]byte, bool) {
 	for _, l := range locs {
 		if l.Folder != fid || l.Size <= 0 || l.Size > index.MaxBlockSize {
 			continue

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -85,22 +86,31 @@ func trashHolds(t *testing.T, root, prefix string) bool {
 	return found
 }
 
+// TestRenameAndMoveTransferNothing moves a large file and a directory of
+// small ones (whose blocks the prefetcher would fetch ahead).
 func TestRenameAndMoveTransferNothing(t *testing.T) {
 	_, a, b := pair2(t)
 	a.write("in/video.mp4", randBytes(2, 6<<20))
+	for i := range 20 {
+		a.write(fmt.Sprintf("in/thumbs/t%02d.jpg", i), randBytes(uint64(300+i), 5000+i))
+	}
 	a.rescan()
 	waitConverged(t, converge, a, b)
 	before := b.eng.fetched()
 	if err := os.MkdirAll(filepath.Join(a.root, "elsewhere"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(filepath.Join(a.root, "in/video.mp4"), filepath.Join(a.root, "elsewhere/renamed.mp4")); err != nil {
-		t.Fatal(err)
+	for _, mv := range [][2]string{{"in/video.mp4", "elsewhere/renamed.mp4"}, {"in/thumbs", "elsewhere/thumbs"}} {
+		if err := os.Rename(filepath.Join(a.root, mv[0]), filepath.Join(a.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a.rescan()
 	got := waitConverged(t, converge, a, b)
-	if _, ok := got["elsewhere/renamed.mp4"]; !ok {
-		t.Fatalf("rename did not arrive: %v", got)
+	for _, p := range []string{"elsewhere/renamed.mp4", "elsewhere/thumbs/t19.jpg"} {
+		if _, ok := got[p]; !ok {
+			t.Fatalf("%s did not arrive: %v", p, got)
+		}
 	}
 	if d := b.eng.fetched() - before; d != 0 {
 		t.Errorf("a rename fetched %d bytes from peers, want 0", d)

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -121,7 +122,8 @@ func (p *prefetcher) claim(i int, b index.Block, want bool) *prefetched {
 }
 
 // prefetchable reports the block of a job worth fetching ahead: a file of
-// one small block whose content is not here already.
+// one small block whose content is not here already (fetch leaves out the
+// blocks that other local files hold).
 func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	r := j.win
 	if r.Kind != index.File || r.Deleted || len(r.Blocks) != 1 || r.Blocks[0].Size <= 0 || r.Blocks[0].Size > smallBuf {
@@ -130,11 +132,7 @@ func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File && j.local.Content == r.Content {
 		return index.Block{}, false // only metadata changes
 	}
-	b := r.Blocks[0]
-	if locs, err := p.f.e.o.Store.BlockLocations(b.Hash, 1); err != nil || len(locs) > 0 {
-		return index.Block{}, false // copied from a local file
-	}
-	return b, true
+	return r.Blocks[0], true
 }
 
 // run fetches ahead for the jobs of q, in order, until q is closed or ctx
@@ -195,6 +193,30 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 			close(fut.done)
 		}
 	}
+	// A block a local file holds is copied from there by its worker. One
+	// lookup for the batch: one per block cost more than the rest of the
+	// prefetcher.
+	hs := make([]index.Hash, len(batch))
+	for i, b := range batch {
+		hs[i] = b.Hash
+	}
+	if locs, err := p.f.e.o.Store.BlockLocationsOf(hs, 1); err == nil {
+		k := 0
+		for i, b := range batch {
+			if len(locs[i]) > 0 {
+				futs[i].err = errLocalCopy
+				close(futs[i].done)
+				size -= b.Size
+				continue
+			}
+			batch[k], futs[k] = b, futs[i]
+			k++
+		}
+		batch, futs = batch[:k], futs[:k]
+		if k == 0 {
+			return
+		}
+	}
 	if err := p.budget.Acquire(ctx, size); err != nil {
 		settle(err)
 		return
@@ -231,6 +253,9 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 		close(fut.done)
 	}
 }
+
+// errLocalCopy settles a prefetched block that a local file holds.
+var errLocalCopy = errors.New("a local file holds the block")
 
 // take returns the prefetched block b, waiting for its batch, or nil if b
 // was not prefetched or its batch failed (the caller fetches it itself).
