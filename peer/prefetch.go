@@ -51,20 +51,28 @@ type prefetched struct {
 
 // arena holds the blocks of one batch, one buffer for all of them (a 256 KiB
 // pool buffer per block of a few KiB made the garbage collector the busiest
-// part of the receiver); it goes back to its pool when the last of its
-// blocks is given back.
+// part of the receiver); it goes back to its prefetcher's free arenas when
+// the last of its blocks is given back.
 type arena struct {
 	buf  []byte
 	refs atomic.Int32
 }
 
-const arenaSize = batchBytes + smallBuf // a batch ends at batchBytes
-
-var arenas = sync.Pool{New: func() any { b := make([]byte, arenaSize); return &b }}
+const (
+	arenaSize = batchBytes + smallBuf // a batch ends at batchBytes
+	// maxFreeArenas is how many free arenas a prefetcher keeps: enough for
+	// the batches in flight and the budget's worth waiting for workers.
+	maxFreeArenas = batchesInFlight + prefetchBudget/batchBytes + 1
+)
 
 type prefetcher struct {
 	f      *folder
 	budget *semaphore.Weighted
+
+	// arenas are the free arenas, kept for the pass: in a sync.Pool the
+	// garbage collector took them, and each new one cost page faults,
+	// dear on a VM.
+	arenas chan []byte
 
 	mu  sync.Mutex
 	got map[index.Hash]*prefetched // blocks fetched or on their way, not yet taken
@@ -75,8 +83,26 @@ type prefetcher struct {
 }
 
 func newPrefetcher(f *folder) *prefetcher {
-	return &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget),
+	return &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget), arenas: make(chan []byte, maxFreeArenas),
 		got: map[index.Hash]*prefetched{}, started: map[int]bool{}}
+}
+
+// arena returns a free arena.
+func (p *prefetcher) arena() *arena {
+	select {
+	case b := <-p.arenas:
+		return &arena{buf: b}
+	default:
+		return &arena{buf: make([]byte, arenaSize)}
+	}
+}
+
+// free gives arena a back.
+func (p *prefetcher) free(a *arena) {
+	select {
+	case p.arenas <- a.buf:
+	default:
+	}
 }
 
 // start tells the prefetcher that a worker starts job i of the queue.
@@ -227,7 +253,7 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 		settle(ErrNoSource)
 		return
 	}
-	a := &arena{buf: *arenas.Get().(*[]byte)}
+	a := p.arena()
 	bufs := make([][]byte, len(batch))
 	off := int64(0)
 	for i, b := range batch {
@@ -247,7 +273,7 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 	}
 	a.refs.Store(ok) // before any taker can give a block back
 	if ok == 0 {
-		arenas.Put(&a.buf)
+		p.free(a)
 	}
 	for _, fut := range futs {
 		close(fut.done)
@@ -289,7 +315,7 @@ func (p *prefetcher) done(fut *prefetched) {
 	p.budget.Release(int64(len(fut.buf)))
 	fut.buf = nil
 	if fut.arena.refs.Add(-1) == 0 {
-		arenas.Put(&fut.arena.buf)
+		p.free(fut.arena)
 	}
 }
 

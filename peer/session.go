@@ -506,7 +506,12 @@ func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block,
 		}
 		return fail(0, fmt.Errorf("block batch: %s", resp.Status))
 	}
-	br := bufio.NewReaderSize(rbody, 64<<10)
+	br := batchReaders.Get().(*bufio.Reader)
+	br.Reset(rbody)
+	defer func() {
+		br.Reset(nil)
+		batchReaders.Put(br)
+	}()
 	for i, b := range blocks {
 		n, err := binary.ReadUvarint(br)
 		switch {
@@ -534,6 +539,9 @@ func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block,
 	}
 	return errs
 }
+
+// batchReaders buffer batch answers (a block's length, then the block).
+var batchReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // errNotThere is a peer's answer that it does not have a block.
 var errNotThere = errors.New("peer does not have it")
