@@ -103,7 +103,9 @@
 // is made durable (parallel fsyncs for a few files; one syncfs of the file
 // system from 32 files on: one journal commit instead of one per file);
 // then each file is
-// checked against its target (final check) and renamed over it; each
+// checked against its target (final check) and renamed over it (a file
+// the index knows nothing at is renamed with RENAME_NOREPLACE, and only
+// checked if something is there after all); each
 // directory touched is synced once; only then are the records written, in
 // one index transaction. A record is never written before its rename is
 // durable; a crash in between leaves resumable temp files, or renamed files
