@@ -117,6 +117,8 @@ type hooks struct {
 	afterMkdir func(dir string)
 	// prefetchJob runs when the prefetcher turns to job i of a queue.
 	prefetchJob func(i int)
+	// prefetchBatch runs when the fetch of a queue's batch n starts.
+	prefetchBatch func(n int)
 	// blocksIdleAfter replaces blocksIdleAfter when set.
 	blocksIdleAfter time.Duration
 }

@@ -172,15 +172,29 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 	)
 	defer wg.Wait()
 	slots := make(chan struct{}, batchesInFlight)
+	batches := 0
 	flush := func() {
 		if len(batch) > 0 {
 			slots <- struct{}{}
+			// The budget is taken here, in queue order: a batch whose
+			// goroutine ran late found it taken by the batches after it,
+			// whose blocks no worker reaches before its own.
+			if err := p.budget.Acquire(ctx, size); err != nil {
+				<-slots
+				settle(futs, err)
+				batch, futs, size = nil, nil, 0
+				return
+			}
 			wg.Add(1)
-			go func(batch []index.Block, futs []*prefetched, size int64) {
+			go func(n int, batch []index.Block, futs []*prefetched, size int64) {
 				defer wg.Done()
 				defer func() { <-slots }()
+				if h := p.f.e.o.hooks.prefetchBatch; h != nil {
+					h(n)
+				}
 				p.fetch(ctx, batch, futs, size)
-			}(batch, futs, size)
+			}(batches, batch, futs, size)
+			batches++
 		}
 		batch, futs, size = nil, nil, 0
 	}
@@ -211,14 +225,17 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 	flush()
 }
 
-// fetch runs one batch and settles its futures.
-func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*prefetched, size int64) {
-	settle := func(err error) {
-		for _, fut := range futs {
-			fut.err = err
-			close(fut.done)
-		}
+// settle ends the futures of a batch that failed.
+func settle(futs []*prefetched, err error) {
+	for _, fut := range futs {
+		fut.err = err
+		close(fut.done)
 	}
+}
+
+// fetch runs one batch, whose size the caller has taken from the budget,
+// and settles its futures.
+func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*prefetched, size int64) {
 	// A block a local file holds is copied from there by its worker. One
 	// lookup for the batch: one per block cost more than the rest of the
 	// prefetcher.
@@ -232,6 +249,7 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 			if len(locs[i]) > 0 {
 				futs[i].err = errLocalCopy
 				close(futs[i].done)
+				p.budget.Release(b.Size)
 				size -= b.Size
 				continue
 			}
@@ -243,14 +261,10 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 			return
 		}
 	}
-	if err := p.budget.Acquire(ctx, size); err != nil {
-		settle(err)
-		return
-	}
 	srcs := p.f.e.sources(p.f.cfg.ID)
 	if len(srcs) == 0 {
 		p.budget.Release(size)
-		settle(ErrNoSource)
+		settle(futs, ErrNoSource)
 		return
 	}
 	a := p.arena()

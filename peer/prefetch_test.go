@@ -318,3 +318,38 @@ func TestPrefetcherBehindWorkers(t *testing.T) {
 		t.Errorf("bravo fetched %d bytes for %d bytes of files: blocks fetched twice", got, want)
 	}
 }
+
+// TestPrefetchBatchesTakeBudgetInOrder: a batch whose fetch starts late (its
+// goroutine not scheduled yet) must not find the budget taken by the
+// batches after it, whose blocks no worker can reach before its own.
+func TestPrefetchBatchesTakeBudgetInOrder(t *testing.T) {
+	const files, size = 300, 60 << 10 // about 34 files per batch
+	later := make(chan struct{})
+	var once, held sync.Once
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.prefetchBatch = func(n int) {
+			if n == 4 {
+				once.Do(func() { close(later) })
+			}
+			if n != 0 {
+				return
+			}
+			// The first batch of the first pass waits until the fifth
+			// batch starts, or 3 s.
+			held.Do(func() {
+				select {
+				case <-later:
+				case <-time.After(3 * time.Second):
+				}
+			})
+		}
+	})
+	for i := range files {
+		a.write(fmt.Sprintf("d%d/f%03d.bin", i%4, i), randBytes(uint64(9000+i), size))
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+}
