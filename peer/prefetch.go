@@ -175,6 +175,9 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 	batches := 0
 	flush := func() {
 		if len(batch) > 0 {
+			batch, futs, size = p.leaveLocal(batch, futs, size)
+		}
+		if len(batch) > 0 {
 			slots <- struct{}{}
 			// The budget is taken here, in queue order: a batch whose
 			// goroutine ran late found it taken by the batches after it,
@@ -225,6 +228,34 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 	flush()
 }
 
+// leaveLocal settles the futures of the blocks of batch that a local file
+// holds (their workers copy them from there) and returns the rest. One
+// lookup for the batch: one per block cost more than the rest of the
+// prefetcher. It runs before the batch waits for a slot or budget, so that
+// a worker that only copies does not wait for other batches' transfers.
+func (p *prefetcher) leaveLocal(batch []index.Block, futs []*prefetched, size int64) ([]index.Block, []*prefetched, int64) {
+	hs := make([]index.Hash, len(batch))
+	for i, b := range batch {
+		hs[i] = b.Hash
+	}
+	locs, err := p.f.e.o.Store.BlockLocationsOf(hs, 1)
+	if err != nil {
+		return batch, futs, size // fetched from peers, then
+	}
+	k := 0
+	for i, b := range batch {
+		if len(locs[i]) > 0 {
+			futs[i].err = errLocalCopy
+			close(futs[i].done)
+			size -= b.Size
+			continue
+		}
+		batch[k], futs[k] = b, futs[i]
+		k++
+	}
+	return batch[:k], futs[:k], size
+}
+
 // settle ends the futures of a batch that failed.
 func settle(futs []*prefetched, err error) {
 	for _, fut := range futs {
@@ -236,31 +267,6 @@ func settle(futs []*prefetched, err error) {
 // fetch runs one batch, whose size the caller has taken from the budget,
 // and settles its futures.
 func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*prefetched, size int64) {
-	// A block a local file holds is copied from there by its worker. One
-	// lookup for the batch: one per block cost more than the rest of the
-	// prefetcher.
-	hs := make([]index.Hash, len(batch))
-	for i, b := range batch {
-		hs[i] = b.Hash
-	}
-	if locs, err := p.f.e.o.Store.BlockLocationsOf(hs, 1); err == nil {
-		k := 0
-		for i, b := range batch {
-			if len(locs[i]) > 0 {
-				futs[i].err = errLocalCopy
-				close(futs[i].done)
-				p.budget.Release(b.Size)
-				size -= b.Size
-				continue
-			}
-			batch[k], futs[k] = b, futs[i]
-			k++
-		}
-		batch, futs = batch[:k], futs[:k]
-		if k == 0 {
-			return
-		}
-	}
 	srcs := p.f.e.sources(p.f.cfg.ID)
 	if len(srcs) == 0 {
 		p.budget.Release(size)
