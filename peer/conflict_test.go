@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -332,5 +333,27 @@ func TestFileReplacedByDirectory(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(b.root, ".syncd", "trash", kept[0])); err != nil || string(data) != "a file first" {
 		t.Fatalf("trashed g = %q, %v; want the old content", data, err)
+	}
+}
+
+// TestRenameNoReplaceRefused: where the kernel, the file system or a
+// seccomp filter refuses RENAME_NOREPLACE, new files still arrive (by the
+// final check and a plain rename).
+func TestRenameNoReplaceRefused(t *testing.T) {
+	for _, refusal := range []error{syscall.EPERM, syscall.ENOSYS, syscall.EINVAL, syscall.EOPNOTSUPP} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			var tried atomic.Int64
+			old := renameNoReplace
+			renameNoReplace = func(string, string) error { tried.Add(1); return refusal }
+			t.Cleanup(func() { renameNoReplace = old })
+			_, a, b := startTwo(t, nil)
+			a.write("new.txt", []byte("arrives anyway"))
+			a.write("dir/also.txt", []byte("this one too"))
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			if tried.Load() == 0 {
+				t.Errorf("RENAME_NOREPLACE was not tried for new files")
+			}
+		})
 	}
 }

@@ -263,21 +263,30 @@ func (c *commits) commit(items []pending) {
 // renameNew renames p's temp file to its target if the index knows no file
 // there, with a rename that fails if anything is there after all
 // (RENAME_NOREPLACE). placed is false when p has a local version, or when
-// something is at the target, or when the file system cannot do such a
-// rename: the final check then runs, then rename. The usual pull, a new
+// something is at the target, or when such a rename is not possible here
+// (file system, seccomp filter): the final check then runs, then rename. The usual pull, a new
 // file, so costs one syscall instead of three.
 func renameNew(p pending) (placed bool, err error) {
 	if p.j.hasLocal && !p.j.local.Deleted {
 		return false, nil
 	}
-	err = unix.Renameat2(unix.AT_FDCWD, p.tmp, unix.AT_FDCWD, p.target, unix.RENAME_NOREPLACE)
+	err = renameNoReplace(p.tmp, p.target)
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS):
+	case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS),
+		errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EPERM):
+		// Something is there, or this file system or a seccomp filter
+		// (EPERM) does not allow such a rename: the plain way.
 		return false, nil
 	}
 	return false, &os.LinkError{Op: "rename", Old: p.tmp, New: p.target, Err: err}
+}
+
+// renameNoReplace renames oldname to newname unless newname exists (a
+// variable for tests).
+var renameNoReplace = func(oldname, newname string) error {
+	return unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
 }
 
 // renameOver is os.Rename without its check that newname is not a directory:
