@@ -114,19 +114,6 @@ func (p *prefetcher) start(i int) {
 	p.mu.Unlock()
 }
 
-// passed reports whether a worker has started job i; if so the prefetcher
-// moves past it.
-func (p *prefetcher) passed(i int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.started[i] {
-		delete(p.started, i)
-		p.next = i + 1
-		return true
-	}
-	return false
-}
-
 // claim moves the prefetcher past job i and registers its block b to be
 // fetched ahead if want, unless a worker has started the job meanwhile or
 // the block is on its way already. Until then start(i) records a worker's
@@ -148,8 +135,8 @@ func (p *prefetcher) claim(i int, b index.Block, want bool) *prefetched {
 }
 
 // prefetchable reports the block of a job worth fetching ahead: a file of
-// one small block whose content is not here already (fetch leaves out the
-// blocks that other local files hold).
+// one small block whose content is not here already (leaveLocal leaves out
+// the blocks that other local files hold).
 func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	r := j.win
 	if r.Kind != index.File || r.Deleted || len(r.Blocks) != 1 || r.Blocks[0].Size <= 0 || r.Blocks[0].Size > smallBuf {
@@ -211,9 +198,6 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 		j, ok := q.get(ctx, i)
 		if !ok {
 			break
-		}
-		if p.passed(i) {
-			continue
 		}
 		b, ok := p.prefetchable(j)
 		fut := p.claim(i, b, ok)
