@@ -139,11 +139,19 @@ func TestOwnWritesSkipScan(t *testing.T) {
 	for i := range 40 {
 		a.write(filepath.Join("d", string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 1000+i))
 	}
+	pullThenWriteBack(t, a, b, 40, "the 40 pulled files", "d/a0.txt", "edited on b right after the pull")
+}
+
+// pullThenWriteBack starts a and b watching, waits until b has pulled a's
+// files and dropped skipped reports of its own writes (what), then writes
+// content at p on b and waits until a has it.
+func pullThenWriteBack(t *testing.T, a, b *testDev, skipped int, what, p, content string) {
+	t.Helper()
 	startWatching(t, a, b, nil)
 	waitConverged(t, converge, a, b)
-	waitSkipped(t, b, 40, "the 40 pulled files")
-	b.write("d/a0.txt", []byte("edited on b right after the pull"))
-	waitFor(t, "b's edit to reach a", converge, func() bool { return fileIs(a, "d/a0.txt", "edited on b right after the pull") })
+	waitSkipped(t, b, skipped, what)
+	b.write(p, []byte(content))
+	waitFor(t, "b's write of "+p+" to reach a", converge, func() bool { return fileIs(a, p, content) })
 }
 
 // TestOwnDirsNotWalked: the directories a pull made are watched at once
@@ -155,11 +163,7 @@ func TestOwnDirsNotWalked(t *testing.T) {
 	for i := range 40 {
 		a.write(filepath.Join("new", "sub"+string(rune('0'+i%2)), string(rune('a'+i%26))+string(rune('0'+i/26))+".txt"), randBytes(uint64(i), 500+i))
 	}
-	startWatching(t, a, b, nil)
-	waitConverged(t, converge, a, b)
-	waitSkipped(t, b, 43, "the 40 pulled files and new, new/sub0 and new/sub1")
-	b.write("new/sub1/late.txt", []byte("put in a directory the pull made"))
-	waitFor(t, "b's new file to reach a", converge, func() bool { return fileIs(a, "new/sub1/late.txt", "put in a directory the pull made") })
+	pullThenWriteBack(t, a, b, 43, "the 40 pulled files and new, new/sub0 and new/sub1", "new/sub1/late.txt", "put in a directory the pull made")
 }
 
 // TestFileInNewDirBeforeWatch: another program puts a file into a
