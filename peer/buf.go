@@ -1,9 +1,12 @@
 package peer
 
 import (
+	"io/fs"
 	"os"
 	"sync"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
@@ -96,3 +99,14 @@ func putBuf(b []byte) {
 
 // hashOf names a block's bytes (hashing protocol v1: BLAKE3-256).
 func hashOf(b []byte) index.Hash { return index.Hash(blake3.Sum256(b)) }
+
+// futimens sets fd's access and modification times to t, to the
+// nanosecond, through the descriptor (utimensat with no path), so that no
+// path is looked up again.
+func futimens(fd *os.File, t time.Time) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, fd.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+		return &fs.PathError{Op: "utimensat", Path: fd.Name(), Err: e}
+	}
+	return nil
+}

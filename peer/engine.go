@@ -112,6 +112,9 @@ type hooks struct {
 	beforeFinalCheck func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
+	// beforeOpenTemp runs just before the temp file for a pull of path is
+	// opened (after any check of its parents).
+	beforeOpenTemp func(path string)
 	// afterMkdir runs when applyDir has made the directory dir (absolute),
 	// before it watches it.
 	afterMkdir func(dir string)

@@ -56,6 +56,10 @@ type folder struct {
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
+	// rootFD is the folder's root directory, open (O_PATH) while a wave of
+	// files is pulled, for createTemp; -1 otherwise or when it could not
+	// be opened.
+	rootFD int
 	// own notes the files and directories the puller installed, so that
 	// the watcher's reports of them cost no scan (ownwrites.go).
 	own ownWrites
@@ -77,6 +81,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		state:       StateStarting,
 		errLogged:   map[string]bool{},
 		temps:       map[string]uint64{},
+		rootFD:      -1,
 	}
 	f.commits = newCommits(f)
 	f.setPeers(fc.Peers)

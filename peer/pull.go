@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
@@ -296,10 +298,15 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		defer pwg.Done()
 		pf.run(pctx, q)
 	}()
+	f.rootFD = openRoot(f.cfg.Root)
 	defer func() {
 		stopPrefetch()
 		pwg.Wait()
 		f.pf = nil
+		if f.rootFD >= 0 {
+			unix.Close(f.rootFD)
+		}
+		f.rootFD = -1
 	}()
 	type handout struct {
 		i int // the job's index in q

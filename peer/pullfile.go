@@ -34,17 +34,17 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		h(j.path)
 	}
 	r := j.win
-	dir, err := mkdirAll(f.cfg.Root, j.path)
-	if err != nil {
-		return err
-	}
 	base := path.Base(j.path)
+	dir := nativePath(f.cfg.Root, path.Dir(j.path))
 	target := filepath.Join(dir, base)
 	mode := fs.FileMode(r.Mode & 0o777)
 	mtime := time.Unix(0, r.ModTime)
 
 	// Same content already here: only metadata changed.
 	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File && j.local.Content == r.Content {
+		if _, err := resolveDir(f.cfg.Root, j.path); err != nil {
+			return err
+		}
 		fi, err := os.Lstat(target)
 		if err == nil && !changedOnDisk(fi, j.local) {
 			if err := os.Chmod(target, mode); err != nil {
@@ -60,15 +60,11 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		}
 	}
 
-	tmp := filepath.Join(dir, tempName(base, r.Content))
+	tmpRel := path.Join(path.Dir(j.path), tempName(base, r.Content))
+	tmp := nativePath(f.cfg.Root, tmpRel)
 	// Usually the temp file is new, and the blocks written in it extend it
 	// to its size; one left by an earlier try is resumed.
-	fresh := true
-	fd, err := index.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		fresh = false
-		fd, err = index.OpenFile(tmp, os.O_RDWR|oNoFollow, 0o600)
-	}
+	fd, fresh, err := f.createTemp(j.path, tmpRel)
 	if err != nil {
 		return err
 	}
@@ -105,14 +101,14 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := fd.Chmod(mode); err != nil {
 		return err
 	}
+	if err := futimens(fd, mtime); err != nil {
+		return err
+	}
 	if err := fd.Close(); err != nil {
 		fd = nil
 		return err
 	}
 	fd = nil
-	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
-		return err
-	}
 	// The rest (sync, final check, rename, record) happens in batches.
 	keep = true
 	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r})
