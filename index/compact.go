@@ -10,7 +10,10 @@ import (
 // without them and runs compactLoop instead: it sleeps until a write
 // commits, then looks at the LSM tree every compactPoll while writes go on
 // and for a few rounds after (a memtable reaches level 0 when it is flushed,
-// after the write that filled it), and compacts when badger would.
+// after the write that filled it), and compacts when badger would. While it
+// sleeps it still looks every compactIdle, so that a write that did not
+// signal (or a stall nobody foresaw) waits for that long at most, not for
+// the next write.
 
 const (
 	compactPoll = 200 * time.Millisecond
@@ -23,6 +26,10 @@ const (
 	level0Stall  = 8
 )
 
+// compactIdle is how often a sleeping compactLoop looks anyway (a variable
+// for tests). A look reads the levels' table counts: microseconds.
+var compactIdle = 30 * time.Second
+
 // wrote tells compactLoop that a write committed. It never blocks.
 func (s *Store) wrote() {
 	select {
@@ -33,11 +40,17 @@ func (s *Store) wrote() {
 
 func (s *Store) compactLoop() {
 	defer close(s.compactDone)
+	idle := time.NewTicker(compactIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-s.writes:
+		case <-idle.C:
+			if !s.compactionDue() {
+				continue
+			}
 		}
 		for quiet := 0; quiet < compactQuiet; {
 			select {

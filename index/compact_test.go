@@ -79,3 +79,53 @@ func TestCompactLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCompactLoopLooksWhileAsleep fills level 0 with writes that do not
+// tell compactLoop (straight into badger): a sleeping loop still compacts
+// them within compactIdle. Only a compaction moves tables below level 0.
+func TestCompactLoopLooksWhileAsleep(t *testing.T) {
+	old := compactIdle
+	compactIdle = 100 * time.Millisecond
+	t.Cleanup(func() { compactIdle = old })
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	val := make([]byte, 1024)
+	r := rand.New(rand.NewPCG(3, 4))
+	for batch := range 200 {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for i := range 100 {
+				for j := range val {
+					val[j] = byte(r.Uint32())
+				}
+				if err := txn.Set(fmt.Appendf(nil, "test/%05d/%03d", batch, i), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var level0, below int
+		for _, l := range s.db.Levels() {
+			if l.Level == 0 {
+				level0 += l.NumTables
+			} else {
+				below += l.NumTables
+			}
+		}
+		if level0 == 0 && below > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("level 0 was not compacted without a write to wake the loop:\n%s", s.db.LevelsToString())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
