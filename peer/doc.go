@@ -93,11 +93,13 @@
 // Each needed file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
 // verified blocks; after each pull pass, temp files that the pass did not
-// keep for another try are removed; it is opened with openat2 from the
-// folder's root, through plain directories only, RESOLVE_BENEATH and
-// RESOLVE_NO_SYMLINKS, so that a symlink swapped in for a parent cannot
-// redirect it; where openat2 is missing or refused the parents are checked
-// with lstat first), from local files holding a block
+// keep for another try are removed; it is opened from the folder's root
+// through plain directories only, with one openat2 (RESOLVE_BENEATH,
+// RESOLVE_NO_SYMLINKS) or, where openat2 is missing or refused, one openat
+// per parent with O_NOFOLLOW, so that a symlink swapped in for a parent
+// cannot redirect it; the later rename into place goes by path, and fails
+// if a parent was swapped since, as the temp file is not where the path
+// then leads), from local files holding a block
 // (renames and copies move no data) or from connected peers, least busy
 // first; the blocks of small files come ahead of the workers in batches
 // (prefetch.go). Every block is verified; a large file's writeback starts

@@ -59,7 +59,8 @@ type folder struct {
 	// rootFD is the folder's root directory, open (O_PATH) while a wave of
 	// files is pulled, for createTemp; -1 otherwise or when it could not
 	// be opened.
-	rootFD int
+	rootFD  int
+	rootErr error // why rootFD is -1 during a wave
 	// own notes the files and directories the puller installed, so that
 	// the watcher's reports of them cost no scan (ownwrites.go).
 	own ownWrites

@@ -89,88 +89,153 @@ func nativePath(root, p string) string {
 var beneath = unix.OpenHow{Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 
 // noOpenat2 is set once openat2 has turned out not to exist here (a kernel
-// before 5.6): createTemp then checks the parents with lstat first. A
-// refusal (EPERM from a seccomp filter) falls back only for that call.
+// before 5.6): createTemp then walks the parents (openTempWalk). A refusal
+// (EPERM from a seccomp filter) walks for that call only.
 var noOpenat2 atomic.Bool
 
 // openat2 is unix.Openat2 (a variable for tests).
 var openat2 = unix.Openat2
 
-// openRoot opens the folder's root for createTemp (-1 if it cannot).
-func openRoot(root string) int {
+// openRoot opens the folder's root for createTemp.
+func openRoot(root string) (int, error) {
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1
+		return -1, &fs.PathError{Op: "open folder root", Path: root, Err: err}
 	}
-	return fd
+	return fd, nil
 }
+
+const (
+	tempCreate = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	tempReopen = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC
+)
 
 // createTemp opens the temp file tmpRel (folder-relative) for a pull of
 // p, creating it (fresh) or, if an earlier try left it, opening it for a
-// resume. The parents must be plain directories inside the folder: with
-// the root open (f.rootFD) one openat2 checks that as it opens, so that no
-// symlink swapped in for a parent after a check can redirect the write,
-// and the usual case costs one syscall instead of an lstat per parent. A
-// missing parent is made (mkdirAll) and the open tried again; anything
-// else openat2 refuses (a symlink, a non-directory, openat2 itself not
-// allowed here) goes the checked way, which explains the refusal.
-func (f *folder) createTemp(p, tmpRel string) (fd *os.File, fresh bool, err error) {
-	if f.rootFD >= 0 && !noOpenat2.Load() {
-		made := false
-		for {
-			if h := f.e.o.hooks.beforeOpenTemp; h != nil {
-				h(p)
-			}
-			fd, fresh, err = openTempAt(f.rootFD, tmpRel, nativePath(f.cfg.Root, tmpRel))
-			switch {
-			case err == nil:
-				return fd, fresh, nil
-			case errors.Is(err, unix.ENOENT) && !made:
-				if _, err := mkdirAll(f.cfg.Root, p); err != nil {
-					return nil, false, err
-				}
-				made = true
-				continue
-			case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.E2BIG):
-				noOpenat2.Store(true)
-			}
-			break
+// resume. It is opened from the folder's root (f.rootFD) through plain
+// directories only, never by its absolute path after a check of the
+// parents, so that a symlink swapped in for a parent at any moment cannot
+// redirect it outside the folder: one openat2 with RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS (and the usual pull costs one syscall instead of an
+// lstat per parent), or where openat2 is missing or refused, or a parent
+// is missing (it is made), one openat per parent (openTempWalk).
+func (f *folder) createTemp(p, tmpRel string) (*os.File, bool, error) {
+	if f.rootFD < 0 {
+		if f.rootErr != nil {
+			return nil, false, f.rootErr
+		}
+		return nil, false, errors.New("the folder's root is not open")
+	}
+	if !noOpenat2.Load() {
+		fd, fresh, err := f.openTempBeneath(p, tmpRel)
+		if !errors.Is(err, errNoOpenat2) {
+			return fd, fresh, err
 		}
 	}
-	if _, err := mkdirAll(f.cfg.Root, p); err != nil {
-		return nil, false, err
+	return f.openTempWalk(p, tmpRel)
+}
+
+// errNoOpenat2 is openTempBeneath's answer when openat2 is not available
+// or the walk is needed.
+var errNoOpenat2 = errors.New("openat2 not available")
+
+// openTempBeneath is createTemp with openat2. A missing parent is left to
+// openTempWalk, which makes it (errNoOpenat2).
+func (f *folder) openTempBeneath(p, tmpRel string) (*os.File, bool, error) {
+	name := nativePath(f.cfg.Root, tmpRel)
+	if h := f.e.o.hooks.beforeOpenTemp; h != nil {
+		h(p)
+	}
+	fresh := true
+	how := beneath
+	how.Flags, how.Mode = tempCreate, 0o600
+	fd, err := retryEINTR(func() (int, error) { return openat2(f.rootFD, tmpRel, &how) })
+	if err == unix.EEXIST {
+		fresh = false
+		how.Flags, how.Mode = tempReopen, 0
+		fd, err = retryEINTR(func() (int, error) { return openat2(f.rootFD, tmpRel, &how) })
+	}
+	switch err {
+	case nil:
+		return os.NewFile(uintptr(fd), name), fresh, nil
+	case unix.ENOSYS, unix.E2BIG:
+		noOpenat2.Store(true)
+		return nil, false, errNoOpenat2
+	case unix.EPERM, unix.ENOENT:
+		return nil, false, errNoOpenat2
+	case unix.ELOOP, unix.ENOTDIR, unix.EXDEV:
+		return nil, false, unsafeTemp(f.cfg.Root, p, name)
+	}
+	return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
+}
+
+// unsafeTemp explains why the temp file name of a pull of p could not be
+// opened through plain directories: a parent is not one (resolveDir says
+// which), or the temp file itself is a symlink.
+func unsafeTemp(root, p, name string) error {
+	if _, err := resolveDir(root, p); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %s or one of its parents is a symlink or not a directory", ErrUnsafePath, p, name)
+}
+
+// openTempWalk is createTemp without openat2: it opens each parent from
+// the root with O_NOFOLLOW|O_DIRECTORY (making a missing one), then the
+// temp file in the last, so that every step is relative to a directory
+// already checked and held open.
+func (f *folder) openTempWalk(p, tmpRel string) (*os.File, bool, error) {
+	name := nativePath(f.cfg.Root, tmpRel)
+	dirfd := f.rootFD
+	defer func() {
+		if dirfd != f.rootFD {
+			unix.Close(dirfd)
+		}
+	}()
+	dir, base := path.Split(tmpRel)
+	if dir != "" {
+		for _, seg := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
+			next, err := openDirAt(dirfd, seg)
+			if err == unix.ENOENT {
+				if err = unix.Mkdirat(dirfd, seg, 0o755); err == nil || err == unix.EEXIST {
+					next, err = openDirAt(dirfd, seg)
+				}
+			}
+			if err == unix.ELOOP || err == unix.ENOTDIR {
+				return nil, false, unsafeTemp(f.cfg.Root, p, name)
+			}
+			if err != nil {
+				return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
+			}
+			if dirfd != f.rootFD {
+				unix.Close(dirfd)
+			}
+			dirfd = next
+		}
 	}
 	if h := f.e.o.hooks.beforeOpenTemp; h != nil {
 		h(p)
 	}
-	tmp := nativePath(f.cfg.Root, tmpRel)
-	fd, err = index.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		fd, err = index.OpenFile(tmp, os.O_RDWR|oNoFollow, 0o600)
-		return fd, false, err
-	}
-	return fd, err == nil, err
-}
-
-// openTempAt opens rel under the directory dirfd as createTemp does, with
-// openat2: new (fresh) or, if it exists, as it is. name is its absolute
-// path, for errors.
-func openTempAt(dirfd int, rel, name string) (*os.File, bool, error) {
-	how := beneath
-	how.Flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	how.Mode = 0o600
 	fresh := true
-	fd, err := retryEINTR(func() (int, error) { return openat2(dirfd, rel, &how) })
+	fd, err := retryEINTR(func() (int, error) { return unix.Openat(dirfd, base, tempCreate, 0o600) })
 	if err == unix.EEXIST {
-		how.Flags &^= unix.O_CREAT | unix.O_EXCL
-		how.Mode = 0
 		fresh = false
-		fd, err = retryEINTR(func() (int, error) { return openat2(dirfd, rel, &how) })
+		fd, err = retryEINTR(func() (int, error) { return unix.Openat(dirfd, base, tempReopen, 0) })
+	}
+	if err == unix.ELOOP {
+		return nil, false, unsafeTemp(f.cfg.Root, p, name)
 	}
 	if err != nil {
 		return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	return os.NewFile(uintptr(fd), name), fresh, nil
+}
+
+// openDirAt opens the directory name in dirfd (O_PATH), refusing a symlink
+// (ELOOP or ENOTDIR) and anything else that is not a directory (ENOTDIR).
+func openDirAt(dirfd int, name string) (int, error) {
+	return retryEINTR(func() (int, error) {
+		return unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
 }
 
 func retryEINTR(fn func() (int, error)) (int, error) {

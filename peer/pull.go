@@ -298,7 +298,7 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		defer pwg.Done()
 		pf.run(pctx, q)
 	}()
-	f.rootFD = openRoot(f.cfg.Root)
+	f.rootFD, f.rootErr = openRoot(f.cfg.Root)
 	defer func() {
 		stopPrefetch()
 		pwg.Wait()
