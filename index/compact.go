@@ -13,7 +13,9 @@ import (
 // after the write that filled it), and compacts when badger would. While it
 // sleeps it still looks every compactIdle, so that a write that did not
 // signal (or a stall nobody foresaw) waits for that long at most, not for
-// the next write.
+// the next write. After a failed compaction (a full disk) only a write
+// makes it try again, so that an idle daemon does not retry and warn every
+// compactIdle.
 
 const (
 	compactPoll = 200 * time.Millisecond
@@ -42,13 +44,15 @@ func (s *Store) compactLoop() {
 	defer close(s.compactDone)
 	idle := time.NewTicker(compactIdle)
 	defer idle.Stop()
+	failed := false // the last compaction failed: idle looks wait for a write
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-s.writes:
+			failed = false
 		case <-idle.C:
-			if !s.compactionDue() {
+			if failed || !s.compactionDue() {
 				continue
 			}
 		}
@@ -65,7 +69,7 @@ func (s *Store) compactLoop() {
 				quiet++
 			}
 			if s.compactionDue() {
-				s.compact()
+				failed = !s.compact()
 			}
 		}
 	}
@@ -85,8 +89,10 @@ func (s *Store) compactionDue() bool {
 // compact moves every table into the last level (badger's Flatten). The
 // index of a device is small (a few hundred bytes a file), and a flat tree
 // also makes every read a single-level lookup.
-func (s *Store) compact() {
+func (s *Store) compact() bool {
 	if err := s.db.Flatten(1); err != nil {
 		s.log.Warn("index compaction failed; it is tried again after the next write", "err", err)
+		return false
 	}
+	return true
 }
