@@ -13,7 +13,8 @@ import (
 // after the write that filled it), and compacts when badger would. While it
 // sleeps it still looks every compactIdle, so that a write that did not
 // signal (or a stall nobody foresaw) waits for that long at most, not for
-// the next write. After a failed compaction (a full disk) only a write
+// the next write. A look compacts only when level 0 is halfway to the
+// stall. After a failed compaction (a full disk) only a write
 // makes it try again, so that an idle daemon does not retry and warn every
 // compactIdle.
 
@@ -52,7 +53,7 @@ func (s *Store) compactLoop() {
 		case <-s.writes:
 			failed = false
 		case <-idle.C:
-			if failed || !s.compactionDue() {
+			if failed || !s.stallNear() {
 				continue
 			}
 		}
@@ -80,6 +81,18 @@ func (s *Store) compactLoop() {
 func (s *Store) compactionDue() bool {
 	for _, l := range s.db.Levels() {
 		if (l.Level == 0 && l.NumTables >= level0Tables) || l.Score > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// stallNear reports level 0 halfway to the stall: what a sleeping loop's
+// look compacts. Less waits for the next write, as it always did, so that
+// the tables a burst leaves cost no work while the daemon idles.
+func (s *Store) stallNear() bool {
+	for _, l := range s.db.Levels() {
+		if l.Level == 0 && l.NumTables >= level0Stall/2 {
 			return true
 		}
 	}
