@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -164,6 +165,102 @@ func TestCreateTempWithoutOpenat2(t *testing.T) {
 			waitConverged(t, converge, a, b)
 			if tried.Load() == 0 {
 				t.Errorf("openat2 was not tried")
+			}
+		})
+	}
+}
+
+// TestMetadataOnlyChange changes only the mode and mtime of a synced file:
+// the other device applies them to its file in place (same inode), with
+// nothing fetched.
+func TestMetadataOnlyChange(t *testing.T) {
+	for _, m := range tempModes {
+		t.Run(m.name, func(t *testing.T) {
+			m.setup(t)
+			_, a, b := startTwo(t, nil)
+			a.write("m.txt", []byte("same content on both"))
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			before, err := os.Stat(filepath.Join(b.root, "m.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fetched := b.eng.fetched()
+			p := filepath.Join(a.root, "m.txt")
+			if err := os.Chmod(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mtime := time.Date(2020, 2, 3, 4, 5, 6, 789, time.UTC)
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			after, err := os.Stat(filepath.Join(b.root, "m.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Mode().Perm() != 0o600 || !after.ModTime().Equal(mtime) {
+				t.Errorf("bravo's m.txt: mode %v, mtime %v; want 0600, %v", after.Mode().Perm(), after.ModTime(), mtime)
+			}
+			if !os.SameFile(before, after) {
+				t.Errorf("bravo's m.txt was replaced, not changed in place")
+			}
+			if got := b.eng.fetched() - fetched; got != 0 {
+				t.Errorf("bravo fetched %d bytes for a change of mode and mtime", got)
+			}
+		})
+	}
+}
+
+// TestMetadataChangeThroughSwappedSymlink replaces the file whose mode is
+// about to change with a symlink to a file outside the folder, just before
+// it is opened: the outside file's mode stays as it was.
+func TestMetadataChangeThroughSwappedSymlink(t *testing.T) {
+	for _, m := range tempModes {
+		t.Run(m.name, func(t *testing.T) {
+			m.setup(t)
+			victim := filepath.Join(t.TempDir(), "victim")
+			if err := os.WriteFile(victim, []byte("outside"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var armed, swapped atomic.Bool
+			_, a, b := startTwo(t, func(d *testDev, o *Options) {
+				if d.name != "bravo" {
+					return
+				}
+				o.hooks.beforeOpenTemp = func(p string) {
+					if p != "m.txt" || !armed.Load() || swapped.Swap(true) {
+						return
+					}
+					target := filepath.Join(d.root, "m.txt")
+					if err := os.Remove(target); err != nil {
+						t.Error(err)
+					}
+					if err := os.Symlink(victim, target); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			a.write("m.txt", []byte("same content on both"))
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			armed.Store(true)
+			if err := os.Chmod(filepath.Join(a.root, "m.txt"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+			waitFor(t, "bravo to try the change of m.txt", converge, swapped.Load)
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				fi, err := os.Stat(victim)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o644 {
+					t.Fatalf("the file outside the folder got mode %v through the symlink", fi.Mode().Perm())
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}

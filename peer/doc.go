@@ -90,7 +90,10 @@
 // for the next pass, which keeps that order; below a directory the pass
 // made there is room, so a new tree comes in one pass.
 //
-// Each needed file is assembled in a temp file beside it (index.TempPrefix,
+// A file whose new version has the content it already holds (a chmod, a
+// touch) is changed in place, through a descriptor opened the same way as
+// the temp files below, if it is still as recorded. Every other needed
+// file is assembled in a temp file beside it (index.TempPrefix,
 // named after the content ID so that a restarted pull resumes and keeps its
 // verified blocks; after each pull pass, temp files that the pass did not
 // keep for another try are removed; it is opened from the folder's root

@@ -89,7 +89,7 @@ func nativePath(root, p string) string {
 var beneath = unix.OpenHow{Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 
 // noOpenat2 is set once openat2 has turned out not to exist here (a kernel
-// before 5.6): createTemp then walks the parents (openTempWalk). A refusal
+// before 5.6): openUnder then walks the parents (openWalk). A refusal
 // (EPERM from a seccomp filter) walks for that call only.
 var noOpenat2 atomic.Bool
 
@@ -112,96 +112,106 @@ const (
 
 // createTemp opens the temp file tmpRel (folder-relative) for a pull of
 // p, creating it (fresh) or, if an earlier try left it, opening it for a
-// resume. It is opened from the folder's root (f.rootFD) through plain
-// directories only, never by its absolute path after a check of the
-// parents, so that a symlink swapped in for a parent at any moment cannot
-// redirect it outside the folder: one openat2 with RESOLVE_BENEATH and
-// RESOLVE_NO_SYMLINKS (and the usual pull costs one syscall instead of an
-// lstat per parent), or where openat2 is missing or refused, or a parent
-// is missing (it is made), one openat per parent (openTempWalk).
+// resume. Missing parents are made.
 func (f *folder) createTemp(p, tmpRel string) (*os.File, bool, error) {
+	return f.openUnder(p, tmpRel, tempCreate, tempReopen, true)
+}
+
+// openUnder opens rel (folder-relative; p is the pulled path it is for)
+// with flags, or if that finds it there (EEXIST) and reopen is not 0,
+// with reopen (fresh is then false). It is opened from the folder's root
+// (f.rootFD) through plain directories only, never by its absolute path
+// after a check of the parents, so that a symlink swapped in for a parent
+// at any moment cannot redirect it outside the folder: one openat2 with
+// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS (so the usual pull costs one
+// syscall instead of an lstat per parent), or where openat2 is missing or
+// refused, or a parent is missing and makeParents says to make it, one
+// openat per parent (openWalk). A symlink or non-directory on the way, or
+// a symlink at rel itself, is refused with ErrUnsafePath.
+func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (*os.File, bool, error) {
 	if f.rootFD < 0 {
 		if f.rootErr != nil {
 			return nil, false, f.rootErr
 		}
 		return nil, false, errors.New("the folder's root is not open")
 	}
+	name := nativePath(f.cfg.Root, rel)
 	if !noOpenat2.Load() {
-		fd, fresh, err := f.openTempBeneath(p, tmpRel)
-		if !errors.Is(err, errNoOpenat2) {
-			return fd, fresh, err
+		if h := f.e.o.hooks.beforeOpenTemp; h != nil {
+			h(p)
+		}
+		fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
+			how := beneath
+			how.Flags, how.Mode = uint64(fl), permFor(fl)
+			return openat2(f.rootFD, rel, &how)
+		})
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), name), fresh, nil
+		case err == unix.ENOSYS || err == unix.E2BIG:
+			noOpenat2.Store(true)
+		case err == unix.EPERM, err == unix.ENOENT && makeParents:
+		case err == unix.ELOOP || err == unix.ENOTDIR || err == unix.EXDEV:
+			return nil, false, unsafeOpen(f.cfg.Root, p, name)
+		default:
+			return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
 	}
-	return f.openTempWalk(p, tmpRel)
+	return f.openWalk(p, rel, name, flags, reopen, makeParents)
 }
 
-// errNoOpenat2 is openTempBeneath's answer when openat2 is not available
-// or the walk is needed.
-var errNoOpenat2 = errors.New("openat2 not available")
-
-// openTempBeneath is createTemp with openat2. A missing parent is left to
-// openTempWalk, which makes it (errNoOpenat2).
-func (f *folder) openTempBeneath(p, tmpRel string) (*os.File, bool, error) {
-	name := nativePath(f.cfg.Root, tmpRel)
-	if h := f.e.o.hooks.beforeOpenTemp; h != nil {
-		h(p)
+// openTwice opens with flags, and if that finds the file there (EEXIST)
+// and reopen is not 0, with reopen; fresh tells which.
+func openTwice(flags, reopen int, open func(flags int) (int, error)) (fd int, fresh bool, err error) {
+	fd, err = retryEINTR(func() (int, error) { return open(flags) })
+	if err == unix.EEXIST && reopen != 0 {
+		fd, err = retryEINTR(func() (int, error) { return open(reopen) })
+		return fd, false, err
 	}
-	fresh := true
-	how := beneath
-	how.Flags, how.Mode = tempCreate, 0o600
-	fd, err := retryEINTR(func() (int, error) { return openat2(f.rootFD, tmpRel, &how) })
-	if err == unix.EEXIST {
-		fresh = false
-		how.Flags, how.Mode = tempReopen, 0
-		fd, err = retryEINTR(func() (int, error) { return openat2(f.rootFD, tmpRel, &how) })
-	}
-	switch err {
-	case nil:
-		return os.NewFile(uintptr(fd), name), fresh, nil
-	case unix.ENOSYS, unix.E2BIG:
-		noOpenat2.Store(true)
-		return nil, false, errNoOpenat2
-	case unix.EPERM, unix.ENOENT:
-		return nil, false, errNoOpenat2
-	case unix.ELOOP, unix.ENOTDIR, unix.EXDEV:
-		return nil, false, unsafeTemp(f.cfg.Root, p, name)
-	}
-	return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
+	return fd, true, err
 }
 
-// unsafeTemp explains why the temp file name of a pull of p could not be
-// opened through plain directories: a parent is not one (resolveDir says
-// which), or the temp file itself is a symlink.
-func unsafeTemp(root, p, name string) error {
+// permFor is the mode of a file created with flags: 0600 (a temp file,
+// whose mode is set once it is complete), none without O_CREAT.
+func permFor(flags int) uint64 {
+	if flags&unix.O_CREAT != 0 {
+		return 0o600
+	}
+	return 0
+}
+
+// unsafeOpen explains why name, for a pull of p, could not be opened
+// through plain directories: a parent is not one (resolveDir says which),
+// or name itself is a symlink.
+func unsafeOpen(root, p, name string) error {
 	if _, err := resolveDir(root, p); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: %s: %s or one of its parents is a symlink or not a directory", ErrUnsafePath, p, name)
 }
 
-// openTempWalk is createTemp without openat2: it opens each parent from
-// the root with O_NOFOLLOW|O_DIRECTORY (making a missing one), then the
-// temp file in the last, so that every step is relative to a directory
+// openWalk is openUnder without openat2: it opens each parent from the
+// root with O_NOFOLLOW|O_DIRECTORY (making a missing one if makeParents),
+// then rel in the last, so that every step is relative to a directory
 // already checked and held open.
-func (f *folder) openTempWalk(p, tmpRel string) (*os.File, bool, error) {
-	name := nativePath(f.cfg.Root, tmpRel)
+func (f *folder) openWalk(p, rel, name string, flags, reopen int, makeParents bool) (*os.File, bool, error) {
 	dirfd := f.rootFD
 	defer func() {
 		if dirfd != f.rootFD {
 			unix.Close(dirfd)
 		}
 	}()
-	dir, base := path.Split(tmpRel)
+	dir, base := path.Split(rel)
 	if dir != "" {
 		for _, seg := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
 			next, err := openDirAt(dirfd, seg)
-			if err == unix.ENOENT {
+			if err == unix.ENOENT && makeParents {
 				if err = unix.Mkdirat(dirfd, seg, 0o755); err == nil || err == unix.EEXIST {
 					next, err = openDirAt(dirfd, seg)
 				}
 			}
 			if err == unix.ELOOP || err == unix.ENOTDIR {
-				return nil, false, unsafeTemp(f.cfg.Root, p, name)
+				return nil, false, unsafeOpen(f.cfg.Root, p, name)
 			}
 			if err != nil {
 				return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
@@ -215,14 +225,11 @@ func (f *folder) openTempWalk(p, tmpRel string) (*os.File, bool, error) {
 	if h := f.e.o.hooks.beforeOpenTemp; h != nil {
 		h(p)
 	}
-	fresh := true
-	fd, err := retryEINTR(func() (int, error) { return unix.Openat(dirfd, base, tempCreate, 0o600) })
-	if err == unix.EEXIST {
-		fresh = false
-		fd, err = retryEINTR(func() (int, error) { return unix.Openat(dirfd, base, tempReopen, 0) })
-	}
+	fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
+		return unix.Openat(dirfd, base, fl, uint32(permFor(fl)))
+	})
 	if err == unix.ELOOP {
-		return nil, false, unsafeTemp(f.cfg.Root, p, name)
+		return nil, false, unsafeOpen(f.cfg.Root, p, name)
 	}
 	if err != nil {
 		return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}

@@ -42,21 +42,8 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 
 	// Same content already here: only metadata changed.
 	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File && j.local.Content == r.Content {
-		if _, err := resolveDir(f.cfg.Root, j.path); err != nil {
+		if done, err := f.applyMeta(j, mode, mtime); done || err != nil {
 			return err
-		}
-		fi, err := os.Lstat(target)
-		if err == nil && !changedOnDisk(fi, j.local) {
-			if err := os.Chmod(target, mode); err != nil {
-				return err
-			}
-			if err := os.Chtimes(target, mtime, mtime); err != nil {
-				return err
-			}
-			if fi, err = os.Lstat(target); err != nil {
-				return err
-			}
-			return f.record(r, fi)
 		}
 	}
 
@@ -114,6 +101,43 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r})
 	return nil
 }
+
+// applyMeta gives the file at j.path j.win's mode and mtime if it still
+// holds the local version j.local (the same content as j.win), and records
+// it. It works through a descriptor opened from the folder's root
+// (openUnder: no symlink followed, a parent swapped for one included),
+// so the chmod cannot reach a file outside the folder. done is false when
+// the file is not as recorded or cannot be opened for reading (a mode
+// without read permission): it is then pulled into a temp file like any
+// other version, and the final check keeps what is there.
+func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool, err error) {
+	fd, _, err := f.openUnder(j.path, j.path, metaOpen, 0, false)
+	if errors.Is(err, ErrUnsafePath) {
+		return false, err
+	}
+	if err != nil {
+		return false, nil
+	}
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil || changedOnDisk(fi, j.local) {
+		return false, nil
+	}
+	if err := fd.Chmod(mode); err != nil {
+		return true, err
+	}
+	if err := futimens(fd, mtime); err != nil {
+		return true, err
+	}
+	if fi, err = fd.Stat(); err != nil {
+		return true, err
+	}
+	return true, f.record(j.win, fi)
+}
+
+// metaOpen opens a file for applyMeta: read-only, so that no write can
+// happen, and without blocking on a FIFO put in its place.
+const metaOpen = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 
 // syncfsMin is the batch size from which syncContents uses syncfs.
 const syncfsMin = 32
