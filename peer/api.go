@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -317,13 +318,17 @@ func (e *Engine) readFrom(fid string, locs []index.Location, b index.Block, veri
 }
 
 // readAt reads exactly len(buf) bytes at off from a regular file, never
-// following a symlink.
+// following a symlink. Something else put where the index has a file is
+// refused; the open does not wait for a FIFO's writer (O_NONBLOCK).
 func readAt(name string, buf []byte, off int64) bool {
-	fd, err := index.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
+	fd, err := index.OpenFile(name, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	defer fd.Close()
+	if fi, err := fd.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
 	_, err = fd.ReadAt(buf, off)
 	return err == nil
 }

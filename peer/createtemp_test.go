@@ -265,3 +265,27 @@ func TestMetadataChangeThroughSwappedSymlink(t *testing.T) {
 		})
 	}
 }
+
+// TestReadAtRefusesFIFO reads a block from a path where a FIFO took the
+// place of an indexed file: readAt gives up at once instead of waiting for
+// a writer forever (which stopped a pull that copied a block locally).
+func TestReadAtRefusesFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- readAt(p, make([]byte, 16), 0) }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Errorf("readAt of a FIFO succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		// Unblock the open so that the goroutine ends.
+		if w, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatalf("readAt of a FIFO is still waiting after 5 s")
+	}
+}
