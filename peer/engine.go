@@ -112,9 +112,11 @@ type hooks struct {
 	beforeFinalCheck func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
-	// beforeOpenTemp runs just before the temp file for a pull of path is
-	// opened (after any check of its parents).
-	beforeOpenTemp func(path string)
+	// beforeOpen runs once per open of a pull of path (its temp file, or
+	// the file itself for a change of mode and mtime), just before the
+	// open that checks the parents (openat2) or, where the parents are
+	// walked, before the open in the last of them.
+	beforeOpen func(path string)
 	// afterMkdir runs when applyDir has made the directory dir (absolute),
 	// before it watches it.
 	afterMkdir func(dir string)

@@ -136,10 +136,12 @@ func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (
 		return nil, false, errors.New("the folder's root is not open")
 	}
 	name := nativePath(f.cfg.Root, rel)
+	hooked := false
 	if !noOpenat2.Load() {
-		if h := f.e.o.hooks.beforeOpenTemp; h != nil {
+		if h := f.e.o.hooks.beforeOpen; h != nil {
 			h(p)
 		}
+		hooked = true
 		fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
 			how := beneath
 			how.Flags, how.Mode = uint64(fl), permFor(fl)
@@ -157,7 +159,7 @@ func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (
 			return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
 	}
-	return f.openWalk(p, rel, name, flags, reopen, makeParents)
+	return f.openWalk(p, rel, name, flags, reopen, makeParents, hooked)
 }
 
 // openTwice opens with flags, and if that finds the file there (EEXIST)
@@ -193,8 +195,9 @@ func unsafeOpen(root, p, name string) error {
 // openWalk is openUnder without openat2: it opens each parent from the
 // root with O_NOFOLLOW|O_DIRECTORY (making a missing one if makeParents),
 // then rel in the last, so that every step is relative to a directory
-// already checked and held open.
-func (f *folder) openWalk(p, rel, name string, flags, reopen int, makeParents bool) (*os.File, bool, error) {
+// already checked and held open. hooked says the test hook ran already
+// for this open.
+func (f *folder) openWalk(p, rel, name string, flags, reopen int, makeParents, hooked bool) (*os.File, bool, error) {
 	dirfd := f.rootFD
 	defer func() {
 		if dirfd != f.rootFD {
@@ -222,7 +225,7 @@ func (f *folder) openWalk(p, rel, name string, flags, reopen int, makeParents bo
 			dirfd = next
 		}
 	}
-	if h := f.e.o.hooks.beforeOpenTemp; h != nil {
+	if h := f.e.o.hooks.beforeOpen; h != nil && !hooked {
 		h(p)
 	}
 	fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {

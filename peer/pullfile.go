@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,12 +105,13 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 
 // applyMeta gives the file at j.path j.win's mode and mtime if it still
 // holds the local version j.local (the same content as j.win), and records
-// it. It works through a descriptor opened from the folder's root
-// (openUnder: no symlink followed, a parent swapped for one included),
-// so the chmod cannot reach a file outside the folder. done is false when
-// the file is not as recorded or cannot be opened for reading (a mode
-// without read permission): it is then pulled into a temp file like any
-// other version, and the final check keeps what is there.
+// it. It works through an O_PATH descriptor opened from the folder's root
+// (openUnder: no symlink followed, a parent swapped for one included;
+// neither read permission nor a device's open needed), so the chmod cannot
+// reach a file outside the folder. done is false when the file is not as
+// recorded (a symlink, a FIFO, other content): it is then pulled into a
+// temp file like any other version, and the final check keeps what is
+// there.
 func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool, err error) {
 	fd, _, err := f.openUnder(j.path, j.path, metaOpen, 0, false)
 	if errors.Is(err, ErrUnsafePath) {
@@ -123,11 +125,18 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	if err != nil || changedOnDisk(fi, j.local) {
 		return false, nil
 	}
-	if err := fd.Chmod(mode); err != nil {
-		return true, err
+	// fchmod refuses an O_PATH descriptor; its /proc link reaches the
+	// same inode, whatever happens to the path meanwhile.
+	proc := "/proc/self/fd/" + strconv.Itoa(int(fd.Fd()))
+	if err := unix.Chmod(proc, uint32(mode)); err != nil {
+		if err == unix.ENOENT {
+			return false, nil // no /proc: the full pull
+		}
+		return true, &fs.PathError{Op: "chmod", Path: fd.Name(), Err: err}
 	}
-	if err := futimens(fd, mtime); err != nil {
-		return true, err
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0); err != nil {
+		return true, &fs.PathError{Op: "utimensat", Path: fd.Name(), Err: err}
 	}
 	if fi, err = fd.Stat(); err != nil {
 		return true, err
@@ -135,9 +144,9 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	return true, f.record(j.win, fi)
 }
 
-// metaOpen opens a file for applyMeta: read-only, so that no write can
-// happen, and without blocking on a FIFO put in its place.
-const metaOpen = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+// metaOpen opens a file for applyMeta: O_PATH, which opens a symlink as
+// itself (then not as recorded) and touches no data.
+const metaOpen = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
 // syncfsMin is the batch size from which syncContents uses syncfs.
 const syncfsMin = 32
