@@ -193,3 +193,22 @@ func TestFileInNewDirBeforeWatch(t *testing.T) {
 	})
 	waitConverged(t, converge, a, b)
 }
+
+// TestOwnMetadataChangeSkipsScan: a change of only mode and mtime, applied
+// in place, is noted too, so the watcher's report of it costs no scan.
+func TestOwnMetadataChangeSkipsScan(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	a.write("m.txt", []byte("same content on both"))
+	startWatching(t, a, b, nil)
+	waitConverged(t, converge, a, b)
+	waitSkipped(t, b, 1, "the pulled file")
+	if err := os.Chmod(filepath.Join(a.root, "m.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new mode to reach b", converge, func() bool {
+		fi, err := os.Stat(filepath.Join(b.root, "m.txt"))
+		return err == nil && fi.Mode().Perm() == 0o600
+	})
+	waitSkipped(t, b, 2, "the file whose mode changed")
+}

@@ -141,7 +141,11 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	if fi, err = fd.Stat(); err != nil {
 		return true, err
 	}
-	return true, f.record(j.win, fi)
+	if err := f.record(j.win, fi); err != nil {
+		return true, err
+	}
+	f.own.note(j.path, fi)
+	return true, nil
 }
 
 // metaOpen opens a file for applyMeta: O_PATH, which opens a symlink as
