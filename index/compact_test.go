@@ -18,23 +18,11 @@ func TestCompactLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	val := make([]byte, 1024)
 	done := make(chan error, 1)
 	go func() {
-		r := rand.New(rand.NewPCG(1, 2))
+		fill := randomBatches(1, 2)
 		for batch := range 400 {
-			err := s.update(func(txn *badger.Txn) error {
-				for i := range 100 {
-					for j := range val {
-						val[j] = byte(r.Uint32())
-					}
-					if err := txn.Set(fmt.Appendf(nil, "test/%05d/%03d", batch, i), val); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+			if err := s.update(fill(batch)); err != nil {
 				done <- err
 				return
 			}
@@ -80,16 +68,14 @@ func TestCompactLoop(t *testing.T) {
 	}
 }
 
-// writeAround fills badger with batches of 100 KiB straight, without
-// telling compactLoop (as a write that did not signal would), until
-// batches are written or, if untilLevel0 > 0, level 0 holds that many
-// tables.
-func writeAround(t *testing.T, s *Store, batches, untilLevel0 int) {
-	t.Helper()
+// randomBatches returns the transactions of a test's writes: batch n sets
+// the keys test/n/000 to test/n/099 to random 1 KiB values (from seeds a
+// and b).
+func randomBatches(a, b uint64) func(batch int) func(*badger.Txn) error {
 	val := make([]byte, 1024)
-	r := rand.New(rand.NewPCG(3, 4))
-	for batch := range batches {
-		err := s.db.Update(func(txn *badger.Txn) error {
+	r := rand.New(rand.NewPCG(a, b))
+	return func(batch int) func(*badger.Txn) error {
+		return func(txn *badger.Txn) error {
 			for i := range 100 {
 				for j := range val {
 					val[j] = byte(r.Uint32())
@@ -99,8 +85,19 @@ func writeAround(t *testing.T, s *Store, batches, untilLevel0 int) {
 				}
 			}
 			return nil
-		})
-		if err != nil {
+		}
+	}
+}
+
+// writeAround fills badger with batches of 100 KiB straight, without
+// telling compactLoop (as a write that did not signal would), until
+// batches are written or, if untilLevel0 > 0, level 0 holds that many
+// tables.
+func writeAround(t *testing.T, s *Store, batches, untilLevel0 int) {
+	t.Helper()
+	fill := randomBatches(3, 4)
+	for batch := range batches {
+		if err := s.db.Update(fill(batch)); err != nil {
 			t.Fatal(err)
 		}
 		if untilLevel0 == 0 {
