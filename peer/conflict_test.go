@@ -346,14 +346,22 @@ func TestRenameNoReplaceRefused(t *testing.T) {
 			old := renameNoReplace
 			renameNoReplace = func(string, string) error { tried.Add(1); return refusal }
 			t.Cleanup(func() { renameNoReplace = old })
-			_, a, b := startTwo(t, nil)
-			a.write("new.txt", []byte("arrives anyway"))
-			a.write("dir/also.txt", []byte("this one too"))
-			a.rescan()
-			waitConverged(t, converge, a, b)
-			if tried.Load() == 0 {
-				t.Errorf("RENAME_NOREPLACE was not tried for new files")
-			}
+			newFilesArriveDespite(t, &tried, "RENAME_NOREPLACE")
 		})
+	}
+}
+
+// newFilesArriveDespite syncs two new files, one in new directories,
+// between two fresh devices while a call of the pull is refused (what;
+// tried counts its tries): they arrive anyway, and the call was tried.
+func newFilesArriveDespite(t *testing.T, tried *atomic.Int64, what string) {
+	t.Helper()
+	_, a, b := startTwo(t, nil)
+	a.write("new.txt", []byte("arrives anyway"))
+	a.write("dir/deeper/also.txt", []byte("this one too"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if tried.Load() == 0 {
+		t.Errorf("%s was not tried for new files", what)
 	}
 }

@@ -158,15 +158,7 @@ func TestParentSwappedForSymlinkBeforeTemp(t *testing.T) {
 func TestCreateTempWithoutOpenat2(t *testing.T) {
 	for _, refusal := range []error{syscall.ENOSYS, syscall.EPERM, syscall.E2BIG} {
 		t.Run(refusal.Error(), func(t *testing.T) {
-			tried := withoutOpenat2(t, refusal)
-			_, a, b := startTwo(t, nil)
-			a.write("new.txt", []byte("arrives anyway"))
-			a.write("dir/deeper/also.txt", []byte("this one too"))
-			a.rescan()
-			waitConverged(t, converge, a, b)
-			if tried.Load() == 0 {
-				t.Errorf("openat2 was not tried")
-			}
+			newFilesArriveDespite(t, withoutOpenat2(t, refusal), "openat2")
 		})
 	}
 }

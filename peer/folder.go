@@ -57,7 +57,7 @@ type folder struct {
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
 	// rootFD is the folder's root directory, open (O_PATH) while a wave of
-	// files is pulled, for createTemp; -1 otherwise or when it could not
+	// files is pulled, for openUnder; -1 otherwise or when it could not
 	// be opened.
 	rootFD  int
 	rootErr error // why rootFD is -1 during a wave

@@ -84,8 +84,8 @@ func nativePath(root, p string) string {
 	return filepath.Join(root, filepath.FromSlash(p))
 }
 
-// beneath is how createTemp resolves a temp file's path under the folder's
-// root: inside it, through no symlink at all (openat2).
+// beneath is how openUnder resolves a path under the folder's root:
+// inside it, through no symlink at all (openat2).
 var beneath = unix.OpenHow{Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 
 // noOpenat2 is set once openat2 has turned out not to exist here (a kernel
@@ -96,7 +96,7 @@ var noOpenat2 atomic.Bool
 // openat2 is unix.Openat2 (a variable for tests).
 var openat2 = unix.Openat2
 
-// openRoot opens the folder's root for createTemp.
+// openRoot opens the folder's root for openUnder.
 func openRoot(root string) (int, error) {
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
