@@ -344,7 +344,7 @@ func TestRenameNoReplaceRefused(t *testing.T) {
 		t.Run(refusal.Error(), func(t *testing.T) {
 			var tried atomic.Int64
 			old := renameNoReplace
-			renameNoReplace = func(string, string) error { tried.Add(1); return refusal }
+			renameNoReplace = func(int, string, string) error { tried.Add(1); return refusal }
 			t.Cleanup(func() { renameNoReplace = old })
 			newFilesArriveDespite(t, &tried, "RENAME_NOREPLACE")
 		})

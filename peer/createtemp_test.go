@@ -52,10 +52,11 @@ func TestCreateTemp(t *testing.T) {
 
 			// New parents are made; a second open resumes.
 			for i, wantFresh := range []bool{true, false} {
-				fd, fresh, err := f.createTemp("a/b/c/x.txt", "a/b/c/.syncd-tmp-x")
+				fd, fresh, parent, err := f.createTemp("a/b/c/x.txt", "a/b/c/.syncd-tmp-x")
 				if err != nil {
 					t.Fatalf("open %d: %v", i, err)
 				}
+				parent.close()
 				if i == 0 {
 					fd.WriteString("kept")
 				}
@@ -85,9 +86,10 @@ func TestCreateTemp(t *testing.T) {
 				{"file/x.txt", "file/.syncd-tmp-x"},
 				{"a/y.txt", "a/.syncd-tmp-y"},
 			} {
-				fd, _, err := f.createTemp(c.p, c.tmp)
+				fd, _, parent, err := f.createTemp(c.p, c.tmp)
 				if fd != nil {
 					fd.Close()
+					parent.close()
 				}
 				if !errors.Is(err, ErrUnsafePath) {
 					t.Errorf("createTemp(%s) = %v, want ErrUnsafePath", c.tmp, err)
@@ -147,6 +149,113 @@ func TestParentSwappedForSymlinkBeforeTemp(t *testing.T) {
 			})
 			for _, e := range written() {
 				t.Errorf("%s was created outside the folder, through the symlink", e.Name())
+			}
+		})
+	}
+}
+
+// TestParentSwappedForSymlinkBeforeCommit swaps the directory of a pulled
+// file for a symlink to a directory outside the folder after the file is
+// complete in its temp file, just before the commit renames it. Outside
+// waits a decoy of the temp file's exact name: the rename must not move it
+// in (or fail and remove it), and nothing may be created there. The file
+// goes into the directory it was pulled into, now under its new name.
+func TestParentSwappedForSymlinkBeforeCommit(t *testing.T) {
+	for _, m := range tempModes {
+		t.Run(m.name, func(t *testing.T) {
+			m.setup(t)
+			outside := t.TempDir()
+			var decoy atomic.Value // its name
+			_, a, b := startTwo(t, func(d *testDev, o *Options) {
+				if d.name != "bravo" {
+					return
+				}
+				o.hooks.beforeFinalCheck = func(p string) {
+					if p != "sub/x.txt" || decoy.Load() != nil {
+						return
+					}
+					dir := filepath.Join(d.root, "sub")
+					temps, err := filepath.Glob(filepath.Join(dir, ".syncd-tmp-x.txt-*"))
+					if err != nil || len(temps) != 1 {
+						t.Errorf("temp files in %s: %v, %v; want one", dir, temps, err)
+						decoy.Store("")
+						return
+					}
+					name := filepath.Base(temps[0])
+					if err := os.WriteFile(filepath.Join(outside, name), []byte("decoy"), 0o600); err != nil {
+						t.Error(err)
+					}
+					if err := os.Rename(dir, dir+"-moved"); err != nil {
+						t.Error(err)
+					}
+					if err := os.Symlink(outside, dir); err != nil {
+						t.Error(err)
+					}
+					decoy.Store(name)
+				}
+			})
+			a.write("sub/x.txt", []byte("must stay inside the folder"))
+			a.rescan()
+			moved := filepath.Join(b.root, "sub-moved", "x.txt")
+			waitFor(t, "bravo to place sub/x.txt in the moved directory", converge, func() bool {
+				_, err := os.Lstat(moved)
+				return err == nil
+			})
+			if data, err := os.ReadFile(moved); err != nil || string(data) != "must stay inside the folder" {
+				t.Errorf("%s = %q, %v; want the pulled content", moved, data, err)
+			}
+			name, _ := decoy.Load().(string)
+			entries, err := os.ReadDir(outside)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() != name {
+					t.Errorf("%s was created outside the folder, through the symlink", e.Name())
+				}
+			}
+			if data, err := os.ReadFile(filepath.Join(outside, name)); err != nil || string(data) != "decoy" {
+				t.Errorf("decoy %s = %q, %v; want it untouched", name, data, err)
+			}
+		})
+	}
+}
+
+// TestDropTempsThroughSwappedParent has a kept temp file whose directory
+// was swapped for a symlink to a directory holding a file of the same
+// name: dropTemps must leave that file alone, and still remove a kept temp
+// file in a plain directory.
+func TestDropTempsThroughSwappedParent(t *testing.T) {
+	for _, m := range tempModes {
+		t.Run(m.name, func(t *testing.T) {
+			m.setup(t)
+			root, outside := t.TempDir(), t.TempDir()
+			f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: root})
+			const name = ".syncd-tmp-x.txt-0123456789abcdef"
+			for _, dir := range []string{"plain", "sub-moved"} {
+				if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, dir, name), []byte("temp"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink(outside, filepath.Join(root, "sub")); err != nil {
+				t.Fatal(err)
+			}
+			decoy := filepath.Join(outside, name)
+			if err := os.WriteFile(decoy, []byte("decoy"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.keepTemp(filepath.Join(root, "plain", name))
+			f.keepTemp(filepath.Join(root, "sub", name))
+			f.pass++
+			f.dropTemps()
+			if _, err := os.Lstat(filepath.Join(root, "plain", name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the kept temp file in plain/ is still there (%v)", err)
+			}
+			if data, err := os.ReadFile(decoy); err != nil || string(data) != "decoy" {
+				t.Errorf("decoy = %q, %v; want it untouched", data, err)
 			}
 		})
 	}

@@ -106,16 +106,15 @@ type Options struct {
 
 // hooks are fault-injection points for tests. Nil fields do nothing.
 type hooks struct {
-	// beforeFinalCheck runs in applyFile when the new version of path
-	// (folder-relative) is complete in its temp file, just before the
-	// final check of the target.
+	// beforeFinalCheck runs in a commit when the new version of path
+	// (folder-relative) is complete and synced in its temp file and its
+	// directory is open, just before the final check of the target.
 	beforeFinalCheck func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
 	// beforeOpen runs once per open of a pull of path (its temp file, or
-	// the file itself for a change of mode and mtime), just before the
-	// open that checks the parents (openat2) or, where the parents are
-	// walked, before the open in the last of them.
+	// the file itself for a change of mode and mtime), just before its
+	// directory is opened from the folder's root (openParent).
 	beforeOpen func(path string)
 	// afterMkdir runs when applyDir has made the directory dir (absolute),
 	// before it watches it.

@@ -57,8 +57,8 @@ type folder struct {
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
 	// rootFD is the folder's root directory, open (O_PATH) while a wave of
-	// files is pulled, for openUnder; -1 otherwise or when it could not
-	// be opened.
+	// files is pulled and committed, for openParent; -1 otherwise or when
+	// it could not be opened.
 	rootFD  int
 	rootErr error // why rootFD is -1 during a wave
 	// own notes the files and directories the puller installed, so that

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -84,12 +86,12 @@ func nativePath(root, p string) string {
 	return filepath.Join(root, filepath.FromSlash(p))
 }
 
-// beneath is how openUnder resolves a path under the folder's root:
+// beneath is how openParent resolves a path under the folder's root:
 // inside it, through no symlink at all (openat2).
 var beneath = unix.OpenHow{Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 
 // noOpenat2 is set once openat2 has turned out not to exist here (a kernel
-// before 5.6): openUnder then walks the parents (openWalk). A refusal
+// before 5.6): openParent then walks the parents (walkParent). A refusal
 // (EPERM from a seccomp filter) walks for that call only.
 var noOpenat2 atomic.Bool
 
@@ -108,58 +110,101 @@ func openRoot(root string) (int, error) {
 const (
 	tempCreate = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	tempReopen = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	dirOpen    = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 )
+
+// parentFD is an open directory (O_PATH) that holds a pulled file: the
+// folder's root (borrowed: it stays open for the wave) or a directory
+// below it (owned: close closes it).
+type parentFD struct {
+	fd  int
+	own bool
+}
+
+func (d parentFD) close() {
+	if d.own {
+		unix.Close(d.fd)
+	}
+}
 
 // createTemp opens the temp file tmpRel (folder-relative) for a pull of
 // p, creating it (fresh) or, if an earlier try left it, opening it for a
-// resume. Missing parents are made.
-func (f *folder) createTemp(p, tmpRel string) (*os.File, bool, error) {
+// resume. Missing parents are made. The directory holding it comes back
+// open, for the commit's rename and any removal of the temp file.
+func (f *folder) createTemp(p, tmpRel string) (*os.File, bool, parentFD, error) {
 	return f.openUnder(p, tmpRel, tempCreate, tempReopen, true)
 }
 
 // openUnder opens rel (folder-relative; p is the pulled path it is for)
 // with flags, or if that finds it there (EEXIST) and reopen is not 0,
-// with reopen (fresh is then false). It is opened from the folder's root
-// (f.rootFD) through plain directories only, never by its absolute path
-// after a check of the parents, so that a symlink swapped in for a parent
-// at any moment cannot redirect it outside the folder: one openat2 with
-// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS (so the usual pull costs one
-// syscall instead of an lstat per parent), or where openat2 is missing or
-// refused, or a parent is missing and makeParents says to make it, one
-// openat per parent (openWalk). A symlink or non-directory on the way, or
-// a symlink at rel itself, is refused with ErrUnsafePath.
-func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (*os.File, bool, error) {
+// with reopen (fresh is then false), and returns it with the directory
+// that holds it (the caller closes both). Nothing is opened by an
+// absolute path after a check of the parents, so that a symlink swapped in
+// for a parent at any moment cannot redirect it outside the folder: the
+// directory is opened from the folder's root (f.rootFD) through plain
+// directories only (openParent), and rel in it by its last name, with
+// O_NOFOLLOW. A symlink or non-directory on the way, or a symlink at rel
+// itself, is refused with ErrUnsafePath.
+func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (*os.File, bool, parentFD, error) {
+	name := nativePath(f.cfg.Root, rel)
+	if h := f.e.o.hooks.beforeOpen; h != nil {
+		h(p)
+	}
+	d, err := f.openParent(p, rel, makeParents)
+	if err != nil {
+		return nil, false, parentFD{}, err
+	}
+	fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
+		return unix.Openat(d.fd, path.Base(rel), fl, uint32(permFor(fl)))
+	})
+	if err != nil {
+		d.close()
+		if err == unix.ELOOP {
+			return nil, false, parentFD{}, unsafeOpen(f.cfg.Root, p, name)
+		}
+		return nil, false, parentFD{}, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), fresh, d, nil
+}
+
+// openParent opens the directory that holds rel from the folder's root,
+// through plain directories only: one openat2 with RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS, or where openat2 is missing or refused, or a
+// parent is missing and makeParents says to make it, one openat per
+// parent (walkParent).
+func (f *folder) openParent(p, rel string, makeParents bool) (parentFD, error) {
 	if f.rootFD < 0 {
 		if f.rootErr != nil {
-			return nil, false, f.rootErr
+			return parentFD{}, f.rootErr
 		}
-		return nil, false, errors.New("the folder's root is not open")
+		return parentFD{}, errors.New("the folder's root is not open")
 	}
-	name := nativePath(f.cfg.Root, rel)
-	hooked := false
+	return openParentAt(f.rootFD, f.cfg.Root, p, rel, makeParents)
+}
+
+// openParentAt is openParent from rootFD, the descriptor of root.
+func openParentAt(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return parentFD{fd: rootFD}, nil
+	}
 	if !noOpenat2.Load() {
-		if h := f.e.o.hooks.beforeOpen; h != nil {
-			h(p)
-		}
-		hooked = true
-		fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
-			how := beneath
-			how.Flags, how.Mode = uint64(fl), permFor(fl)
-			return openat2(f.rootFD, rel, &how)
-		})
+		how := beneath
+		how.Flags = dirOpen
+		fd, err := retryEINTR(func() (int, error) { return openat2(rootFD, dir, &how) })
 		switch {
 		case err == nil:
-			return os.NewFile(uintptr(fd), name), fresh, nil
+			return parentFD{fd: fd, own: true}, nil
 		case err == unix.ENOSYS || err == unix.E2BIG:
 			noOpenat2.Store(true)
 		case err == unix.EPERM, err == unix.ENOENT && makeParents:
 		case err == unix.ELOOP || err == unix.ENOTDIR || err == unix.EXDEV:
-			return nil, false, unsafeOpen(f.cfg.Root, p, name)
+			return parentFD{}, unsafeOpen(root, p, nativePath(root, rel))
 		default:
-			return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
+			return parentFD{}, &fs.PathError{Op: "open", Path: nativePath(root, dir), Err: err}
 		}
 	}
-	return f.openWalk(p, rel, name, flags, reopen, makeParents, hooked)
+	return walkParent(rootFD, root, p, rel, makeParents)
 }
 
 // openTwice opens with flags, and if that finds the file there (EEXIST)
@@ -192,59 +237,36 @@ func unsafeOpen(root, p, name string) error {
 	return fmt.Errorf("%w: %s: %s or one of its parents is a symlink or not a directory", ErrUnsafePath, p, name)
 }
 
-// openWalk is openUnder without openat2: it opens each parent from the
-// root with O_NOFOLLOW|O_DIRECTORY (making a missing one if makeParents),
-// then rel in the last, so that every step is relative to a directory
-// already checked and held open. hooked says the test hook ran already
-// for this open.
-func (f *folder) openWalk(p, rel, name string, flags, reopen int, makeParents, hooked bool) (*os.File, bool, error) {
-	dirfd := f.rootFD
-	defer func() {
-		if dirfd != f.rootFD {
-			unix.Close(dirfd)
+// walkParent is openParent without openat2: it opens each parent of rel
+// from the root with O_NOFOLLOW|O_DIRECTORY (making a missing one if
+// makeParents), each relative to the one before, already checked and held
+// open.
+func walkParent(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
+	d := parentFD{fd: rootFD}
+	for _, seg := range strings.Split(path.Dir(rel), "/") {
+		next, err := openDirAt(d.fd, seg)
+		if err == unix.ENOENT && makeParents {
+			if err = unix.Mkdirat(d.fd, seg, 0o755); err == nil || err == unix.EEXIST {
+				next, err = openDirAt(d.fd, seg)
+			}
 		}
-	}()
-	dir, base := path.Split(rel)
-	if dir != "" {
-		for _, seg := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
-			next, err := openDirAt(dirfd, seg)
-			if err == unix.ENOENT && makeParents {
-				if err = unix.Mkdirat(dirfd, seg, 0o755); err == nil || err == unix.EEXIST {
-					next, err = openDirAt(dirfd, seg)
-				}
-			}
-			if err == unix.ELOOP || err == unix.ENOTDIR {
-				return nil, false, unsafeOpen(f.cfg.Root, p, name)
-			}
-			if err != nil {
-				return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
-			}
-			if dirfd != f.rootFD {
-				unix.Close(dirfd)
-			}
-			dirfd = next
+		d.close()
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			return parentFD{}, unsafeOpen(root, p, nativePath(root, rel))
 		}
+		if err != nil {
+			return parentFD{}, &fs.PathError{Op: "open", Path: nativePath(root, path.Dir(rel)), Err: err}
+		}
+		d = parentFD{fd: next, own: true}
 	}
-	if h := f.e.o.hooks.beforeOpen; h != nil && !hooked {
-		h(p)
-	}
-	fd, fresh, err := openTwice(flags, reopen, func(fl int) (int, error) {
-		return unix.Openat(dirfd, base, fl, uint32(permFor(fl)))
-	})
-	if err == unix.ELOOP {
-		return nil, false, unsafeOpen(f.cfg.Root, p, name)
-	}
-	if err != nil {
-		return nil, false, &fs.PathError{Op: "open", Path: name, Err: err}
-	}
-	return os.NewFile(uintptr(fd), name), fresh, nil
+	return d, nil
 }
 
 // openDirAt opens the directory name in dirfd (O_PATH), refusing a symlink
 // (ELOOP or ENOTDIR) and anything else that is not a directory (ENOTDIR).
 func openDirAt(dirfd int, name string) (int, error) {
 	return retryEINTR(func() (int, error) {
-		return unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return unix.Openat(dirfd, name, dirOpen, 0)
 	})
 }
 
@@ -255,4 +277,84 @@ func retryEINTR(fn func() (int, error)) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// lstatAt is os.Lstat of name in the directory dirfd (full is its path,
+// for messages and FileInfo.Name).
+func lstatAt(dirfd int, name, full string) (fs.FileInfo, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "lstat", Path: full, Err: err}
+		}
+		return newStatInfo(filepath.Base(full), &st), nil
+	}
+}
+
+// syncDirAt makes the entries of the directory dirfd (which may be O_PATH)
+// durable.
+func syncDirAt(dirfd int) {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err == nil {
+		unix.Fsync(fd)
+		unix.Close(fd)
+	}
+}
+
+// statInfo is an fs.FileInfo from a stat of Linux, as os.Lstat returns
+// it: Sys is a *syscall.Stat_t, which inodeOf and ownStatOf read.
+type statInfo struct {
+	name string
+	st   syscall.Stat_t
+}
+
+func newStatInfo(name string, st *unix.Stat_t) *statInfo {
+	return &statInfo{name: name, st: syscall.Stat_t{
+		Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
+		Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
+		Atim: syscall.Timespec{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec},
+		Mtim: syscall.Timespec{Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec},
+		Ctim: syscall.Timespec{Sec: st.Ctim.Sec, Nsec: st.Ctim.Nsec},
+	}}
+}
+
+func (s *statInfo) Name() string       { return s.name }
+func (s *statInfo) Size() int64        { return s.st.Size }
+func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s *statInfo) Sys() any           { return &s.st }
+
+// Mode converts the mode bits as os does.
+func (s *statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(s.st.Mode & 0o777)
+	switch s.st.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if s.st.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if s.st.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if s.st.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
 }

@@ -260,8 +260,15 @@ func (f *folder) pull(ctx context.Context) int {
 		if len(files) == 0 {
 			more = refill // the last wave
 		}
+		// The root stays open until the wave's last commit: the temp
+		// files' directories are opened from it, and a commit may borrow it.
+		f.rootFD, f.rootErr = openRoot(f.cfg.Root)
 		f.applyFiles(ctx, wave, apply, more)
 		f.commits.flush()
+		if f.rootFD >= 0 {
+			unix.Close(f.rootFD)
+		}
+		f.rootFD = -1
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
 	for _, j := range dels {
@@ -298,15 +305,10 @@ func (f *folder) applyFiles(ctx context.Context, files []job, apply func(job, fu
 		defer pwg.Done()
 		pf.run(pctx, q)
 	}()
-	f.rootFD, f.rootErr = openRoot(f.cfg.Root)
 	defer func() {
 		stopPrefetch()
 		pwg.Wait()
 		f.pf = nil
-		if f.rootFD >= 0 {
-			unix.Close(f.rootFD)
-		}
-		f.rootFD = -1
 	}()
 	type handout struct {
 		i int // the job's index in q

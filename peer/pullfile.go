@@ -48,11 +48,12 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		}
 	}
 
-	tmpRel := path.Join(path.Dir(j.path), tempName(base, r.Content))
+	tmpBase := tempName(base, r.Content)
+	tmpRel := path.Join(path.Dir(j.path), tmpBase)
 	tmp := nativePath(f.cfg.Root, tmpRel)
 	// Usually the temp file is new, and the blocks written in it extend it
 	// to its size; one left by an earlier try is resumed.
-	fd, fresh, err := f.createTemp(j.path, tmpRel)
+	fd, fresh, parent, err := f.createTemp(j.path, tmpRel)
 	if err != nil {
 		return err
 	}
@@ -62,8 +63,9 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 			fd.Close()
 		}
 		if !keep {
-			os.Remove(tmp)
+			unix.Unlinkat(parent.fd, tmpBase, 0)
 		}
+		parent.close()
 	}()
 	resume := false
 	if !fresh {
@@ -99,7 +101,7 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	fd = nil
 	// The rest (sync, final check, rename, record) happens in batches.
 	keep = true
-	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r})
+	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base})
 	return nil
 }
 
@@ -113,13 +115,14 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 // temp file like any other version, and the final check keeps what is
 // there.
 func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool, err error) {
-	fd, _, err := f.openUnder(j.path, j.path, metaOpen, 0, false)
+	fd, _, parent, err := f.openUnder(j.path, j.path, metaOpen, 0, false)
 	if errors.Is(err, ErrUnsafePath) {
 		return false, err
 	}
 	if err != nil {
 		return false, nil
 	}
+	parent.close()
 	defer fd.Close()
 	fi, err := fd.Stat()
 	if err != nil || changedOnDisk(fi, j.local) {
@@ -159,8 +162,15 @@ const syncfsMin = 32
 // durable and renamed into place.
 type pending struct {
 	j                job
-	tmp, target, dir string
+	tmp, target, dir string // absolute paths, for messages and the final check
 	rec              index.Record
+	// parent is the directory holding the temp file, opened by the commit
+	// from the folder's root (openParent): the sync, the rename, the
+	// removal of the temp file and the stat of the result go through it
+	// by name (tmpBase, base), never by a path that a symlink swapped in
+	// since the check could redirect.
+	parent        parentFD
+	tmpBase, base string
 }
 
 // commits batches the end of pulls. For a batch of pulled files it makes
@@ -226,6 +236,34 @@ func (c *commits) commit(items []pending) {
 		return
 	}
 	f := c.f
+	// Each directory of the batch is opened once, and closed at its end;
+	// commits run one at a time, so at most commitBatch are open.
+	type opened struct {
+		d   parentFD
+		err error
+	}
+	parents := map[string]opened{}
+	defer func() {
+		for _, o := range parents {
+			o.d.close()
+		}
+	}()
+	ready := make([]pending, 0, len(items))
+	for _, p := range items {
+		o, ok := parents[p.dir]
+		if !ok {
+			o.d, o.err = f.openParent(p.j.path, p.j.path, false)
+			parents[p.dir] = o
+		}
+		if o.err != nil {
+			f.keepTemp(p.tmp)
+			c.failed(p.j, o.err)
+			continue
+		}
+		p.parent = o.d
+		ready = append(ready, p)
+	}
+	items = ready
 	if err := syncContents(f.cfg.Root, items); err != nil {
 		for _, p := range items {
 			f.keepTemp(p.tmp)
@@ -233,7 +271,7 @@ func (c *commits) commit(items []pending) {
 		}
 		return
 	}
-	dirs := map[string]bool{}
+	dirs := map[string]int{} // directory -> an open descriptor of it
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
 	infos := make([]fs.FileInfo, 0, len(items))
@@ -248,20 +286,20 @@ func (c *commits) commit(items []pending) {
 				c.failed(p.j, err)
 				continue
 			}
-			err = renameOver(p.tmp, p.target)
+			err = renameOver(p)
 		}
 		if err != nil {
-			os.Remove(p.tmp)
+			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
 			c.failed(p.j, err)
 			continue
 		}
-		fi, err := os.Lstat(p.target)
+		fi, err := lstatAt(p.parent.fd, p.base, p.target)
 		if err != nil {
 			c.failed(p.j, err)
 			continue
 		}
 		p.rec.Inode = inodeOf(fi)
-		dirs[p.dir] = true
+		dirs[p.dir] = p.parent.fd
 		recs = append(recs, p.rec)
 		done = append(done, p.j)
 		infos = append(infos, fi)
@@ -275,8 +313,8 @@ func (c *commits) commit(items []pending) {
 			return
 		}
 	} else {
-		for dir := range dirs {
-			syncDir(dir)
+		for _, fd := range dirs {
+			syncDirAt(fd)
 		}
 	}
 	if len(recs) == 0 {
@@ -303,7 +341,7 @@ func renameNew(p pending) (placed bool, err error) {
 	if p.j.hasLocal && !p.j.local.Deleted {
 		return false, nil
 	}
-	err = renameNoReplace(p.tmp, p.target)
+	err = renameNoReplace(p.parent.fd, p.tmpBase, p.base)
 	switch {
 	case err == nil:
 		return true, nil
@@ -316,17 +354,18 @@ func renameNew(p pending) (placed bool, err error) {
 	return false, &os.LinkError{Op: "rename", Old: p.tmp, New: p.target, Err: err}
 }
 
-// renameNoReplace renames oldname to newname unless newname exists (a
-// variable for tests).
-var renameNoReplace = func(oldname, newname string) error {
-	return unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
+// renameNoReplace renames oldname to newname in the directory dirfd unless
+// newname exists (a variable for tests).
+var renameNoReplace = func(dirfd int, oldname, newname string) error {
+	return unix.Renameat2(dirfd, oldname, dirfd, newname, unix.RENAME_NOREPLACE)
 }
 
-// renameOver is os.Rename without its check that newname is not a directory:
-// the final check has just moved whatever was there out of the way.
-func renameOver(oldname, newname string) error {
-	if err := unix.Rename(oldname, newname); err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+// renameOver renames p's temp file over its target, in the directory that
+// holds both: the final check has just moved whatever was there out of the
+// way.
+func renameOver(p pending) error {
+	if err := unix.Renameat(p.parent.fd, p.tmpBase, p.parent.fd, p.base); err != nil {
+		return &os.LinkError{Op: "rename", Old: p.tmp, New: p.target, Err: err}
 	}
 	return nil
 }
@@ -349,13 +388,16 @@ func syncContents(root string, items []pending) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			fd, err := index.OpenFile(p.tmp, os.O_RDWR|oNoFollow, 0)
+			fd, err := retryEINTR(func() (int, error) {
+				return unix.Openat(p.parent.fd, p.tmpBase, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			})
 			if err != nil {
-				errs[i] = err
+				errs[i] = &fs.PathError{Op: "open", Path: p.tmp, Err: err}
 				return
 			}
-			errs[i] = fd.Sync()
-			if cerr := fd.Close(); errs[i] == nil {
+			file := os.NewFile(uintptr(fd), p.tmp)
+			errs[i] = file.Sync()
+			if cerr := file.Close(); errs[i] == nil {
 				errs[i] = cerr
 			}
 		}()
@@ -495,9 +537,35 @@ func (f *folder) dropTemps() {
 		}
 	}
 	f.mu.Unlock()
-	for _, tmp := range drop {
-		os.Remove(tmp)
+	if len(drop) == 0 {
+		return
 	}
+	root, err := openRoot(f.cfg.Root)
+	if err != nil {
+		return
+	}
+	defer unix.Close(root)
+	for _, tmp := range drop {
+		removeUnder(root, f.cfg.Root, tmp)
+	}
+}
+
+// removeUnder removes the file name (absolute, under root) through its
+// directory opened from rootFD, like a pull's temp file (openParentAt): a
+// parent swapped for a symlink leaves it in place rather than removing a
+// file of the same name where the link leads.
+func removeUnder(rootFD int, root, name string) {
+	rel, err := filepath.Rel(root, name)
+	if err != nil || !filepath.IsLocal(rel) {
+		return
+	}
+	rel = filepath.ToSlash(rel)
+	d, err := openParentAt(rootFD, root, rel, rel, false)
+	if err != nil {
+		return
+	}
+	unix.Unlinkat(d.fd, path.Base(rel), 0)
+	d.close()
 }
 
 // findTemps adopts the temp files left by an earlier run (a crash or a
