@@ -31,6 +31,7 @@ type wireStat struct {
 	Sequence    uint64        `cbor:"11,keyasint,omitempty"`
 	HashVersion uint8         `cbor:"12,keyasint,omitempty"`
 	Inode       uint64        `cbor:"13,keyasint,omitempty"`
+	Ctime       int64         `cbor:"14,keyasint,omitempty"`
 }
 
 // decodeStat decodes a record like DecodeRecord but leaves out its content
@@ -52,7 +53,7 @@ func decodeStat(b []byte) (Record, error) {
 	r := Record{
 		Path: w.Path, Kind: Kind(w.Kind), Size: w.Size, Mode: w.Mode, ModTime: w.ModTime,
 		Deleted: w.Deleted, Target: w.Target, Sequence: w.Sequence, HashVersion: w.HashVersion,
-		Inode: w.Inode,
+		Inode: w.Inode, Ctime: w.Ctime,
 	}
 	if len(w.Version) > 0 {
 		r.Version = make(Vector, len(w.Version))

@@ -15,6 +15,7 @@
 //	3 size                   7 symlink target    13 inode (local only)
 //	4 mode (0o777 bits)      8 content ID (32 bytes, absent when zero)
 //	                         9 blocks: [[size, hash]...]
+//	14 ctime (Unix ns, local only)
 //
 // Zero values are omitted. Block offsets are implied: blocks are contiguous
 // from offset 0. Unknown keys are ignored (room for additions); a different

@@ -175,6 +175,7 @@ type wireRecord struct {
 	Sequence    uint64        `cbor:"11,keyasint,omitempty"`
 	HashVersion uint8         `cbor:"12,keyasint,omitempty"`
 	Inode       uint64        `cbor:"13,keyasint,omitempty"`
+	Ctime       int64         `cbor:"14,keyasint,omitempty"`
 }
 
 type wireBlock struct {
@@ -225,7 +226,7 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	w := wireRecord{
 		Enc: encVersion, Path: r.Path, Kind: uint8(r.Kind), Size: r.Size, Mode: r.Mode,
 		ModTime: r.ModTime, Deleted: r.Deleted, Target: r.Target, Sequence: r.Sequence,
-		HashVersion: r.HashVersion, Inode: r.Inode,
+		HashVersion: r.HashVersion, Inode: r.Inode, Ctime: r.Ctime,
 	}
 	if !r.Content.IsZero() {
 		w.Content = r.Content[:]
@@ -272,7 +273,7 @@ func DecodeRecord(b []byte) (Record, error) {
 	r := Record{
 		Path: w.Path, Kind: Kind(w.Kind), Size: w.Size, Mode: w.Mode, ModTime: w.ModTime,
 		Deleted: w.Deleted, Target: w.Target, Sequence: w.Sequence, HashVersion: w.HashVersion,
-		Inode: w.Inode,
+		Inode: w.Inode, Ctime: w.Ctime,
 	}
 	switch len(w.Content) {
 	case 0:

@@ -58,7 +58,7 @@ func TestValidPath(t *testing.T) {
 // most bs bytes (fake hashes).
 func fileRecord(path string, size, bs int64) Record {
 	r := Record{Path: path, Kind: File, Size: size, Mode: 0o644, ModTime: 1700000000123456789, HashVersion: HashVersion,
-		Version: Vector{{Device: 7, Value: 3}, {Device: 9, Value: 1}}, Sequence: 42, Inode: 1234}
+		Version: Vector{{Device: 7, Value: 3}, {Device: 9, Value: 1}}, Sequence: 42, Inode: 1234, Ctime: 1700000000987654321}
 	for off := int64(0); off < size; off += bs {
 		n := min(bs, size-off)
 		var h Hash

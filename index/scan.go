@@ -440,7 +440,8 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 	switch {
 	case fi.Mode().IsRegular():
 		s.count(func(r *ScanResult) { r.Files++ })
-		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode {
+		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode &&
+			(old.Ctime == 0 || old.Ctime == ctime(fi)) {
 			return
 		}
 		select {
@@ -533,7 +534,7 @@ func (s *scan) hashEntry(e entry) {
 	}
 	fi, err := os.Lstat(abs)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.info.Size() || size != e.info.Size() ||
-		!fi.ModTime().Equal(e.info.ModTime()) || inode(fi) != inode(e.info) {
+		!fi.ModTime().Equal(e.info.ModTime()) || inode(fi) != inode(e.info) || ctime(fi) != ctime(e.info) {
 		s.rmu.Lock()
 		s.res.Busy++
 		s.sc.busy[e.rel] = true
@@ -543,10 +544,38 @@ func (s *scan) hashEntry(e entry) {
 	}
 	s.pathOK(e.rel)
 	s.count(func(r *ScanResult) { r.Bytes += size })
-	s.emit(e.old, e.had, Record{
+	r := Record{
 		Path: e.rel, Kind: File, Size: size, Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano(),
-		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi),
-	})
+		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi), Ctime: ctime(fi),
+	}
+	if s.sameFile(e, r) {
+		// Only its inode or change time moved (a chmod to the same mode, a
+		// hard link, the same bytes saved again): the record takes the new
+		// stat and keeps its version, so that peers see no change.
+		r.Version = e.old.Version
+		s.out <- r
+		return
+	}
+	s.emit(e.old, e.had, r)
+}
+
+// sameFile reports whether r, just hashed, is the file e.old records
+// (content, size, mode and mtime). e.old comes from a directory listing
+// of the store without its content ID, so the full record is read, only
+// when the rest matches.
+func (s *scan) sameFile(e entry, r Record) bool {
+	old := e.old
+	if !e.had || old.Deleted || old.Kind != File || old.Size != r.Size || old.Mode != r.Mode || old.ModTime != r.ModTime {
+		return false
+	}
+	if old.Content.IsZero() {
+		full, ok, err := s.sc.store.Local(s.sc.folder, e.rel)
+		if err != nil || !ok || full.Version.Compare(old.Version) != Equal {
+			return false
+		}
+		old = full
+	}
+	return old.Content == r.Content
 }
 
 func (s *scan) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {

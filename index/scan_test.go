@@ -82,6 +82,9 @@ func TestScanLifecycle(t *testing.T) {
 	want.Blocks, want.Content = blocks, id
 	want.Version = Vector{{self, 1}}
 	want.ModTime, want.Inode, want.Sequence = a.ModTime, a.Inode, a.Sequence
+	if fi, err := os.Lstat(filepath.Join(e.root, "a.txt")); err == nil {
+		want.Ctime = ctime(fi)
+	}
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("record of a.txt differs (-want +got):\n%s", d)
 	}
@@ -194,6 +197,83 @@ func TestScanPullerRecordUnchanged(t *testing.T) {
 	checkRes(t, "after pull", e.scan(), ScanResult{Files: 1})
 	if r := e.rec("p"); !cmp.Equal(r.Version, remote) {
 		t.Errorf("pulled record version = %v, want %v (untouched)", r.Version, remote)
+	}
+}
+
+// tagInPlace rewrites part of the file at p in place, then puts its mtime
+// back, as a photo or music tagger that preserves timestamps does. It
+// first waits for the file system's clock to move on, so that the write
+// gets a change time of its own.
+func tagInPlace(t *testing.T, p string, off int64, data string) {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(data), off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Lstat(p); err != nil || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+		t.Fatalf("the edit changed size or mtime: %v", err)
+	}
+}
+
+// TestScanEditKeepingSizeAndMtime edits a file in place and puts its size
+// and mtime back: its change time tells the scanner, which hashes it again
+// and records the new content as a new version.
+func TestScanEditKeepingSizeAndMtime(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("song.flac", "title: old song")
+	checkRes(t, "first", e.scan(), ScanResult{Files: 1, Changed: 1})
+	before := e.rec("song.flac")
+	tagInPlace(t, filepath.Join(e.root, "song.flac"), 7, "new")
+	checkRes(t, "tagged", e.scan(), ScanResult{Files: 1, Changed: 1})
+	after := e.rec("song.flac")
+	if _, want := chunkBlocks([]byte("title: new song")); after.Content != want {
+		t.Errorf("content after the edit = %s, want %s (the new bytes)", after.Content, want)
+	}
+	if cmp.Equal(after.Version, before.Version) {
+		t.Errorf("version after the edit = %v, the same as before", after.Version)
+	}
+}
+
+// TestScanNewCtimeSameFile changes only a file's change time (a chmod to
+// the mode it has): the scanner hashes it again, finds the same file, and
+// records the new change time under the same version, so that peers see
+// nothing and the next scan hashes nothing.
+func TestScanNewCtimeSameFile(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("photo.jpg", "pixels")
+	e.scan()
+	before := e.rec("photo.jpg")
+	p := filepath.Join(e.root, "photo.jpg")
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.scan(); res.Changed != 0 || res.Bytes != 6 {
+		t.Errorf("scan after chmod: %+v, want nothing changed and the 6 bytes hashed again", res)
+	}
+	after := e.rec("photo.jpg")
+	if !cmp.Equal(after.Version, before.Version) || after.Content != before.Content {
+		t.Errorf("after chmod: version %v, content %s; want %v, %s (unchanged)", after.Version, after.Content, before.Version, before.Content)
+	}
+	if after.Ctime == before.Ctime {
+		t.Errorf("recorded change time stayed %d after the chmod", after.Ctime)
+	}
+	if res := e.scan(); res.Changed != 0 || res.Bytes != 0 {
+		t.Errorf("third scan: %+v, want nothing hashed", res)
 	}
 }
 

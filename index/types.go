@@ -68,6 +68,10 @@ type Record struct {
 	Sequence    uint64 // assigned by the store for local records; the sender's for remote ones
 	HashVersion uint8
 	Inode       uint64 // local only: never trust one from a peer
+	// Ctime is the inode's change time (Unix ns) when the record was made,
+	// local only like Inode; 0 if unknown. A write changes it even when
+	// the writer puts size and mtime back, as photo and music taggers can.
+	Ctime int64
 }
 
 func itoa(v uint64) string {

@@ -169,7 +169,7 @@ func (e *Engine) writeChanges(w *bufio.Writer, fid string, since uint64) (int, e
 		if n >= maxPerPoll/2 {
 			return errEnoughForNow
 		}
-		rec.Inode = 0
+		rec.Inode, rec.Ctime = 0, 0
 		n++
 		return writeFrame(w, &rec)
 	})

@@ -88,6 +88,43 @@ func trashHolds(t *testing.T, root, prefix string) bool {
 
 // TestRenameAndMoveTransferNothing moves a large file and a directory of
 // small ones (whose blocks the prefetcher would fetch ahead).
+// TestTagEditKeepingMtimeSyncs edits a pulled file in place on the
+// receiving device and puts its mtime back (a tagger that preserves
+// timestamps; the size stays too): the recorded change time shows the
+// edit to the scanner, and it syncs back.
+func TestTagEditKeepingMtimeSyncs(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("music/song.flac", []byte("title: old song"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	p := filepath.Join(b.root, "music/song.flac")
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // a change time of its own
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte("new"), 7)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "alpha to get bravo's edit", converge, func() bool {
+		data, _ := os.ReadFile(filepath.Join(a.root, "music/song.flac"))
+		return string(data) == "title: new song"
+	})
+	waitConverged(t, converge, a, b)
+}
+
 func TestRenameAndMoveTransferNothing(t *testing.T) {
 	_, a, b := pair2(t)
 	a.write("in/video.mp4", randBytes(2, 6<<20))

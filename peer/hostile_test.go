@@ -226,7 +226,7 @@ func TestHostilePeer(t *testing.T) {
 	evil.add(fileRec("evil/pwned", []byte("pwned"), self))
 	// The same version of shared.bin as honest's, with wrong block data.
 	evil.serve(shared, true)
-	sharedRec.Inode = 0
+	sharedRec.Inode, sharedRec.Ctime = 0, 0
 	evil.add(sharedRec)
 
 	// First only evil is reachable: the blocks of shared.bin can only come

@@ -590,12 +590,12 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 	return j, true, nil
 }
 
-// record stores the applied version as the local record, with the inode the
-// file now has so that the scanner sees it unchanged.
+// record stores the applied version as the local record, with the inode and
+// change time the file now has so that the scanner sees it unchanged.
 func (f *folder) record(r index.Record, fi fs.FileInfo) error {
-	r.Inode = 0
+	r.Inode, r.Ctime = 0, 0
 	if fi != nil {
-		r.Inode = inodeOf(fi)
+		r.Inode, r.Ctime = inodeOf(fi), index.Ctime(fi)
 	}
 	_, err := f.e.o.Store.PutLocal(f.cfg.ID, r)
 	return err
@@ -835,7 +835,7 @@ func changedOnDisk(fi fs.FileInfo, r index.Record) bool {
 		return true
 	}
 	return r.Kind != index.File || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.ModTime ||
-		(r.Inode != 0 && inodeOf(fi) != r.Inode)
+		(r.Inode != 0 && inodeOf(fi) != r.Inode) || (r.Ctime != 0 && index.Ctime(fi) != r.Ctime)
 }
 
 func syncDir(dir string) {

@@ -298,7 +298,7 @@ func (c *commits) commit(items []pending) {
 			c.failed(p.j, err)
 			continue
 		}
-		p.rec.Inode = inodeOf(fi)
+		p.rec.Inode, p.rec.Ctime = inodeOf(fi), index.Ctime(fi)
 		dirs[p.dir] = p.parent.fd
 		recs = append(recs, p.rec)
 		done = append(done, p.j)

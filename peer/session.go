@@ -391,7 +391,7 @@ func checkRecord(r *index.Record) error {
 	if r.Sequence == 0 {
 		return fmt.Errorf("%s: no sequence", r.Path)
 	}
-	r.Inode = 0
+	r.Inode, r.Ctime = 0, 0
 	return nil
 }
 
