@@ -441,7 +441,10 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 	case fi.Mode().IsRegular():
 		s.count(func(r *ScanResult) { r.Files++ })
 		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode &&
-			(old.Ctime == 0 || old.Ctime == ctime(fi)) {
+			(old.Ctime == 0 || old.Ctime == Ctime(fi)) {
+			if old.Ctime == 0 {
+				s.learnCtime(rel, old, Ctime(fi))
+			}
 			return
 		}
 		select {
@@ -534,7 +537,7 @@ func (s *scan) hashEntry(e entry) {
 	}
 	fi, err := os.Lstat(abs)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.info.Size() || size != e.info.Size() ||
-		!fi.ModTime().Equal(e.info.ModTime()) || inode(fi) != inode(e.info) || ctime(fi) != ctime(e.info) {
+		!fi.ModTime().Equal(e.info.ModTime()) || inode(fi) != inode(e.info) || Ctime(fi) != Ctime(e.info) {
 		s.rmu.Lock()
 		s.res.Busy++
 		s.sc.busy[e.rel] = true
@@ -546,17 +549,34 @@ func (s *scan) hashEntry(e entry) {
 	s.count(func(r *ScanResult) { r.Bytes += size })
 	r := Record{
 		Path: e.rel, Kind: File, Size: size, Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano(),
-		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi), Ctime: ctime(fi),
+		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi), Ctime: Ctime(fi),
 	}
 	if s.sameFile(e, r) {
 		// Only its inode or change time moved (a chmod to the same mode, a
 		// hard link, the same bytes saved again): the record takes the new
-		// stat and keeps its version, so that peers see no change.
+		// stat and keeps its version. Peers get it again (a new sequence)
+		// and find nothing to do.
 		r.Version = e.old.Version
 		s.out <- r
 		return
 	}
 	s.emit(e.old, e.had, r)
+}
+
+// learnCtime gives a record written without a change time (by a version
+// before change times were recorded) the file's current one, under the
+// same version, so that from now on an edit that puts size and mtime back
+// is seen. It is written like a scanned record (a new sequence).
+func (s *scan) learnCtime(rel string, old Record, ct int64) {
+	if ct == 0 {
+		return
+	}
+	full, ok, err := s.sc.store.Local(s.sc.folder, rel)
+	if err != nil || !ok || full.Ctime != 0 || full.Version.Compare(old.Version) != Equal {
+		return
+	}
+	full.Ctime = ct
+	s.out <- full
 }
 
 // sameFile reports whether r, just hashed, is the file e.old records

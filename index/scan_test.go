@@ -83,7 +83,7 @@ func TestScanLifecycle(t *testing.T) {
 	want.Version = Vector{{self, 1}}
 	want.ModTime, want.Inode, want.Sequence = a.ModTime, a.Inode, a.Sequence
 	if fi, err := os.Lstat(filepath.Join(e.root, "a.txt")); err == nil {
-		want.Ctime = ctime(fi)
+		want.Ctime = Ctime(fi)
 	}
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("record of a.txt differs (-want +got):\n%s", d)
@@ -250,8 +250,8 @@ func TestScanEditKeepingSizeAndMtime(t *testing.T) {
 
 // TestScanNewCtimeSameFile changes only a file's change time (a chmod to
 // the mode it has): the scanner hashes it again, finds the same file, and
-// records the new change time under the same version, so that peers see
-// nothing and the next scan hashes nothing.
+// records the new change time under the same version (peers find nothing
+// to do), and the next scan hashes nothing.
 func TestScanNewCtimeSameFile(t *testing.T) {
 	e := newScanEnv(t)
 	e.write("photo.jpg", "pixels")
@@ -274,6 +274,55 @@ func TestScanNewCtimeSameFile(t *testing.T) {
 	}
 	if res := e.scan(); res.Changed != 0 || res.Bytes != 0 {
 		t.Errorf("third scan: %+v, want nothing hashed", res)
+	}
+}
+
+// TestScanLearnsCtime gives a record written without a change time (as
+// before change times were recorded) the file's, under the same version,
+// so that a later edit keeping size and mtime is seen.
+func TestScanLearnsCtime(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("song.flac", "title: old song")
+	e.scan()
+	r := e.rec("song.flac")
+	r.Ctime = 0
+	if _, err := e.st.PutLocal("f", r); err != nil {
+		t.Fatal(err)
+	}
+	checkRes(t, "learn", e.scan(), ScanResult{Files: 1})
+	learned := e.rec("song.flac")
+	fi, err := os.Lstat(filepath.Join(e.root, "song.flac"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if learned.Ctime != Ctime(fi) || !cmp.Equal(learned.Version, r.Version) || learned.Content != r.Content {
+		t.Errorf("after a scan: ctime %d, version %v; want %d, %v and the same content", learned.Ctime, learned.Version, Ctime(fi), r.Version)
+	}
+	tagInPlace(t, filepath.Join(e.root, "song.flac"), 7, "new")
+	checkRes(t, "tagged", e.scan(), ScanResult{Files: 1, Changed: 1})
+}
+
+// TestScanEditedWhileHashingKeepingMtime edits a file in place while it is
+// hashed and puts size and mtime back: only its change time shows it, and
+// the file is left for the next scan rather than recorded with what was
+// read before the edit.
+func TestScanEditedWhileHashingKeepingMtime(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("song.flac", "title: old song")
+	first := true
+	e.sc.hooks.afterHash = func(rel string) {
+		if first {
+			first = false
+			tagInPlace(t, filepath.Join(e.root, rel), 7, "new")
+		}
+	}
+	checkRes(t, "busy", e.scan(), ScanResult{Files: 1, Busy: 1})
+	if _, ok, _ := e.st.Local("f", "song.flac"); ok {
+		t.Fatalf("file edited while hashing was recorded")
+	}
+	checkRes(t, "retry", e.scan(), ScanResult{Files: 1, Changed: 1})
+	if _, want := chunkBlocks([]byte("title: new song")); e.rec("song.flac").Content != want {
+		t.Errorf("recorded content is not the edited file's")
 	}
 }
 

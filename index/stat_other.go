@@ -9,11 +9,6 @@ import (
 
 func inode(fs.FileInfo) uint64 { return 0 }
 
-func ctime(fs.FileInfo) int64 { return 0 }
-
-// Ctime is ctime for other packages.
-func Ctime(fi fs.FileInfo) int64 { return ctime(fi) }
-
 // OpenFile is os.OpenFile (see the unix version).
 func OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.OpenFile(name, flag, perm)

@@ -16,17 +16,6 @@ func inode(fi fs.FileInfo) uint64 {
 	return 0
 }
 
-// ctime returns the inode change time of fi in Unix ns (0 if unknown).
-func ctime(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ctim.Nano()
-	}
-	return 0
-}
-
-// Ctime is ctime for other packages (the puller records it).
-func Ctime(fi fs.FileInfo) int64 { return ctime(fi) }
-
 // OpenFile is os.OpenFile for regular files, without the network poller.
 // os.OpenFile on Linux offers every descriptor to the poller: it sets
 // O_NONBLOCK, tries epoll_ctl (refused for regular files) and clears
