@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -363,5 +365,64 @@ func newFilesArriveDespite(t *testing.T, tried *atomic.Int64, what string) {
 	waitConverged(t, converge, a, b)
 	if tried.Load() == 0 {
 		t.Errorf("%s was not tried for new files", what)
+	}
+}
+
+// ctimeOnly changes only the change time of rel on d (a chmod to the mode
+// it has), without a scan.
+func ctimeOnly(t *testing.T, d *testDev, rel string) {
+	t.Helper()
+	p := filepath.Join(d.root, rel)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // a change time of its own
+	if err := os.Chmod(p, fi.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpdateAfterCtimeOnlyChange: bravo's copy of a file has only a new
+// change time, not scanned yet, when alpha's edit arrives. The content is
+// still the recorded one, so the edit replaces it as usual: the old
+// content goes to the trash, and no conflict copy is made.
+func TestUpdateAfterCtimeOnlyChange(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("x.txt", []byte("hello"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	ctimeOnly(t, b, "x.txt")
+	a.write("x.txt", []byte("hello, changed"))
+	a.rescan()
+	for p := range waitConverged(t, converge, a, b) {
+		if isConflictCopy(p) {
+			t.Errorf("conflict copy %s of content that did not change", p)
+		}
+	}
+	if !trashHolds(t, b.root, "hello") {
+		t.Errorf("bravo's trash does not hold the replaced content")
+	}
+}
+
+// TestDeleteAfterCtimeOnlyChange: the same, with a deletion from alpha,
+// which must arrive.
+func TestDeleteAfterCtimeOnlyChange(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("x.txt", []byte("hello"))
+	a.write("y.txt", []byte("other"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	ctimeOnly(t, b, "x.txt")
+	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "the deletion of x.txt on bravo", converge, func() bool {
+		_, err := os.Lstat(filepath.Join(b.root, "x.txt"))
+		return errors.Is(err, fs.ErrNotExist)
+	})
+	if !trashHolds(t, b.root, "hello") {
+		t.Errorf("bravo's trash does not hold the deleted content")
 	}
 }

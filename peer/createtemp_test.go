@@ -221,6 +221,77 @@ func TestParentSwappedForSymlinkBeforeCommit(t *testing.T) {
 	}
 }
 
+// TestParentMovedBeforeFinalCheckOfUpdate pulls a new version of a file
+// that exists on the receiver. Just before the final check the user saves
+// an edit of it (not scanned yet) and renames its directory, and in the
+// second case puts a symlink to a directory outside in its place. The
+// final check and the rename go through the directory held open, so the
+// edit is kept as a conflict copy next to the new version in the moved
+// directory, and nothing outside the folder is touched.
+func TestParentMovedBeforeFinalCheckOfUpdate(t *testing.T) {
+	for _, withLink := range []bool{false, true} {
+		name := "renamed"
+		if withLink {
+			name = "swapped for a symlink"
+		}
+		t.Run(name, func(t *testing.T) {
+			outside := t.TempDir()
+			if err := os.WriteFile(filepath.Join(outside, "x.txt"), []byte("outside"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var armed, fired atomic.Bool
+			_, a, b := startTwo(t, func(d *testDev, o *Options) {
+				if d.name != "bravo" {
+					return
+				}
+				o.hooks.beforeFinalCheck = func(p string) {
+					if p != "sub/x.txt" || !armed.Load() || fired.Swap(true) {
+						return
+					}
+					dir := filepath.Join(d.root, "sub")
+					if err := os.WriteFile(filepath.Join(dir, "x.txt"), []byte("edit on bravo"), 0o644); err != nil {
+						t.Error(err)
+					}
+					if err := os.Rename(dir, dir+"-moved"); err != nil {
+						t.Error(err)
+					}
+					if withLink {
+						if err := os.Symlink(outside, dir); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			})
+			a.write("sub/x.txt", []byte("v1"))
+			a.rescan()
+			waitConverged(t, converge, a, b)
+			armed.Store(true)
+			a.write("sub/x.txt", []byte("v2 from alpha"))
+			a.rescan()
+			moved := filepath.Join(b.root, "sub-moved")
+			var copies []string
+			waitFor(t, "the new version and a conflict copy in sub-moved", converge, func() bool {
+				copies, _ = filepath.Glob(filepath.Join(moved, "x.sync-conflict-*.txt"))
+				data, _ := os.ReadFile(filepath.Join(moved, "x.txt"))
+				return fired.Load() && len(copies) == 1 && string(data) == "v2 from alpha"
+			})
+			if data, err := os.ReadFile(copies[0]); err != nil || string(data) != "edit on bravo" {
+				t.Errorf("conflict copy = %q, %v; want the edit", data, err)
+			}
+			entries, err := os.ReadDir(outside)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Name() != "x.txt" {
+				t.Errorf("outside the folder: %v, want only x.txt", entries)
+			}
+			if data, err := os.ReadFile(filepath.Join(outside, "x.txt")); err != nil || string(data) != "outside" {
+				t.Errorf("outside/x.txt = %q, %v; want it untouched", data, err)
+			}
+		})
+	}
+}
+
 // TestDropTempsThroughSwappedParent has a kept temp file whose directory
 // was swapped for a symlink to a directory holding a file of the same
 // name: dropTemps must leave that file alone, and still remove a kept temp

@@ -86,8 +86,6 @@ func trashHolds(t *testing.T, root, prefix string) bool {
 	return found
 }
 
-// TestRenameAndMoveTransferNothing moves a large file and a directory of
-// small ones (whose blocks the prefetcher would fetch ahead).
 // TestTagEditKeepingMtimeSyncs edits a pulled file in place on the
 // receiving device and puts its mtime back (a tagger that preserves
 // timestamps; the size stays too): the recorded change time shows the
@@ -125,6 +123,8 @@ func TestTagEditKeepingMtimeSyncs(t *testing.T) {
 	waitConverged(t, converge, a, b)
 }
 
+// TestRenameAndMoveTransferNothing moves a large file and a directory of
+// small ones (whose blocks the prefetcher would fetch ahead).
 func TestRenameAndMoveTransferNothing(t *testing.T) {
 	_, a, b := pair2(t)
 	a.write("in/video.mp4", randBytes(2, 6<<20))

@@ -38,22 +38,11 @@ func checkRemotePath(p string) error {
 	return nil
 }
 
-// resolveDir returns the absolute directory that will hold p under root,
-// after checking that no existing component of it is a symlink or a
-// non-directory, so that nothing is ever written through a link that leads
-// outside the folder.
-func resolveDir(root, p string) (string, error) { return parentDir(root, p, false) }
-
-// mkdirAll creates the parents of p under root, refusing to pass through a
-// symlink.
-func mkdirAll(root, p string) (string, error) { return parentDir(root, p, true) }
-
-// parentDir walks the parents of p under root and refuses a symlink or a
-// non-directory among them. With create it makes the missing ones (and
-// checks what is there after mkdir, so a link raced into place is refused
-// too); without, it stops at the first missing one, below which nothing
-// exists.
-func parentDir(root, p string, create bool) (string, error) {
+// resolveDir returns the absolute directory that would hold p under root,
+// or an error naming the first existing component of it that is a symlink
+// or a non-directory (unsafeOpen uses it to explain a refusal). It stops
+// at the first missing one, below which nothing exists.
+func resolveDir(root, p string) (string, error) {
 	dir := path.Dir(p)
 	if dir == "." {
 		return root, nil
@@ -63,13 +52,7 @@ func parentDir(root, p string, create bool) (string, error) {
 		cur = filepath.Join(cur, seg)
 		fi, err := os.Lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
-			if !create {
-				return nativePath(root, dir), nil
-			}
-			if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return "", err
-			}
-			fi, err = os.Lstat(cur)
+			return nativePath(root, dir), nil
 		}
 		if err != nil {
 			return "", err
@@ -130,7 +113,8 @@ func (d parentFD) close() {
 // createTemp opens the temp file tmpRel (folder-relative) for a pull of
 // p, creating it (fresh) or, if an earlier try left it, opening it for a
 // resume. Missing parents are made. The directory holding it comes back
-// open, for the commit's rename and any removal of the temp file.
+// open, for removing the temp file if the pull fails; the commit opens it
+// again.
 func (f *folder) createTemp(p, tmpRel string) (*os.File, bool, parentFD, error) {
 	return f.openUnder(p, tmpRel, tempCreate, tempReopen, true)
 }

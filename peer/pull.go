@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/index/chunk"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -87,6 +88,15 @@ func (f *folder) pull(ctx context.Context) int {
 		f.setIdle()
 		return 0
 	}
+	// The folder's root stays open for the pass: every change goes
+	// through directories opened from it (openParent), never by a path.
+	f.rootFD, f.rootErr = openRoot(f.cfg.Root)
+	defer func() {
+		if f.rootFD >= 0 {
+			unix.Close(f.rootFD)
+		}
+		f.rootFD = -1
+	}()
 	start := f.e.o.Now()
 	f.mu.Lock()
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
@@ -260,15 +270,8 @@ func (f *folder) pull(ctx context.Context) int {
 		if len(files) == 0 {
 			more = refill // the last wave
 		}
-		// The root stays open until the wave's last commit: the temp
-		// files' directories are opened from it, and a commit may borrow it.
-		f.rootFD, f.rootErr = openRoot(f.cfg.Root)
 		f.applyFiles(ctx, wave, apply, more)
 		f.commits.flush()
-		if f.rootFD >= 0 {
-			unix.Close(f.rootFD)
-		}
-		f.rootFD = -1
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
 	for _, j := range dels {
@@ -595,46 +598,87 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 func (f *folder) record(r index.Record, fi fs.FileInfo) error {
 	r.Inode, r.Ctime = 0, 0
 	if fi != nil {
-		r.Inode, r.Ctime = inodeOf(fi), index.Ctime(fi)
+		r.Inode = inodeOf(fi)
+	}
+	if fi != nil && fi.Mode().IsRegular() {
+		r.Ctime = index.Ctime(fi)
 	}
 	_, err := f.e.o.Store.PutLocal(f.cfg.ID, r)
 	return err
 }
 
+// at names one entry of a directory held open (a parentFD): every change
+// to the folder goes through one, so that a directory swapped for a
+// symlink after it was opened cannot redirect it.
+type at struct {
+	dirfd int
+	name  string // the entry's name in dirfd
+	full  string // its absolute path, for messages and the watcher
+}
+
+// entryAt opens the directory of p (folder-relative) from the root, making
+// missing parents if makeParents, and names p in it. The caller closes d.
+func (f *folder) entryAt(p string, makeParents bool) (at, parentFD, error) {
+	d, err := f.openParent(p, p, makeParents)
+	if err != nil {
+		return at{}, parentFD{}, err
+	}
+	return at{d.fd, path.Base(p), nativePath(f.cfg.Root, p)}, d, nil
+}
+
+func (t at) lstat() (fs.FileInfo, error) { return lstatAt(t.dirfd, t.name, t.full) }
+
+// renameTo renames t to dst (both in directories held open).
+func (t at) renameTo(dst at) error {
+	if err := unix.Renameat(t.dirfd, t.name, dst.dirfd, dst.name); err != nil {
+		return &os.LinkError{Op: "rename", Old: t.full, New: dst.full, Err: err}
+	}
+	return nil
+}
+
+// mkdir makes the directory t with perm.
+func (t at) mkdir(perm uint32) error {
+	if err := unix.Mkdirat(t.dirfd, t.name, perm); err != nil {
+		return &fs.PathError{Op: "mkdir", Path: t.full, Err: err}
+	}
+	return nil
+}
+
 func (f *folder) applyDir(ctx context.Context, j job) error {
-	dir, err := mkdirAll(f.cfg.Root, j.path)
+	t, d, err := f.entryAt(j.path, true)
 	if err != nil {
 		return err
 	}
-	target := filepath.Join(dir, path.Base(j.path))
-	fi, err := os.Lstat(target)
+	defer d.close()
+	perm := j.win.Mode&0o777 | 0o700
+	fi, err := t.lstat()
 	made := false // the directory is new: watched at once, then noted
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+		if err := t.mkdir(perm); err != nil {
 			return err
 		}
 		made = true
 	case err != nil:
 		return err
 	case !fi.IsDir():
-		if err := f.keepOld(j, target, fi); err != nil {
+		if err := f.keepOld(j, t, fi); err != nil {
 			return err
 		}
 		// keepOld may have kept the file as a hard link in the trash (made
 		// for a rename over the target, which a directory cannot do): the
 		// name must go before the directory can take it.
-		if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+		if err := unix.Unlinkat(t.dirfd, t.name, 0); err != nil && err != unix.ENOENT {
+			return &fs.PathError{Op: "remove", Path: t.full, Err: err}
 		}
-		if err := os.Mkdir(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+		if err := t.mkdir(perm); err != nil {
 			return err
 		}
 		made = true
 	}
 	if made {
 		if h := f.e.o.hooks.afterMkdir; h != nil {
-			h(target)
+			h(t.full)
 		}
 	}
 	// A directory watched while still empty needs no walk when the watcher
@@ -642,19 +686,31 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	// (index.Scanner.WatchDir). Something put into it between the mkdir and
 	// the watch (a copy of the same tree running here) shows in the listing,
 	// and then it is walked as usual.
-	watched := made && f.sc != nil && f.sc.WatchDir(j.path) && emptyDir(target)
-	if err := os.Chmod(target, fs.FileMode(j.win.Mode&0o777)|0o700); err != nil {
+	watched := made && f.sc != nil && f.sc.WatchDir(j.path) && emptyDir(t.full)
+	// The mode is set through the directory itself, opened without
+	// following a symlink (its owner can read it: perm has 0700).
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			return fmt.Errorf("%w: %s is not a plain directory", ErrUnsafePath, t.full)
+		}
+		return &fs.PathError{Op: "open", Path: t.full, Err: err}
+	}
+	dir := os.NewFile(uintptr(fd), t.full)
+	defer dir.Close()
+	if err := dir.Chmod(fs.FileMode(perm)); err != nil {
 		return err
 	}
-	fi, err = os.Lstat(target)
-	if err != nil {
+	if fi, err = dir.Stat(); err != nil {
 		return err
 	}
 	if err := f.record(j.win, fi); err != nil {
 		return err
 	}
 	if watched {
-		f.own.noteDir(j.path, target, fi)
+		f.own.noteDir(j.path, t.full, fi)
 	}
 	return nil
 }
@@ -671,27 +727,26 @@ func emptyDir(p string) bool {
 }
 
 func (f *folder) applySymlink(ctx context.Context, j job) error {
-	dir, err := mkdirAll(f.cfg.Root, j.path)
+	t, d, err := f.entryAt(j.path, true)
 	if err != nil {
 		return err
 	}
-	base := path.Base(j.path)
-	target := filepath.Join(dir, base)
-	tmp := filepath.Join(dir, index.TempPrefix+base+".link")
-	os.Remove(tmp)
-	if err := os.Symlink(j.win.Target, tmp); err != nil {
+	defer d.close()
+	tmp := at{t.dirfd, index.TempPrefix + t.name + ".link", t.full + ".link"}
+	unix.Unlinkat(tmp.dirfd, tmp.name, 0)
+	if err := unix.Symlinkat(j.win.Target, tmp.dirfd, tmp.name); err != nil {
+		return &os.LinkError{Op: "symlink", Old: j.win.Target, New: tmp.full, Err: err}
+	}
+	if err := f.finalCheck(j, t); err != nil {
+		unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 		return err
 	}
-	if err := f.finalCheck(j, target); err != nil {
-		os.Remove(tmp)
+	if err := tmp.renameTo(t); err != nil {
+		unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 		return err
 	}
-	if err := os.Rename(tmp, target); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	fi, err := os.Lstat(target)
+	syncDirAt(t.dirfd)
+	fi, err := t.lstat()
 	if err != nil {
 		return err
 	}
@@ -699,56 +754,59 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 }
 
 func (f *folder) applyDelete(ctx context.Context, j job) error {
-	dir, err := resolveDir(f.cfg.Root, j.path)
-	if err != nil {
-		return err
-	}
-	target := filepath.Join(dir, path.Base(j.path))
-	fi, err := os.Lstat(target)
+	t, d, err := f.entryAt(j.path, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return f.record(j.win, nil)
 	}
 	if err != nil {
 		return err
 	}
-	if !j.hasLocal || j.local.Deleted || changedOnDisk(fi, j.local) {
+	defer d.close()
+	fi, err := t.lstat()
+	if errors.Is(err, fs.ErrNotExist) {
+		return f.record(j.win, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local) {
 		// Changed here since the last scan: keep it; the scan makes it a new
 		// version, which beats the deletion.
 		f.requestScan([]string{j.path})
 		return nil
 	}
 	if fi.IsDir() {
-		if err := os.Remove(target); err != nil {
+		if err := unix.Unlinkat(t.dirfd, t.name, unix.AT_REMOVEDIR); err != nil {
 			// Not empty: something new or ignored lives inside; keep it.
 			f.requestScan([]string{j.path})
 			return nil
 		}
-	} else if err := f.moveToTrash(j.path, target); err != nil {
+	} else if err := f.moveToTrash(j.path, t); err != nil {
 		return err
 	}
-	syncDir(dir)
+	syncDirAt(t.dirfd)
 	return f.record(j.win, nil)
 }
 
-// finalCheck runs just before the new version is renamed over target: a
-// local change the scanner has not seen yet becomes a conflict copy, a
-// concurrent loser becomes the conflict copy, and any other old content goes
-// to the trash, so nothing is overwritten without a way back.
-func (f *folder) finalCheck(j job, target string) error {
-	fi, err := os.Lstat(target)
+// finalCheck runs just before the new version is renamed over t: a local
+// change the scanner has not seen yet becomes a conflict copy, a concurrent
+// loser becomes the conflict copy, and any other old content goes to the
+// trash, so nothing is overwritten without a way back.
+func (f *folder) finalCheck(j job, t at) error {
+	fi, err := t.lstat()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return f.keepOld(j, target, fi)
+	return f.keepOld(j, t, fi)
 }
 
-// keepOld moves what is at target out of the way without losing it.
-func (f *folder) keepOld(j job, target string, fi fs.FileInfo) error {
+// keepOld moves what is at t (fi) out of the way without losing it.
+func (f *folder) keepOld(j job, t at, fi fs.FileInfo) error {
 	switch {
-	case !j.hasLocal || j.local.Deleted || changedOnDisk(fi, j.local):
+	case !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local):
 		// Unscanned local content: a new local version, concurrent with win.
 		self := f.e.o.Self.Key()
 		v := index.Vector{{Device: self, Value: 1}}
@@ -756,26 +814,53 @@ func (f *folder) keepOld(j job, target string, fi fs.FileInfo) error {
 			v = j.local.Version.Update(self)
 		}
 		loser := index.Record{ModTime: fi.ModTime().UnixNano(), Version: v}
-		return f.makeConflictCopy(j.path, target, loser)
+		return f.makeConflictCopy(j.path, t, loser)
 	case j.conflict:
-		return f.makeConflictCopy(j.path, target, j.local)
+		return f.makeConflictCopy(j.path, t, j.local)
 	case fi.IsDir():
-		return f.moveToTrash(j.path, target)
+		return f.moveToTrash(j.path, t)
 	default:
-		return f.linkToTrash(j.path, target)
+		return f.linkToTrash(j.path, t)
 	}
 }
 
-func (f *folder) makeConflictCopy(p, target string, loser index.Record) error {
-	f.clearTempsUnder(target)
+// changedAt reports whether what is at t (fi) is not the file r records:
+// its stat says so, or only its change time moved and its content is not
+// r's. A chmod to the same mode, a new hard link or an extended attribute
+// move the change time and leave the content alone, so then the file is
+// hashed to find out.
+func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
+	if changedOnDisk(fi, r) {
+		return true
+	}
+	if !ctimeMoved(fi, r) {
+		return false
+	}
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return true
+	}
+	file := os.NewFile(uintptr(fd), t.full)
+	defer file.Close()
+	if now, err := file.Stat(); err != nil || !now.Mode().IsRegular() || changedOnDisk(now, r) {
+		return true
+	}
+	size, _, content, err := chunk.NewHasher(0).HashReader(file)
+	return err != nil || size != r.Size || content != r.Content
+}
+
+func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
+	f.clearTempsUnder(t.full)
 	name := conflictName(p, loser)
-	dst := nativePath(f.cfg.Root, name)
-	if _, err := os.Lstat(dst); err == nil {
+	dst := at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
+	if _, err := dst.lstat(); err == nil {
 		// The same conflict copy already exists (made elsewhere and synced):
 		// keep this one in the trash instead of overwriting it.
-		return f.moveToTrash(p, target)
+		return f.moveToTrash(p, t)
 	}
-	if err := os.Rename(target, dst); err != nil {
+	if err := t.renameTo(dst); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -786,32 +871,40 @@ func (f *folder) makeConflictCopy(p, target string, loser index.Record) error {
 	return nil
 }
 
-// trashPath is where p goes in the trash now.
-func (f *folder) trashPath(p string) (string, error) {
-	dst := nativePath(trashDir(f.cfg.Root), p) + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
-	return dst, os.MkdirAll(filepath.Dir(dst), 0o700)
+// trashEntry opens the directory where p goes in the trash now, making it
+// if needed, and names p's entry in it. The caller closes d.
+func (f *folder) trashEntry(p string) (at, parentFD, error) {
+	rel := ".syncd/trash/" + p + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
+	// The trash's directories are syncd's own (0700, no peer's path can
+	// reach them); they are made by path, then opened like any other.
+	if err := os.MkdirAll(filepath.Dir(nativePath(f.cfg.Root, rel)), 0o700); err != nil {
+		return at{}, parentFD{}, err
+	}
+	return f.entryAt(rel, false)
 }
 
-// linkToTrash keeps a hard link of target in the trash, so that target can
-// then be replaced atomically by a rename.
-func (f *folder) linkToTrash(p, target string) error {
-	dst, err := f.trashPath(p)
+// linkToTrash keeps a hard link of t in the trash, so that t can then be
+// replaced atomically by a rename.
+func (f *folder) linkToTrash(p string, t at) error {
+	dst, d, err := f.trashEntry(p)
 	if err != nil {
 		return err
 	}
-	if err := os.Link(target, dst); err == nil {
+	defer d.close()
+	if err := unix.Linkat(t.dirfd, t.name, dst.dirfd, dst.name, 0); err == nil {
 		return nil
 	}
-	return os.Rename(target, dst)
+	return t.renameTo(dst)
 }
 
-func (f *folder) moveToTrash(p, target string) error {
-	f.clearTempsUnder(target)
-	dst, err := f.trashPath(p)
+func (f *folder) moveToTrash(p string, t at) error {
+	f.clearTempsUnder(t.full)
+	dst, d, err := f.trashEntry(p)
 	if err != nil {
 		return err
 	}
-	return os.Rename(target, dst)
+	defer d.close()
+	return t.renameTo(dst)
 }
 
 func depth(p string) int { return strings.Count(p, "/") }
@@ -835,14 +928,14 @@ func changedOnDisk(fi fs.FileInfo, r index.Record) bool {
 		return true
 	}
 	return r.Kind != index.File || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.ModTime ||
-		(r.Inode != 0 && inodeOf(fi) != r.Inode) || (r.Ctime != 0 && index.Ctime(fi) != r.Ctime)
+		(r.Inode != 0 && inodeOf(fi) != r.Inode)
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+// ctimeMoved reports whether fi and r are a regular file whose change time
+// is not the one r recorded (unknown in r: not moved). Only files have
+// one recorded: a directory's moves with every entry put in or taken out.
+func ctimeMoved(fi fs.FileInfo, r index.Record) bool {
+	return r.Kind == index.File && fi.Mode().IsRegular() && r.Ctime != 0 && index.Ctime(fi) != r.Ctime
 }
 
 // walkFiles calls fn for every regular file under dir.

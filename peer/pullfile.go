@@ -125,7 +125,7 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	parent.close()
 	defer fd.Close()
 	fi, err := fd.Stat()
-	if err != nil || changedOnDisk(fi, j.local) {
+	if err != nil || changedOnDisk(fi, j.local) || ctimeMoved(fi, j.local) {
 		return false, nil
 	}
 	// fchmod refuses an O_PATH descriptor; its /proc link reaches the
@@ -165,10 +165,10 @@ type pending struct {
 	tmp, target, dir string // absolute paths, for messages and the final check
 	rec              index.Record
 	// parent is the directory holding the temp file, opened by the commit
-	// from the folder's root (openParent): the sync, the rename, the
-	// removal of the temp file and the stat of the result go through it
-	// by name (tmpBase, base), never by a path that a symlink swapped in
-	// since the check could redirect.
+	// from the folder's root (openParent): the sync, the final check (and
+	// its conflict copy or trash), the rename, the removal of the temp
+	// file and the stat of the result go through it by name (tmpBase,
+	// base), never by a path that a symlink swapped in could redirect.
 	parent        parentFD
 	tmpBase, base string
 }
@@ -281,7 +281,7 @@ func (c *commits) commit(items []pending) {
 		}
 		placed, err := renameNew(p)
 		if err == nil && !placed {
-			if err := f.finalCheck(p.j, p.target); err != nil {
+			if err := f.finalCheck(p.j, at{p.parent.fd, p.base, p.target}); err != nil {
 				f.keepTemp(p.tmp)
 				c.failed(p.j, err)
 				continue
