@@ -368,6 +368,94 @@ func newFilesArriveDespite(t *testing.T, tried *atomic.Int64, what string) {
 	}
 }
 
+// editKeepingMtime writes data at off into rel on d in place and puts its
+// mtime back (the size stays), without a scan: only the change time shows
+// the edit.
+func editKeepingMtime(t *testing.T, d *testDev, rel string, off int64, data string) {
+	t.Helper()
+	p := filepath.Join(d.root, rel)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // a change time of its own
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte(data), off)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpdateAfterEditKeepingMtime: bravo's copy was edited in place with
+// size and mtime put back, not scanned yet, when alpha's edit arrives. The
+// content is not the recorded one, so bravo's edit is kept as a conflict
+// copy.
+func TestUpdateAfterEditKeepingMtime(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("x.txt", []byte("hello"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	editKeepingMtime(t, b, "x.txt", 0, "j")
+	a.write("x.txt", []byte("hello, changed"))
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	copies := conflictCopies(got)
+	if len(copies) != 1 {
+		t.Fatalf("conflict copies %v, want one; tree: %v", copies, got)
+	}
+	if data := readFile(t, a, copies[0]); data != "jello" {
+		t.Errorf("conflict copy = %q, want bravo's edit", data)
+	}
+}
+
+// TestDeleteAfterEditKeepingMtime: the same, with a deletion from alpha:
+// bravo's edit wins and comes back to alpha.
+func TestDeleteAfterEditKeepingMtime(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("x.txt", []byte("hello"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	editKeepingMtime(t, b, "x.txt", 0, "j")
+	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo's edit back on alpha", converge, func() bool {
+		data, _ := os.ReadFile(filepath.Join(a.root, "x.txt"))
+		return string(data) == "jello"
+	})
+}
+
+// TestUpdateAfterChmodNotScanned: bravo's copy got a new mode, not scanned
+// yet, when alpha's edit arrives: a local change, kept as a conflict copy
+// with that mode.
+func TestUpdateAfterChmodNotScanned(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("x.sh", []byte("echo hi"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(filepath.Join(b.root, "x.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.write("x.sh", []byte("echo hello"))
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	copies := conflictCopies(got)
+	if len(copies) != 1 || !strings.HasPrefix(got[copies[0]], "file:755:") {
+		t.Errorf("conflict copies %v, want one of mode 755; tree: %v", copies, got)
+	}
+}
+
 // ctimeOnly changes only the change time of rel on d (a chmod to the mode
 // it has), without a scan.
 func ctimeOnly(t *testing.T, d *testDev, rel string) {
@@ -424,5 +512,32 @@ func TestDeleteAfterCtimeOnlyChange(t *testing.T) {
 	})
 	if !trashHolds(t, b.root, "hello") {
 		t.Errorf("bravo's trash does not hold the deleted content")
+	}
+}
+
+// TestLongNameToTrash replaces and then deletes a file whose name leaves
+// no room for the trash's time stamp (240 bytes): the trash entry's name
+// is shortened, and both arrive.
+func TestLongNameToTrash(t *testing.T) {
+	_, a, b := pair2(t)
+	name := strings.Repeat("n", 236) + ".txt"
+	a.write(name, []byte("first"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	a.write(name, []byte("second"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.Remove(filepath.Join(a.root, name)); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	if _, ok := got[name]; ok {
+		t.Errorf("%s still there after its deletion", name)
+	}
+	for _, content := range []string{"first", "second"} {
+		if !trashHolds(t, b.root, content) {
+			t.Errorf("bravo's trash does not hold %q", content)
+		}
 	}
 }

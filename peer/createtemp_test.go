@@ -292,6 +292,60 @@ func TestParentMovedBeforeFinalCheckOfUpdate(t *testing.T) {
 	}
 }
 
+// TestDirMovedAsideThroughSwappedParent: a directory on bravo becomes a
+// file on alpha. Just before bravo's final check moves the directory to
+// the trash (clearing syncd's temp files inside it first), its parent is
+// renamed and a symlink to a directory outside put in its place, where a
+// file of a temp file's name waits. That file must stay; the directory
+// goes to the trash from where it now is.
+func TestDirMovedAsideThroughSwappedParent(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "d", ".syncd-tmp-victim")
+	if err := os.MkdirAll(filepath.Dir(victim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("not syncd's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var armed, fired atomic.Bool
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.beforeFinalCheck = func(p string) {
+			if p != "sub/d" || !armed.Load() || fired.Swap(true) {
+				return
+			}
+			dir := filepath.Join(d.root, "sub")
+			if err := os.Rename(dir, dir+"-moved"); err != nil {
+				t.Error(err)
+			}
+			if err := os.Symlink(outside, dir); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	a.write("sub/d/in.txt", []byte("inside"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	armed.Store(true)
+	if err := os.RemoveAll(filepath.Join(a.root, "sub/d")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("sub/d", []byte("now a file"))
+	a.rescan()
+	waitFor(t, "the file sub/d in sub-moved on bravo", converge, func() bool {
+		data, _ := os.ReadFile(filepath.Join(b.root, "sub-moved", "d"))
+		return fired.Load() && string(data) == "now a file"
+	})
+	if data, err := os.ReadFile(victim); err != nil || string(data) != "not syncd's" {
+		t.Errorf("%s = %q, %v; want it untouched", victim, data, err)
+	}
+	if !trashHolds(t, b.root, "inside") {
+		t.Errorf("bravo's trash does not hold the directory's file")
+	}
+}
+
 // TestDropTempsThroughSwappedParent has a kept temp file whose directory
 // was swapped for a symlink to a directory holding a file of the same
 // name: dropTemps must leave that file alone, and still remove a kept temp

@@ -95,26 +95,7 @@ func TestTagEditKeepingMtimeSyncs(t *testing.T) {
 	a.write("music/song.flac", []byte("title: old song"))
 	a.rescan()
 	waitConverged(t, converge, a, b)
-	p := filepath.Join(b.root, "music/song.flac")
-	fi, err := os.Lstat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond) // a change time of its own
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = f.WriteAt([]byte("new"), 7)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chtimes(p, fi.ModTime(), fi.ModTime())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	editKeepingMtime(t, b, "music/song.flac", 7, "new")
 	b.rescan()
 	waitFor(t, "alpha to get bravo's edit", converge, func() bool {
 		data, _ := os.ReadFile(filepath.Join(a.root, "music/song.flac"))

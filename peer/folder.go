@@ -56,11 +56,10 @@ type folder struct {
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
-	// rootFD is the folder's root directory, open (O_PATH) while a wave of
-	// files is pulled and committed, for openParent; -1 otherwise or when
-	// it could not be opened.
+	// rootFD is the folder's root directory, open (O_PATH) during a pull
+	// pass, for openParent; -1 otherwise or when it could not be opened.
 	rootFD  int
-	rootErr error // why rootFD is -1 during a wave
+	rootErr error // why rootFD is -1 during a pass
 	// own notes the files and directories the puller installed, so that
 	// the watcher's reports of them cost no scan (ownwrites.go).
 	own ownWrites

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -81,7 +82,7 @@ var noOpenat2 atomic.Bool
 // openat2 is unix.Openat2 (a variable for tests).
 var openat2 = unix.Openat2
 
-// openRoot opens the folder's root for openUnder.
+// openRoot opens the folder's root, for openParent.
 func openRoot(root string) (int, error) {
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -97,7 +98,7 @@ const (
 )
 
 // parentFD is an open directory (O_PATH) that holds a pulled file: the
-// folder's root (borrowed: it stays open for the wave) or a directory
+// folder's root (borrowed: it stays open for the pull pass) or a directory
 // below it (owned: close closes it).
 type parentFD struct {
 	fd  int
@@ -262,6 +263,15 @@ func retryEINTR(fn func() (int, error)) (int, error) {
 		}
 	}
 }
+
+// procFD is the /proc link of the descriptor fd, which reaches the same
+// inode whatever happens to its path.
+func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// chmodFD sets the mode of what fd (which may be O_PATH, which fchmod
+// refuses) is open on, through its /proc link. ENOENT means /proc is not
+// mounted.
+func chmodFD(fd int, perm uint32) error { return unix.Chmod(procFD(fd), perm) }
 
 // lstatAt is os.Lstat of name in the directory dirfd (full is its path,
 // for messages and FileInfo.Name).

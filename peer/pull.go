@@ -593,8 +593,9 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 	return j, true, nil
 }
 
-// record stores the applied version as the local record, with the inode and
-// change time the file now has so that the scanner sees it unchanged.
+// record stores the applied version as the local record, with the inode the
+// file now has (and its change time, for a regular file) so that the
+// scanner sees it unchanged.
 func (f *folder) record(r index.Record, fi fs.FileInfo) error {
 	r.Inode, r.Ctime = 0, 0
 	if fi != nil {
@@ -688,10 +689,8 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	// and then it is walked as usual.
 	watched := made && f.sc != nil && f.sc.WatchDir(j.path) && emptyDir(t.full)
 	// The mode is set through the directory itself, opened without
-	// following a symlink (its owner can read it: perm has 0700).
-	fd, err := retryEINTR(func() (int, error) {
-		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	})
+	// following a symlink (O_PATH: whatever mode it has now).
+	fd, err := retryEINTR(func() (int, error) { return unix.Openat(t.dirfd, t.name, dirOpen, 0) })
 	if err != nil {
 		if err == unix.ELOOP || err == unix.ENOTDIR {
 			return fmt.Errorf("%w: %s is not a plain directory", ErrUnsafePath, t.full)
@@ -700,8 +699,14 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	}
 	dir := os.NewFile(uintptr(fd), t.full)
 	defer dir.Close()
-	if err := dir.Chmod(fs.FileMode(perm)); err != nil {
-		return err
+	if err := chmodFD(fd, perm); err == unix.ENOENT {
+		// No /proc: by name in the directory held open.
+		err = unix.Fchmodat(t.dirfd, t.name, perm, 0)
+		if err != nil {
+			return &fs.PathError{Op: "chmod", Path: t.full, Err: err}
+		}
+	} else if err != nil {
+		return &fs.PathError{Op: "chmod", Path: t.full, Err: err}
 	}
 	if fi, err = dir.Stat(); err != nil {
 		return err
@@ -732,7 +737,8 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 		return err
 	}
 	defer d.close()
-	tmp := at{t.dirfd, index.TempPrefix + t.name + ".link", t.full + ".link"}
+	tmpName := index.TempPrefix + t.name + ".link"
+	tmp := at{t.dirfd, tmpName, filepath.Join(filepath.Dir(t.full), tmpName)}
 	unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 	if err := unix.Symlinkat(j.win.Target, tmp.dirfd, tmp.name); err != nil {
 		return &os.LinkError{Op: "symlink", Old: j.win.Target, New: tmp.full, Err: err}
@@ -836,6 +842,9 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	if !ctimeMoved(fi, r) {
 		return false
 	}
+	if uint32(fi.Mode().Perm()) != r.Mode {
+		return true // a chmod not scanned yet
+	}
 	fd, err := retryEINTR(func() (int, error) {
 		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
@@ -844,15 +853,40 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	}
 	file := os.NewFile(uintptr(fd), t.full)
 	defer file.Close()
-	if now, err := file.Stat(); err != nil || !now.Mode().IsRegular() || changedOnDisk(now, r) {
+	before, err := file.Stat()
+	if err != nil || !before.Mode().IsRegular() || changedOnDisk(before, r) {
 		return true
 	}
-	size, _, content, err := chunk.NewHasher(0).HashReader(file)
-	return err != nil || size != r.Size || content != r.Content
+	content, err := contentOf(file, r.Size)
+	if err != nil || content != r.Content {
+		return true
+	}
+	// Written to while hashed: changed.
+	after, err := file.Stat()
+	return err != nil || changedOnDisk(after, r) || index.Ctime(after) != index.Ctime(before)
+}
+
+// contentOf hashes the file of size bytes (protocol v1's content ID). A
+// small one is read into a buffer of its size; a large one goes through a
+// Hasher, which reads in segments of the largest block.
+func contentOf(file *os.File, size int64) (index.Hash, error) {
+	if size > index.MaxBlockSize {
+		n, _, content, err := chunk.NewHasher(0).HashReader(file)
+		if err == nil && n != size {
+			err = fmt.Errorf("%s: read %d bytes, want %d", file.Name(), n, size)
+		}
+		return content, err
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(file, data); err != nil {
+		return index.Hash{}, err
+	}
+	_, content := chunk.Blocks(data)
+	return content, nil
 }
 
 func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
-	f.clearTempsUnder(t.full)
+	f.clearTempsUnder(t)
 	name := conflictName(p, loser)
 	dst := at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
 	if _, err := dst.lstat(); err == nil {
@@ -874,7 +908,11 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 // trashEntry opens the directory where p goes in the trash now, making it
 // if needed, and names p's entry in it. The caller closes d.
 func (f *folder) trashEntry(p string) (at, parentFD, error) {
-	rel := ".syncd/trash/" + p + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
+	dir, base := path.Split(p)
+	if len(base) > 200 { // room for the stamp in a name of 255 bytes
+		base = base[:200]
+	}
+	rel := ".syncd/trash/" + dir + base + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
 	// The trash's directories are syncd's own (0700, no peer's path can
 	// reach them); they are made by path, then opened like any other.
 	if err := os.MkdirAll(filepath.Dir(nativePath(f.cfg.Root, rel)), 0o700); err != nil {
@@ -898,7 +936,7 @@ func (f *folder) linkToTrash(p string, t at) error {
 }
 
 func (f *folder) moveToTrash(p string, t at) error {
-	f.clearTempsUnder(t.full)
+	f.clearTempsUnder(t)
 	dst, d, err := f.trashEntry(p)
 	if err != nil {
 		return err

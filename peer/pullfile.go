@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,15 +129,14 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	}
 	// fchmod refuses an O_PATH descriptor; its /proc link reaches the
 	// same inode, whatever happens to the path meanwhile.
-	proc := "/proc/self/fd/" + strconv.Itoa(int(fd.Fd()))
-	if err := unix.Chmod(proc, uint32(mode)); err != nil {
+	if err := chmodFD(int(fd.Fd()), uint32(mode)); err != nil {
 		if err == unix.ENOENT {
 			return false, nil // no /proc: the full pull
 		}
 		return true, &fs.PathError{Op: "chmod", Path: fd.Name(), Err: err}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFD(int(fd.Fd())), ts, 0); err != nil {
 		return true, &fs.PathError{Op: "utimensat", Path: fd.Name(), Err: err}
 	}
 	if fi, err = fd.Stat(); err != nil {
@@ -162,7 +160,7 @@ const syncfsMin = 32
 // durable and renamed into place.
 type pending struct {
 	j                job
-	tmp, target, dir string // absolute paths, for messages and the final check
+	tmp, target, dir string // absolute paths, for messages and keepTemp
 	rec              index.Record
 	// parent is the directory holding the temp file, opened by the commit
 	// from the folder's root (openParent): the sync, the final check (and
@@ -568,27 +566,37 @@ func removeUnder(rootFD int, root, name string) {
 	d.close()
 }
 
+// clearTempsUnder removes syncd's own temp files inside the directory t
+// (about to be moved aside), so that none is carried along where no later
+// pass would find it. It walks through descriptors, from t's directory
+// down, never following a symlink.
+func (f *folder) clearTempsUnder(t at) {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return // not a directory (or unreadable): nothing to clear
+	}
+	dir := os.NewFile(uintptr(fd), t.full)
+	defer dir.Close()
+	entries, _ := dir.ReadDir(-1)
+	for _, e := range entries {
+		sub := at{fd, e.Name(), filepath.Join(t.full, e.Name())}
+		switch {
+		case e.IsDir():
+			f.clearTempsUnder(sub)
+		case e.Type().IsRegular() && strings.HasPrefix(e.Name(), index.TempPrefix):
+			unix.Unlinkat(fd, e.Name(), 0)
+			f.mu.Lock()
+			delete(f.temps, sub.full)
+			f.mu.Unlock()
+		}
+	}
+}
+
 // findTemps adopts the temp files left by an earlier run (a crash or a
 // stop during a pull), so that they are resumed or, if no longer wanted,
 // removed by dropTemps.
-// clearTempsUnder removes syncd's own temp files inside dir (when dir is a
-// directory about to be moved aside), so that none is carried along where
-// no later pass would find it.
-func (f *folder) clearTempsUnder(dir string) {
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-		return
-	}
-	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
-		if err == nil && de.Type().IsRegular() && strings.HasPrefix(de.Name(), index.TempPrefix) {
-			os.Remove(p)
-			f.mu.Lock()
-			delete(f.temps, p)
-			f.mu.Unlock()
-		}
-		return nil
-	})
-}
-
 func (f *folder) findTemps() {
 	root := f.cfg.Root
 	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {

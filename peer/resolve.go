@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/syncd-project/syncd/index"
 )
@@ -86,6 +87,8 @@ func shortKey(k uint64) string {
 // conflictName is where the losing version of p is kept:
 // NAME.sync-conflict-YYYYMMDD-HHMMSS-<short id>.EXT, with the loser's mtime
 // (UTC) and last modifier, so that every device derives the same name.
+// NAME is shortened (at a character boundary) when the whole would not fit
+// in a file name of maxNameLen bytes.
 func conflictName(p string, loser index.Record) string {
 	dir, base := path.Split(p)
 	ext := path.Ext(base)
@@ -94,8 +97,16 @@ func conflictName(p string, loser index.Record) string {
 	}
 	stem := strings.TrimSuffix(base, ext)
 	ts := time.Unix(0, loser.ModTime).UTC().Format("20060102-150405")
-	return dir + stem + ".sync-conflict-" + ts + "-" + shortKey(lastModifier(loser.Version)) + ext
+	suffix := ".sync-conflict-" + ts + "-" + shortKey(lastModifier(loser.Version)) + ext
+	for len(stem)+len(suffix) > maxNameLen && stem != "" {
+		_, size := utf8.DecodeLastRuneInString(stem)
+		stem = stem[:len(stem)-size]
+	}
+	return dir + stem + suffix
 }
+
+// maxNameLen is the longest file name (bytes) of Linux's file systems.
+const maxNameLen = 255
 
 // isConflictCopy reports whether p is a conflict copy name.
 func isConflictCopy(p string) bool {

@@ -1,9 +1,11 @@
 package peer
 
 import (
+	"path"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/syncd-project/syncd/index"
 )
@@ -51,9 +53,14 @@ func TestConflictName(t *testing.T) {
 		{"dir/archive.tar.gz", "dir/archive.tar.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".gz"},
 		{".bashrc", ".bashrc.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
 		{"noext", "noext.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
+		// Too long with the suffix: the stem is cut at a character (é is 2 bytes).
+		{"d/" + strings.Repeat("é", 110) + ".flac", "d/" + strings.Repeat("é", 106) + ".sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".flac"},
 	} {
 		if got := conflictName(tc.in, loser); got != tc.want {
 			t.Errorf("conflictName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if base := path.Base(conflictName(tc.in, loser)); len(base) > maxNameLen || !utf8.ValidString(base) {
+			t.Errorf("conflictName(%q) has a name of %d bytes (valid UTF-8: %v)", tc.in, len(base), utf8.ValidString(base))
 		}
 		if !isConflictCopy(conflictName(tc.in, loser)) {
 			t.Errorf("isConflictCopy(conflictName(%q)) = false", tc.in)
