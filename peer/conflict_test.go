@@ -541,3 +541,46 @@ func TestLongNameToTrash(t *testing.T) {
 		}
 	}
 }
+
+// TestTrashNeverReplacesAnEntry trashes two versions of the same file with
+// a clock that stands still, so that both get the same time stamp: the
+// second is kept beside the first, not over it.
+func TestTrashNeverReplacesAnEntry(t *testing.T) {
+	still := time.Now()
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.Now = func() time.Time { return still }
+		}
+	})
+	a.write("x.txt", []byte("first"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	a.write("x.txt", []byte("second"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	for _, content := range []string{"first", "second"} {
+		if !trashHolds(t, b.root, content) {
+			t.Errorf("bravo's trash does not hold %q", content)
+		}
+	}
+}
+
+// TestLongSymlinkName syncs a symlink whose name (245 bytes) leaves no
+// room for the temp name's prefix and suffix.
+func TestLongSymlinkName(t *testing.T) {
+	_, a, b := pair2(t)
+	name := strings.Repeat("s", 245)
+	if err := os.Symlink("target.txt", filepath.Join(a.root, name)); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if target, err := os.Readlink(filepath.Join(b.root, name)); err != nil || target != "target.txt" {
+		t.Errorf("symlink on bravo -> %q, %v; want target.txt", target, err)
+	}
+}

@@ -10,11 +10,13 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -700,10 +702,10 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	dir := os.NewFile(uintptr(fd), t.full)
 	defer dir.Close()
 	if err := chmodFD(fd, perm); err == unix.ENOENT {
-		// No /proc: by name in the directory held open.
-		err = unix.Fchmodat(t.dirfd, t.name, perm, 0)
-		if err != nil {
-			return &fs.PathError{Op: "chmod", Path: t.full, Err: err}
+		// No /proc: through a descriptor that fchmod takes, opened
+		// without following a symlink (needs read permission).
+		if err := chmodOpen(t, perm); err != nil {
+			return err
 		}
 	} else if err != nil {
 		return &fs.PathError{Op: "chmod", Path: t.full, Err: err}
@@ -716,6 +718,22 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	}
 	if watched {
 		f.own.noteDir(j.path, t.full, fi)
+	}
+	return nil
+}
+
+// chmodOpen sets the mode of the directory t through an O_RDONLY
+// descriptor (O_NOFOLLOW), for where /proc is not mounted.
+func chmodOpen(t at, perm uint32) error {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err == nil {
+		err = unix.Fchmod(fd, perm)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "chmod", Path: t.full, Err: err}
 	}
 	return nil
 }
@@ -737,7 +755,7 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 		return err
 	}
 	defer d.close()
-	tmpName := index.TempPrefix + t.name + ".link"
+	tmpName := index.TempPrefix + shortName(t.name, 200) + ".link"
 	tmp := at{t.dirfd, tmpName, filepath.Join(filepath.Dir(t.full), tmpName)}
 	unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 	if err := unix.Symlinkat(j.win.Target, tmp.dirfd, tmp.name); err != nil {
@@ -831,10 +849,10 @@ func (f *folder) keepOld(j job, t at, fi fs.FileInfo) error {
 }
 
 // changedAt reports whether what is at t (fi) is not the file r records:
-// its stat says so, or only its change time moved and its content is not
-// r's. A chmod to the same mode, a new hard link or an extended attribute
-// move the change time and leave the content alone, so then the file is
-// hashed to find out.
+// its stat says so, or its change time moved and its mode or content is
+// not r's. A chmod to the same mode, a new hard link or an extended
+// attribute move the change time and leave the content alone, so then the
+// file is hashed to find out.
 func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	if changedOnDisk(fi, r) {
 		return true
@@ -905,44 +923,78 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	return nil
 }
 
-// trashEntry opens the directory where p goes in the trash now, making it
-// if needed, and names p's entry in it. The caller closes d.
-func (f *folder) trashEntry(p string) (at, parentFD, error) {
+// linkToTrash keeps a hard link of t in the trash, so that t can then be
+// replaced atomically by a rename (where hard links are not possible, t
+// moves there).
+func (f *folder) linkToTrash(p string, t at) error { return f.toTrash(p, t, true) }
+
+// moveToTrash moves t into the trash.
+func (f *folder) moveToTrash(p string, t at) error {
+	f.clearTempsUnder(t)
+	return f.toTrash(p, t, false)
+}
+
+// trashTries bounds the names toTrash tries for one entry.
+const trashTries = 100
+
+// toTrash puts t in the trash as NAME~STAMP (NAME-2~STAMP and so on if
+// that exists: an entry already there is never replaced), in the trash's
+// copy of p's directory, which it makes if needed.
+func (f *folder) toTrash(p string, t at, link bool) error {
 	dir, base := path.Split(p)
-	if len(base) > 200 { // room for the stamp in a name of 255 bytes
-		base = base[:200]
-	}
-	rel := ".syncd/trash/" + dir + base + "~" + f.e.o.Now().UTC().Format(trashStampLayout)
+	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
+	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
+	rel := ".syncd/trash/" + dir + base + stamp
 	// The trash's directories are syncd's own (0700, no peer's path can
 	// reach them); they are made by path, then opened like any other.
 	if err := os.MkdirAll(filepath.Dir(nativePath(f.cfg.Root, rel)), 0o700); err != nil {
-		return at{}, parentFD{}, err
+		return err
 	}
-	return f.entryAt(rel, false)
-}
-
-// linkToTrash keeps a hard link of t in the trash, so that t can then be
-// replaced atomically by a rename.
-func (f *folder) linkToTrash(p string, t at) error {
-	dst, d, err := f.trashEntry(p)
+	dst, d, err := f.entryAt(rel, false)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	if err := unix.Linkat(t.dirfd, t.name, dst.dirfd, dst.name, 0); err == nil {
-		return nil
+	for i := 1; i <= trashTries; i++ {
+		if i > 1 {
+			dst.name = base + "-" + strconv.Itoa(i) + stamp
+			dst.full = filepath.Join(filepath.Dir(dst.full), dst.name)
+		}
+		if link {
+			err := unix.Linkat(t.dirfd, t.name, dst.dirfd, dst.name, 0)
+			if err == nil {
+				return nil
+			}
+			if err == unix.EEXIST {
+				continue
+			}
+			// No hard link here (file system, permissions): move it.
+		}
+		err := unix.Renameat2(t.dirfd, t.name, dst.dirfd, dst.name, unix.RENAME_NOREPLACE)
+		switch err {
+		case nil:
+			return nil
+		case unix.EEXIST:
+			continue
+		case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.EPERM:
+			// No RENAME_NOREPLACE here: check, then rename.
+			if _, err := dst.lstat(); err == nil {
+				continue
+			}
+			return t.renameTo(dst)
+		}
+		return &os.LinkError{Op: "rename", Old: t.full, New: dst.full, Err: err}
 	}
-	return t.renameTo(dst)
+	return fmt.Errorf("trash: %d entries named %s%s already", trashTries, base, stamp)
 }
 
-func (f *folder) moveToTrash(p string, t at) error {
-	f.clearTempsUnder(t)
-	dst, d, err := f.trashEntry(p)
-	if err != nil {
-		return err
+// shortName is name cut to at most n bytes, at a character boundary.
+func shortName(name string, n int) string {
+	for len(name) > n {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
 	}
-	defer d.close()
-	return t.renameTo(dst)
+	return name
 }
 
 func depth(p string) int { return strings.Count(p, "/") }

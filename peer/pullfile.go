@@ -20,10 +20,7 @@ import (
 // tempName is the temp file for a version of base: the content ID in the
 // name lets a restarted pull find and reuse it.
 func tempName(base string, content index.Hash) string {
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	return index.TempPrefix + base + "-" + content.String()[:16]
+	return index.TempPrefix + shortName(base, 200) + "-" + content.String()[:16]
 }
 
 // applyFile brings the file to version j.win: blocks from local files or

@@ -7,7 +7,6 @@ import (
 	"path"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/syncd-project/syncd/index"
 )
@@ -98,11 +97,7 @@ func conflictName(p string, loser index.Record) string {
 	stem := strings.TrimSuffix(base, ext)
 	ts := time.Unix(0, loser.ModTime).UTC().Format("20060102-150405")
 	suffix := ".sync-conflict-" + ts + "-" + shortKey(lastModifier(loser.Version)) + ext
-	for len(stem)+len(suffix) > maxNameLen && stem != "" {
-		_, size := utf8.DecodeLastRuneInString(stem)
-		stem = stem[:len(stem)-size]
-	}
-	return dir + stem + suffix
+	return dir + shortName(stem, maxNameLen-len(suffix)) + suffix
 }
 
 // maxNameLen is the longest file name (bytes) of Linux's file systems.

@@ -53,8 +53,9 @@ func TestConflictName(t *testing.T) {
 		{"dir/archive.tar.gz", "dir/archive.tar.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".gz"},
 		{".bashrc", ".bashrc.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
 		{"noext", "noext.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef)},
-		// Too long with the suffix: the stem is cut at a character (é is 2 bytes).
-		{"d/" + strings.Repeat("é", 110) + ".flac", "d/" + strings.Repeat("é", 106) + ".sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".flac"},
+		// Too long with the suffix: the stem is cut at a character (é is 2
+		// bytes; a cut at 212 bytes would split one).
+		{"d/x" + strings.Repeat("é", 110) + ".flac", "d/x" + strings.Repeat("é", 105) + ".sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + ".flac"},
 	} {
 		if got := conflictName(tc.in, loser); got != tc.want {
 			t.Errorf("conflictName(%q) = %q, want %q", tc.in, got, tc.want)
