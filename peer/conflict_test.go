@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syncd-project/syncd/index"
 )
 
 // The conflict cases of doc.go ("Sync rules"), each played out on two
@@ -582,5 +586,37 @@ func TestLongSymlinkName(t *testing.T) {
 	waitConverged(t, converge, a, b)
 	if target, err := os.Readlink(filepath.Join(b.root, name)); err != nil || target != "target.txt" {
 		t.Errorf("symlink on bravo -> %q, %v; want target.txt", target, err)
+	}
+}
+
+// TestConflictCopyNeverReplacesAFile makes a conflict copy whose name is
+// taken already (the same copy made elsewhere and synced): the file there
+// stays, and the losing version goes to the trash instead.
+func TestConflictCopyNeverReplacesAFile(t *testing.T) {
+	root := t.TempDir()
+	f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: root})
+	var err error
+	if f.rootFD, err = openRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(f.rootFD)
+	loser := index.Record{ModTime: time.Now().UnixNano(), Version: index.Vector{{Device: 7, Value: 1}}}
+	name := conflictName("x.txt", loser)
+	for p, data := range map[string]string{"x.txt": "mine", name: "already there"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.makeConflictCopy("x.txt", at{f.rootFD, "x.txt", filepath.Join(root, "x.txt")}, loser); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, name)); err != nil || string(data) != "already there" {
+		t.Errorf("%s = %q, %v; want it untouched", name, data, err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "x.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("x.txt still in place (%v)", err)
+	}
+	if !trashHolds(t, root, "mine") {
+		t.Errorf("the trash does not hold the losing version")
 	}
 }

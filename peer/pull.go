@@ -639,6 +639,23 @@ func (t at) renameTo(dst at) error {
 	return nil
 }
 
+// renameNoReplace renames t to dst unless something is at dst: then it
+// returns unix.EEXIST and changes nothing. Where RENAME_NOREPLACE is not
+// possible (file system, seccomp filter), it checks, then renames.
+func (t at) renameNoReplace(dst at) error {
+	err := unix.Renameat2(t.dirfd, t.name, dst.dirfd, dst.name, unix.RENAME_NOREPLACE)
+	switch err {
+	case nil, unix.EEXIST:
+		return err
+	case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.EPERM:
+		if _, err := dst.lstat(); err == nil {
+			return unix.EEXIST
+		}
+		return t.renameTo(dst)
+	}
+	return &os.LinkError{Op: "rename", Old: t.full, New: dst.full, Err: err}
+}
+
 // mkdir makes the directory t with perm.
 func (t at) mkdir(perm uint32) error {
 	if err := unix.Mkdirat(t.dirfd, t.name, perm); err != nil {
@@ -907,12 +924,11 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	f.clearTempsUnder(t)
 	name := conflictName(p, loser)
 	dst := at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
-	if _, err := dst.lstat(); err == nil {
+	if err := t.renameNoReplace(dst); err == unix.EEXIST {
 		// The same conflict copy already exists (made elsewhere and synced):
 		// keep this one in the trash instead of overwriting it.
 		return f.moveToTrash(p, t)
-	}
-	if err := t.renameTo(dst); err != nil {
+	} else if err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -970,20 +986,9 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 			}
 			// No hard link here (file system, permissions): move it.
 		}
-		err := unix.Renameat2(t.dirfd, t.name, dst.dirfd, dst.name, unix.RENAME_NOREPLACE)
-		switch err {
-		case nil:
-			return nil
-		case unix.EEXIST:
-			continue
-		case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.EPERM:
-			// No RENAME_NOREPLACE here: check, then rename.
-			if _, err := dst.lstat(); err == nil {
-				continue
-			}
-			return t.renameTo(dst)
+		if err := t.renameNoReplace(dst); err != unix.EEXIST {
+			return err
 		}
-		return &os.LinkError{Op: "rename", Old: t.full, New: dst.full, Err: err}
 	}
 	return fmt.Errorf("trash: %d entries named %s%s already", trashTries, base, stamp)
 }
