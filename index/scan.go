@@ -554,29 +554,30 @@ func (s *scan) hashEntry(e entry) {
 	if s.sameFile(e, r) {
 		// Only its inode or change time moved (a chmod to the same mode, a
 		// hard link, the same bytes saved again): the record takes the new
-		// stat and keeps its version. Peers get it again (a new sequence)
-		// and find nothing to do.
-		r.Version = e.old.Version
-		s.out <- r
+		// stat and keeps its version and sequence; peers see no change.
+		s.refresh(e.rel, e.old.Version, r.Inode, r.Ctime)
 		return
 	}
 	s.emit(e.old, e.had, r)
 }
 
 // learnCtime gives a record written without a change time (by a version
-// before change times were recorded) the file's current one, under the
-// same version, so that from now on an edit that puts size and mtime back
-// is seen. It is written like a scanned record (a new sequence).
+// before change times were recorded) the file's current one, keeping its
+// version and sequence, so that from now on an edit that puts size and
+// mtime back is seen.
 func (s *scan) learnCtime(rel string, old Record, ct int64) {
-	if ct == 0 {
-		return
+	if ct != 0 {
+		s.refresh(rel, old.Version, old.Inode, ct)
 	}
-	full, ok, err := s.sc.store.Local(s.sc.folder, rel)
-	if err != nil || !ok || full.Ctime != 0 || full.Version.Compare(old.Version) != Equal {
-		return
+}
+
+// refresh writes a file's new inode and change time into its record if
+// the record still has version v (RefreshLocal). A failure is logged; the
+// next scan hashes the file again.
+func (s *scan) refresh(rel string, v Vector, inode uint64, ct int64) {
+	if _, err := s.sc.store.RefreshLocal(s.sc.folder, rel, v, inode, ct); err != nil {
+		s.sc.log.Warn("scan: could not update a record", "path", rel, "err", err)
 	}
-	full.Ctime = ct
-	s.out <- full
 }
 
 // sameFile reports whether r, just hashed, is the file e.old records

@@ -268,6 +268,7 @@ func TestScanNewCtimeSameFile(t *testing.T) {
 	e.write("photo.jpg", "pixels")
 	e.scan()
 	before := e.rec("photo.jpg")
+	seq, _ := e.st.LocalSeq("f")
 	p := filepath.Join(e.root, "photo.jpg")
 	time.Sleep(20 * time.Millisecond)
 	if err := os.Chmod(p, 0o644); err != nil {
@@ -275,6 +276,9 @@ func TestScanNewCtimeSameFile(t *testing.T) {
 	}
 	if res := e.scan(); res.Changed != 0 || res.Bytes != 6 {
 		t.Errorf("scan after chmod: %+v, want nothing changed and the 6 bytes hashed again", res)
+	}
+	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
+		t.Errorf("LocalSeq after chmod = %d, want %d (nothing for peers)", s2, seq)
 	}
 	after := e.rec("photo.jpg")
 	if !cmp.Equal(after.Version, before.Version) || after.Content != before.Content {
@@ -301,7 +305,11 @@ func TestScanLearnsCtime(t *testing.T) {
 	if _, err := e.st.PutLocal("f", r); err != nil {
 		t.Fatal(err)
 	}
+	seq, _ := e.st.LocalSeq("f")
 	checkRes(t, "learn", e.scan(), ScanResult{Files: 1})
+	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
+		t.Errorf("LocalSeq after learning = %d, want %d (nothing for peers)", s2, seq)
+	}
 	learned := e.rec("song.flac")
 	fi, err := os.Lstat(filepath.Join(e.root, "song.flac"))
 	if err != nil {

@@ -266,6 +266,37 @@ func (s *Store) Local(folder, path string) (Record, bool, error) {
 	return r, ok, err
 }
 
+// RefreshLocal gives the local record of path the inode and change time
+// of its file (both local only) if it still has version v, and keeps its
+// sequence, so that peers see no change. ok is false when the record is
+// gone or has another version (then nothing is written).
+func (s *Store) RefreshLocal(folder, path string, v Vector, inode uint64, ctime int64) (ok bool, err error) {
+	if err := checkFolder(folder); err != nil {
+		return false, err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err = s.update(func(txn *badger.Txn) error {
+		lk := key(pLocal, folder, []byte(path))
+		r, found, err := getRecord(txn, lk)
+		if err != nil || !found || r.Deleted || r.Version.Compare(v) != Equal {
+			ok = false
+			return err
+		}
+		r.Inode, r.Ctime = inode, ctime
+		b, err := EncodeRecord(&r)
+		if err != nil {
+			return err
+		}
+		ok = true
+		return txn.Set(lk, b)
+	})
+	if err != nil {
+		return false, fmt.Errorf("refresh local %s: %w", folder, err)
+	}
+	return ok, nil
+}
+
 // LocalSeq returns the highest sequence assigned in folder (0 if none).
 func (s *Store) LocalSeq(folder string) (uint64, error) {
 	if err := checkFolder(folder); err != nil {

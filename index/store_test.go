@@ -108,6 +108,46 @@ func TestStoreLocal(t *testing.T) {
 	}
 }
 
+// TestStoreRefreshLocal updates a record's inode and change time in place
+// (same sequence, blocks kept), and only while it has the version given.
+func TestStoreRefreshLocal(t *testing.T) {
+	s := openTest(t, "")
+	const f = "photos"
+	put, err := s.PutLocal(f, fileRecord("a", 3*MaxBlockSize, MaxBlockSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := put[0]
+	if ok, err := s.RefreshLocal(f, "a", a.Version, 77, 1234); !ok || err != nil {
+		t.Fatalf("RefreshLocal = %v, %v; want true", ok, err)
+	}
+	want := a
+	want.Inode, want.Ctime = 77, 1234
+	if got, _, _ := s.Local(f, "a"); !cmp.Equal(got, want) {
+		t.Errorf("after RefreshLocal (-want +got):\n%s", cmp.Diff(want, got))
+	}
+	if seq, _ := s.LocalSeq(f); seq != a.Sequence {
+		t.Errorf("LocalSeq = %d, want %d", seq, a.Sequence)
+	}
+	if got := collectLocal(t, s, f, 0); !cmp.Equal(got, []string{"a@1"}) {
+		t.Errorf("LocalSince = %v, want [a@1]", got)
+	}
+	for _, c := range []struct {
+		name, path string
+		v          Vector
+	}{
+		{"another version", "a", a.Version.Update(5)},
+		{"no record", "b", a.Version},
+	} {
+		if ok, err := s.RefreshLocal(f, c.path, c.v, 1, 1); ok || err != nil {
+			t.Errorf("RefreshLocal with %s = %v, %v; want false", c.name, ok, err)
+		}
+	}
+	if got, _, _ := s.Local(f, "a"); got.Inode != 77 {
+		t.Errorf("a refused refresh wrote inode %d", got.Inode)
+	}
+}
+
 func TestStoreManyPages(t *testing.T) {
 	s := openTest(t, "")
 	var recs []Record
