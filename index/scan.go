@@ -526,7 +526,7 @@ func (s *scan) hashEntry(e entry) {
 		}
 		return
 	}
-	size, blocks, content, err := s.hashOpen(f, e.info.Size())
+	size, blocks, content, err := s.sc.hashOpen(f, e.info.Size())
 	f.Close()
 	if err != nil {
 		s.pathErr(e.rel, "read", err)
@@ -599,19 +599,32 @@ func (s *scan) sameFile(e entry, r Record) bool {
 	return old.Content == r.Content
 }
 
-func (s *scan) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
+// HashOpen hashes the open regular file f, of the size its stat gave, the
+// way a scan does: n is the bytes read (fewer if it shrank; a caller
+// re-stats to catch one that grew), content its protocol v1 content ID.
+// The puller uses it to tell whether a file whose change time moved still
+// holds the content recorded for it. It waits for a running scan.
+func (sc *Scanner) HashOpen(f *os.File, size int64) (n int64, content Hash, err error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	defer sc.hasher.Release()
+	n, _, content, err = sc.hashOpen(f, size)
+	return n, content, err
+}
+
+func (sc *Scanner) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
 	if size > smallFile {
-		return s.sc.hasher.HashReader(f)
+		return sc.hasher.HashReader(f)
 	}
 	var buf []byte
 	select {
-	case buf = <-s.sc.bufs:
+	case buf = <-sc.bufs:
 	default:
 		buf = make([]byte, 0, 64<<10)
 	}
 	defer func() {
 		select {
-		case s.sc.bufs <- buf[:0]:
+		case sc.bufs <- buf[:0]:
 		default:
 		}
 	}()

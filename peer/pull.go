@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index"
-	"github.com/syncd-project/syncd/index/chunk"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -892,32 +891,16 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	if err != nil || !before.Mode().IsRegular() || changedOnDisk(before, r) {
 		return true
 	}
-	content, err := contentOf(file, r.Size)
-	if err != nil || content != r.Content {
+	if f.sc == nil {
+		return true // no scanner to hash with (not running): keep it
+	}
+	n, content, err := f.sc.HashOpen(file, r.Size)
+	if err != nil || n != r.Size || content != r.Content {
 		return true
 	}
 	// Written to while hashed: changed.
 	after, err := file.Stat()
 	return err != nil || changedOnDisk(after, r) || index.Ctime(after) != index.Ctime(before)
-}
-
-// contentOf hashes the file of size bytes (protocol v1's content ID). A
-// small one is read into a buffer of its size; a large one goes through a
-// Hasher, which reads in segments of the largest block.
-func contentOf(file *os.File, size int64) (index.Hash, error) {
-	if size > index.MaxBlockSize {
-		n, _, content, err := chunk.NewHasher(0).HashReader(file)
-		if err == nil && n != size {
-			err = fmt.Errorf("%s: read %d bytes, want %d", file.Name(), n, size)
-		}
-		return content, err
-	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(file, data); err != nil {
-		return index.Hash{}, err
-	}
-	_, content := chunk.Blocks(data)
-	return content, nil
 }
 
 func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
