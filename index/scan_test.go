@@ -60,6 +60,25 @@ func (e *scanEnv) rec(rel string) Record {
 	return r
 }
 
+// seq is the folder's last local sequence.
+func (e *scanEnv) seq() uint64 {
+	e.t.Helper()
+	seq, err := e.st.LocalSeq("f")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return seq
+}
+
+// wantSeq fails the test if anything was written for peers (a new
+// sequence) since seq.
+func (e *scanEnv) wantSeq(seq uint64, after string) {
+	e.t.Helper()
+	if now := e.seq(); now != seq {
+		e.t.Errorf("LocalSeq after %s = %d, want %d (nothing for peers)", after, now, seq)
+	}
+}
+
 func checkRes(t *testing.T, name string, got, want ScanResult) {
 	t.Helper()
 	got.Bytes, want.Bytes = 0, 0
@@ -95,13 +114,11 @@ func TestScanLifecycle(t *testing.T) {
 	if c := e.rec("dir/sub/c"); c.Size != 0 || len(c.Blocks) != 0 || c.Content != ContentID(0, nil) {
 		t.Errorf("record of empty file = %+v", c)
 	}
-	seq, _ := e.st.LocalSeq("f")
+	seq := e.seq()
 
 	// Unchanged: nothing written.
 	checkRes(t, "unchanged", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1})
-	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
-		t.Errorf("LocalSeq after unchanged rescan = %d, want %d", s2, seq)
-	}
+	e.wantSeq(seq, "unchanged rescan")
 
 	// Modified.
 	e.write("a.txt", "hello, world")
@@ -268,7 +285,7 @@ func TestScanNewCtimeSameFile(t *testing.T) {
 	e.write("photo.jpg", "pixels")
 	e.scan()
 	before := e.rec("photo.jpg")
-	seq, _ := e.st.LocalSeq("f")
+	seq := e.seq()
 	p := filepath.Join(e.root, "photo.jpg")
 	time.Sleep(20 * time.Millisecond)
 	if err := os.Chmod(p, 0o644); err != nil {
@@ -277,9 +294,7 @@ func TestScanNewCtimeSameFile(t *testing.T) {
 	if res := e.scan(); res.Changed != 0 || res.Bytes != 6 {
 		t.Errorf("scan after chmod: %+v, want nothing changed and the 6 bytes hashed again", res)
 	}
-	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
-		t.Errorf("LocalSeq after chmod = %d, want %d (nothing for peers)", s2, seq)
-	}
+	e.wantSeq(seq, "chmod")
 	after := e.rec("photo.jpg")
 	if !cmp.Equal(after.Version, before.Version) || after.Content != before.Content {
 		t.Errorf("after chmod: version %v, content %s; want %v, %s (unchanged)", after.Version, after.Content, before.Version, before.Content)
@@ -305,11 +320,9 @@ func TestScanLearnsCtime(t *testing.T) {
 	if _, err := e.st.PutLocal("f", r); err != nil {
 		t.Fatal(err)
 	}
-	seq, _ := e.st.LocalSeq("f")
+	seq := e.seq()
 	checkRes(t, "learn", e.scan(), ScanResult{Files: 1})
-	if s2, _ := e.st.LocalSeq("f"); s2 != seq {
-		t.Errorf("LocalSeq after learning = %d, want %d (nothing for peers)", s2, seq)
-	}
+	e.wantSeq(seq, "learning")
 	learned := e.rec("song.flac")
 	fi, err := os.Lstat(filepath.Join(e.root, "song.flac"))
 	if err != nil {

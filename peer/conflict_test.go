@@ -204,9 +204,7 @@ func TestLocalEditDuringPullBecomesConflict(t *testing.T) {
 			})
 		}
 	})
-	a.write("doc.txt", []byte("base"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "doc.txt", []byte("base"))
 	if !edited.Load() {
 		t.Fatalf("the hook did not run for the first pull of doc.txt")
 	}
@@ -249,13 +247,9 @@ func TestLocalEditDuringPullOfChange(t *testing.T) {
 			})
 		}
 	})
-	a.write("doc.txt", []byte("v1"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "doc.txt", []byte("v1"))
 	armed.Store(true)
-	a.write("doc.txt", []byte("v2 from alpha"))
-	a.rescan()
-	got := waitConverged(t, converge, a, b)
+	got := syncedFile(t, a, b, "doc.txt", []byte("v2 from alpha"))
 	copies := conflictCopies(got)
 	if len(copies) != 1 {
 		t.Fatalf("ConflictCopies = %v, want one; tree: %v", copies, got)
@@ -318,9 +312,7 @@ func TestFileReplacedByDirectory(t *testing.T) {
 	if err := os.Remove(filepath.Join(a.root, "g")); err != nil {
 		t.Fatal(err)
 	}
-	a.write("g/inside.txt", []byte("now a directory"))
-	a.rescan()
-	got := waitConverged(t, converge, a, b)
+	got := syncedFile(t, a, b, "g/inside.txt", []byte("now a directory"))
 	if _, ok := got["g/inside.txt"]; !ok {
 		t.Fatalf("converged without g/inside.txt: %v", got)
 	}
@@ -364,9 +356,7 @@ func newFilesArriveDespite(t *testing.T, tried *atomic.Int64, what string) {
 	t.Helper()
 	_, a, b := startTwo(t, nil)
 	a.write("new.txt", []byte("arrives anyway"))
-	a.write("dir/deeper/also.txt", []byte("this one too"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "dir/deeper/also.txt", []byte("this one too"))
 	if tried.Load() == 0 {
 		t.Errorf("%s was not tried for new files", what)
 	}
@@ -405,13 +395,9 @@ func editKeepingMtime(t *testing.T, d *testDev, rel string, off int64, data stri
 // copy.
 func TestUpdateAfterEditKeepingMtime(t *testing.T) {
 	_, a, b := pair2(t)
-	a.write("x.txt", []byte("hello"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "x.txt", []byte("hello"))
 	editKeepingMtime(t, b, "x.txt", 0, "j")
-	a.write("x.txt", []byte("hello, changed"))
-	a.rescan()
-	got := waitConverged(t, converge, a, b)
+	got := syncedFile(t, a, b, "x.txt", []byte("hello, changed"))
 	copies := conflictCopies(got)
 	if len(copies) != 1 {
 		t.Fatalf("conflict copies %v, want one; tree: %v", copies, got)
@@ -425,9 +411,7 @@ func TestUpdateAfterEditKeepingMtime(t *testing.T) {
 // bravo's edit wins and comes back to alpha.
 func TestDeleteAfterEditKeepingMtime(t *testing.T) {
 	_, a, b := pair2(t)
-	a.write("x.txt", []byte("hello"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "x.txt", []byte("hello"))
 	editKeepingMtime(t, b, "x.txt", 0, "j")
 	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
 		t.Fatal(err)
@@ -444,16 +428,12 @@ func TestDeleteAfterEditKeepingMtime(t *testing.T) {
 // with that mode.
 func TestUpdateAfterChmodNotScanned(t *testing.T) {
 	_, a, b := pair2(t)
-	a.write("x.sh", []byte("echo hi"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "x.sh", []byte("echo hi"))
 	time.Sleep(20 * time.Millisecond)
 	if err := os.Chmod(filepath.Join(b.root, "x.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	a.write("x.sh", []byte("echo hello"))
-	a.rescan()
-	got := waitConverged(t, converge, a, b)
+	got := syncedFile(t, a, b, "x.sh", []byte("echo hello"))
 	copies := conflictCopies(got)
 	if len(copies) != 1 || !strings.HasPrefix(got[copies[0]], "file:755:") {
 		t.Errorf("conflict copies %v, want one of mode 755; tree: %v", copies, got)
@@ -481,9 +461,7 @@ func ctimeOnly(t *testing.T, d *testDev, rel string) {
 // content goes to the trash, and no conflict copy is made.
 func TestUpdateAfterCtimeOnlyChange(t *testing.T) {
 	_, a, b := pair2(t)
-	a.write("x.txt", []byte("hello"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "x.txt", []byte("hello"))
 	ctimeOnly(t, b, "x.txt")
 	a.write("x.txt", []byte("hello, changed"))
 	a.rescan()
@@ -502,9 +480,7 @@ func TestUpdateAfterCtimeOnlyChange(t *testing.T) {
 func TestDeleteAfterCtimeOnlyChange(t *testing.T) {
 	_, a, b := pair2(t)
 	a.write("x.txt", []byte("hello"))
-	a.write("y.txt", []byte("other"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "y.txt", []byte("other"))
 	ctimeOnly(t, b, "x.txt")
 	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
 		t.Fatal(err)
@@ -525,12 +501,8 @@ func TestDeleteAfterCtimeOnlyChange(t *testing.T) {
 func TestLongNameToTrash(t *testing.T) {
 	_, a, b := pair2(t)
 	name := strings.Repeat("n", 236) + ".txt"
-	a.write(name, []byte("first"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
-	a.write(name, []byte("second"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, name, []byte("first"))
+	syncedFile(t, a, b, name, []byte("second"))
 	if err := os.Remove(filepath.Join(a.root, name)); err != nil {
 		t.Fatal(err)
 	}
@@ -556,12 +528,8 @@ func TestTrashNeverReplacesAnEntry(t *testing.T) {
 			o.Now = func() time.Time { return still }
 		}
 	})
-	a.write("x.txt", []byte("first"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
-	a.write("x.txt", []byte("second"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "x.txt", []byte("first"))
+	syncedFile(t, a, b, "x.txt", []byte("second"))
 	if err := os.Remove(filepath.Join(a.root, "x.txt")); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package peer
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +36,33 @@ var tempModes = []struct {
 		withoutOpenat2(t, syscall.ENOSYS)
 		noOpenat2.Store(true) // as after a first try: straight to the walk
 	}},
+}
+
+// moveAside renames dir to dir-moved, as a user might in the middle of a
+// pull, and if link is not "" puts a symlink to link in its place.
+func moveAside(t *testing.T, dir, link string) {
+	if err := os.Rename(dir, dir+"-moved"); err != nil {
+		t.Error(err)
+	}
+	if link != "" {
+		if err := os.Symlink(link, dir); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// namesIn lists the names in dir.
+func namesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // TestCreateTemp opens temp files through new, existing and unsafe parents
@@ -95,12 +124,8 @@ func TestCreateTemp(t *testing.T) {
 					t.Errorf("createTemp(%s) = %v, want ErrUnsafePath", c.tmp, err)
 				}
 			}
-			entries, err := os.ReadDir(outside)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				t.Errorf("%s was created outside the folder", e.Name())
+			for _, name := range namesIn(t, outside) {
+				t.Errorf("%s was created outside the folder", name)
 			}
 		})
 	}
@@ -126,29 +151,17 @@ func TestParentSwappedForSymlinkBeforeTemp(t *testing.T) {
 						return
 					}
 					dir := filepath.Join(d.root, "sub")
-					if err := os.Rename(dir, dir+"-moved"); err != nil {
-						t.Error(err)
-					}
-					if err := os.Symlink(outside, dir); err != nil {
-						t.Error(err)
-					}
+					moveAside(t, dir, outside)
 				}
 			})
 			a.write("sub/x.txt", []byte("must stay inside the folder"))
 			a.rescan()
-			written := func() []os.DirEntry {
-				entries, err := os.ReadDir(outside)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return entries
-			}
 			waitFor(t, "bravo to refuse the pull of sub/x.txt", converge, func() bool {
 				log := b.logText()
-				return len(written()) > 0 || swapped.Load() && strings.Contains(log, "pull failed") && strings.Contains(log, "sub/x.txt")
+				return len(namesIn(t, outside)) > 0 || swapped.Load() && strings.Contains(log, "pull failed") && strings.Contains(log, "sub/x.txt")
 			})
-			for _, e := range written() {
-				t.Errorf("%s was created outside the folder, through the symlink", e.Name())
+			for _, name := range namesIn(t, outside) {
+				t.Errorf("%s was created outside the folder, through the symlink", name)
 			}
 		})
 	}
@@ -185,12 +198,7 @@ func TestParentSwappedForSymlinkBeforeCommit(t *testing.T) {
 					if err := os.WriteFile(filepath.Join(outside, name), []byte("decoy"), 0o600); err != nil {
 						t.Error(err)
 					}
-					if err := os.Rename(dir, dir+"-moved"); err != nil {
-						t.Error(err)
-					}
-					if err := os.Symlink(outside, dir); err != nil {
-						t.Error(err)
-					}
+					moveAside(t, dir, outside)
 					decoy.Store(name)
 				}
 			})
@@ -205,13 +213,9 @@ func TestParentSwappedForSymlinkBeforeCommit(t *testing.T) {
 				t.Errorf("%s = %q, %v; want the pulled content", moved, data, err)
 			}
 			name, _ := decoy.Load().(string)
-			entries, err := os.ReadDir(outside)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				if e.Name() != name {
-					t.Errorf("%s was created outside the folder, through the symlink", e.Name())
+			for _, n := range namesIn(t, outside) {
+				if n != name {
+					t.Errorf("%s was created outside the folder, through the symlink", n)
 				}
 			}
 			if data, err := os.ReadFile(filepath.Join(outside, name)); err != nil || string(data) != "decoy" {
@@ -252,19 +256,14 @@ func TestParentMovedBeforeFinalCheckOfUpdate(t *testing.T) {
 					if err := os.WriteFile(filepath.Join(dir, "x.txt"), []byte("edit on bravo"), 0o644); err != nil {
 						t.Error(err)
 					}
-					if err := os.Rename(dir, dir+"-moved"); err != nil {
-						t.Error(err)
-					}
+					link := ""
 					if withLink {
-						if err := os.Symlink(outside, dir); err != nil {
-							t.Error(err)
-						}
+						link = outside
 					}
+					moveAside(t, dir, link)
 				}
 			})
-			a.write("sub/x.txt", []byte("v1"))
-			a.rescan()
-			waitConverged(t, converge, a, b)
+			syncedFile(t, a, b, "sub/x.txt", []byte("v1"))
 			armed.Store(true)
 			a.write("sub/x.txt", []byte("v2 from alpha"))
 			a.rescan()
@@ -278,12 +277,8 @@ func TestParentMovedBeforeFinalCheckOfUpdate(t *testing.T) {
 			if data, err := os.ReadFile(copies[0]); err != nil || string(data) != "edit on bravo" {
 				t.Errorf("conflict copy = %q, %v; want the edit", data, err)
 			}
-			entries, err := os.ReadDir(outside)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(entries) != 1 || entries[0].Name() != "x.txt" {
-				t.Errorf("outside the folder: %v, want only x.txt", entries)
+			if names := namesIn(t, outside); len(names) != 1 || names[0] != "x.txt" {
+				t.Errorf("outside the folder: %v, want only x.txt", names)
 			}
 			if data, err := os.ReadFile(filepath.Join(outside, "x.txt")); err != nil || string(data) != "outside" {
 				t.Errorf("outside/x.txt = %q, %v; want it untouched", data, err)
@@ -317,17 +312,10 @@ func TestDirMovedAsideThroughSwappedParent(t *testing.T) {
 				return
 			}
 			dir := filepath.Join(d.root, "sub")
-			if err := os.Rename(dir, dir+"-moved"); err != nil {
-				t.Error(err)
-			}
-			if err := os.Symlink(outside, dir); err != nil {
-				t.Error(err)
-			}
+			moveAside(t, dir, outside)
 		}
 	})
-	a.write("sub/d/in.txt", []byte("inside"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "sub/d/in.txt", []byte("inside"))
 	armed.Store(true)
 	if err := os.RemoveAll(filepath.Join(a.root, "sub/d")); err != nil {
 		t.Fatal(err)
@@ -405,9 +393,7 @@ func TestMetadataOnlyChange(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			m.setup(t)
 			_, a, b := startTwo(t, nil)
-			a.write("m.txt", []byte("same content on both"))
-			a.rescan()
-			waitConverged(t, converge, a, b)
+			syncedFile(t, a, b, "m.txt", []byte("same content on both"))
 			before, err := os.Stat(filepath.Join(b.root, "m.txt"))
 			if err != nil {
 				t.Fatal(err)
@@ -469,9 +455,7 @@ func TestMetadataChangeThroughSwappedSymlink(t *testing.T) {
 					}
 				}
 			})
-			a.write("m.txt", []byte("same content on both"))
-			a.rescan()
-			waitConverged(t, converge, a, b)
+			syncedFile(t, a, b, "m.txt", []byte("same content on both"))
 			armed.Store(true)
 			if err := os.Chmod(filepath.Join(a.root, "m.txt"), 0o600); err != nil {
 				t.Fatal(err)
@@ -514,5 +498,52 @@ func TestReadAtRefusesFIFO(t *testing.T) {
 			w.Close()
 		}
 		t.Fatalf("readAt of a FIFO is still waiting after 5 s")
+	}
+}
+
+// TestLstatAtMatchesLstat: lstatAt's FileInfo is os.Lstat's, for every
+// kind of file (mode bits, special bits, size, times, Sys, and what
+// ownWrites reads of it).
+func TestLstatAtMatchesLstat(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "f"), []byte("abc"), 0o640))
+	must(syscall.Chmod(filepath.Join(dir, "f"), 0o6755))
+	must(os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	must(syscall.Chmod(filepath.Join(dir, "d"), 0o1777))
+	must(os.Symlink("f", filepath.Join(dir, "l")))
+	must(unix.Mkfifo(filepath.Join(dir, "p"), 0o600))
+	l, err := net.Listen("unix", filepath.Join(dir, "s"))
+	must(err)
+	defer l.Close()
+	names := []string{"f", "d", "l", "p", "s"}
+	if os.Geteuid() == 0 {
+		must(unix.Mknod(filepath.Join(dir, "c"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))))
+		names = append(names, "c")
+	}
+	fd, err := openRoot(dir)
+	must(err)
+	defer unix.Close(fd)
+	for _, n := range names {
+		full := filepath.Join(dir, n)
+		want, err := os.Lstat(full)
+		must(err)
+		got, err := lstatAt(fd, n, full)
+		must(err)
+		if got.Name() != want.Name() || got.Mode() != want.Mode() || got.Size() != want.Size() ||
+			!got.ModTime().Equal(want.ModTime()) || got.IsDir() != want.IsDir() || !reflect.DeepEqual(got.Sys(), want.Sys()) {
+			t.Errorf("%s: lstatAt = %s %v %d %v, os.Lstat = %s %v %d %v", n,
+				got.Name(), got.Mode(), got.Size(), got.ModTime(), want.Name(), want.Mode(), want.Size(), want.ModTime())
+		}
+		g, _ := ownStatOf(got)
+		w, _ := ownStatOf(want)
+		if g != w {
+			t.Errorf("%s: ownStatOf = %+v, want %+v", n, g, w)
+		}
 	}
 }

@@ -92,9 +92,7 @@ func trashHolds(t *testing.T, root, prefix string) bool {
 // edit to the scanner, and it syncs back.
 func TestTagEditKeepingMtimeSyncs(t *testing.T) {
 	_, a, b := pair2(t)
-	a.write("music/song.flac", []byte("title: old song"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "music/song.flac", []byte("title: old song"))
 	editKeepingMtime(t, b, "music/song.flac", 7, "new")
 	b.rescan()
 	waitFor(t, "alpha to get bravo's edit", converge, func() bool {
@@ -184,9 +182,7 @@ func TestThreeDevicesInAChain(t *testing.T) {
 
 func TestConcurrentEditsKeepBoth(t *testing.T) {
 	n, a, b := pair2(t)
-	a.write("doc.txt", []byte("base"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "doc.txt", []byte("base"))
 
 	n.setLink(a, b, false)
 	time.Sleep(100 * time.Millisecond)
@@ -220,9 +216,7 @@ func TestConcurrentEditsKeepBoth(t *testing.T) {
 
 func TestDeleteVsModifyKeepsModification(t *testing.T) {
 	n, a, b := pair2(t)
-	a.write("keep.txt", []byte("v1"))
-	a.rescan()
-	waitConverged(t, converge, a, b)
+	syncedFile(t, a, b, "keep.txt", []byte("v1"))
 	n.setLink(a, b, false)
 	os.Remove(filepath.Join(a.root, "keep.txt"))
 	b.write("keep.txt", []byte("v2 from b"))

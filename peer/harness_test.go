@@ -169,6 +169,15 @@ func (h *headerTransport) CloseIdleConnections() {
 
 func (d *testDev) rescan() { d.eng.Rescan("f") }
 
+// syncedFile writes rel on a, has a scan it, and waits until b (and a)
+// converge; it returns the tree.
+func syncedFile(t *testing.T, a, b *testDev, rel string, data []byte) map[string]string {
+	t.Helper()
+	a.write(rel, data)
+	a.rescan()
+	return waitConverged(t, converge, a, b)
+}
+
 func (d *testDev) write(rel string, data []byte) {
 	d.net.t.Helper()
 	p := filepath.Join(d.root, filepath.FromSlash(rel))
