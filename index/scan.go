@@ -442,8 +442,11 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 		s.count(func(r *ScanResult) { r.Files++ })
 		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode &&
 			(old.Ctime == 0 || old.Ctime == Ctime(fi)) {
-			if old.Ctime == 0 {
-				s.learnCtime(rel, old, Ctime(fi))
+			if ct := Ctime(fi); old.Ctime == 0 && ct != 0 {
+				// Recorded before change times were: learn it in place,
+				// so that from now on an edit that puts size and mtime
+				// back is seen.
+				s.refresh(rel, old.Version, old.Inode, ct)
 			}
 			return
 		}
@@ -559,16 +562,6 @@ func (s *scan) hashEntry(e entry) {
 		return
 	}
 	s.emit(e.old, e.had, r)
-}
-
-// learnCtime gives a record written without a change time (by a version
-// before change times were recorded) the file's current one, keeping its
-// version and sequence, so that from now on an edit that puts size and
-// mtime back is seen.
-func (s *scan) learnCtime(rel string, old Record, ct int64) {
-	if ct != 0 {
-		s.refresh(rel, old.Version, old.Inode, ct)
-	}
 }
 
 // refresh writes a file's new inode and change time into its record if

@@ -879,6 +879,9 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	if uint32(fi.Mode().Perm()) != r.Mode {
 		return true // a chmod not scanned yet
 	}
+	if f.sc == nil {
+		return true // no scanner to hash with (not running): keep it
+	}
 	fd, err := retryEINTR(func() (int, error) {
 		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
@@ -890,9 +893,6 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	before, err := file.Stat()
 	if err != nil || !before.Mode().IsRegular() || changedOnDisk(before, r) {
 		return true
-	}
-	if f.sc == nil {
-		return true // no scanner to hash with (not running): keep it
 	}
 	n, content, err := f.sc.HashOpen(file, r.Size)
 	if err != nil || n != r.Size || content != r.Content {
