@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,22 +118,7 @@ func TestWriteBehind(t *testing.T) {
 		}
 		wb.wrote(int64(len(chunk)))
 	}
-	resident := func(off, n int64) int64 {
-		m, err := unix.Mmap(int(fd.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Munmap(m)
-		vec := make([]byte, (n+int64(os.Getpagesize())-1)/int64(os.Getpagesize()))
-		if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-			t.Fatal(e)
-		}
-		var in int64
-		for _, v := range vec {
-			in += int64(v & 1)
-		}
-		return in * int64(os.Getpagesize())
-	}
+	resident := func(off, n int64) int64 { return residentBytes(t, fd, off, n) }
 	if wb.dropped < size-wbKeep-wbStep {
 		t.Errorf("dropped up to %d of %d bytes, want at least %d", wb.dropped, size, size-wbKeep-wbStep)
 	}
@@ -145,6 +131,107 @@ func TestWriteBehind(t *testing.T) {
 	got := make([]byte, len(chunk))
 	if _, err := fd.ReadAt(got, 0); err != nil || !bytes.Equal(got, chunk) {
 		t.Errorf("content after write-behind differs (err %v)", err)
+	}
+}
+
+// residentBytes is how many bytes of fd's range [off, off+n) are in the
+// page cache (mincore).
+func residentBytes(t *testing.T, fd *os.File, off, n int64) int64 {
+	t.Helper()
+	m, err := unix.Mmap(int(fd.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (n+page-1)/page)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	var in int64
+	for _, v := range vec {
+		in += int64(v & 1)
+	}
+	return in * page
+}
+
+// TestPulledFilesLeaveThePageCache: once a commit has made pulled files
+// durable, their pages are dropped from the page cache, whether the batch
+// was synced file by file or with one syncfs. With no temp file held open
+// for its commit (as past the limit of open files), files still arrive.
+func TestPulledFilesLeaveThePageCache(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    int
+		holdNone bool
+	}{{"few", 3, false}, {"batch", syncfsMin + 8, false}, {"none held", syncfsMin + 8, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNet(t)
+			a, b := n.addDevice("alpha"), n.addDevice("bravo")
+			a.start(b)
+			if err := b.startWith(func(o *Options) { o.hooks.holdNone = tc.holdNone }, a); err != nil {
+				t.Fatal(err)
+			}
+			sizes := map[string]int64{}
+			for i := range tc.files {
+				p := fmt.Sprintf("pics/p%02d.jpg", i)
+				sizes[p] = int64(20000 + 4096*i)
+				a.write(p, randBytes(uint64(i+1), int(sizes[p])))
+			}
+			a.rescan()
+			waitFor(t, "the files to arrive", converge, func() bool {
+				for p, size := range sizes {
+					if fi, err := os.Stat(filepath.Join(b.root, p)); err != nil || fi.Size() != size {
+						return false
+					}
+				}
+				return true
+			})
+			if !tc.holdNone {
+				for p, size := range sizes {
+					fd, err := os.Open(filepath.Join(b.root, p))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if in := residentBytes(t, fd, 0, size); in > 0 {
+						t.Errorf("%s: %d of %d bytes still in the page cache after its commit", p, in, size)
+					}
+					fd.Close()
+				}
+			}
+			waitConverged(t, converge, a, b)
+		})
+	}
+}
+
+// TestHeldFilesBounded: at most maxHeld temp files are held open for their
+// commits; one released makes room for the next.
+func TestHeldFilesBounded(t *testing.T) {
+	c := &commits{maxHeld: 2}
+	for i, want := range []bool{true, true, false} {
+		if got := c.hold(); got != want {
+			t.Fatalf("hold %d = %v, want %v (two held, not a third)", i+1, got, want)
+		}
+	}
+	fd, err := os.Create(filepath.Join(t.TempDir(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pending{file: fd}
+	if err := c.release(&p, true); err != nil || p.file != nil {
+		t.Fatalf("release: %v, file %v", err, p.file)
+	}
+	if !c.hold() {
+		t.Error("a released file did not make room")
+	}
+	if c.hold() {
+		t.Error("a third file held")
+	}
+	if err := c.release(&p, true); err != nil || c.held.Load() != 2 {
+		t.Errorf("releasing a file not held: %v, %d held", err, c.held.Load())
+	}
+	if maxHeld() < 1 {
+		t.Errorf("maxHeld() = %d with this process's limit on open files", maxHeld())
 	}
 }
 

@@ -125,6 +125,9 @@ type hooks struct {
 	prefetchBatch func(n int)
 	// blocksIdleAfter replaces blocksIdleAfter when set.
 	blocksIdleAfter time.Duration
+	// holdNone has every pull worker close its temp file itself, as past
+	// the limit of temp files held open for their commits.
+	holdNone bool
 }
 
 func (o *Options) defaults() {

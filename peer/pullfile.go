@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -90,14 +91,18 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := futimens(fd, mtime); err != nil {
 		return err
 	}
-	if err := fd.Close(); err != nil {
+	// The rest (sync, final check, rename, record) happens in batches. The
+	// temp file stays open for its commit while few enough are.
+	p := pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base}
+	if f.commits.hold() {
+		p.file = fd
+	} else if err := fd.Close(); err != nil {
 		fd = nil
 		return err
 	}
 	fd = nil
-	// The rest (sync, final check, rename, record) happens in batches.
 	keep = true
-	f.commits.add(pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base})
+	f.commits.add(p)
 	return nil
 }
 
@@ -166,6 +171,9 @@ type pending struct {
 	// base), never by a path that a symlink swapped in could redirect.
 	parent        parentFD
 	tmpBase, base string
+	// file is the temp file, held open for the commit (commits.hold), or
+	// nil.
+	file *os.File
 }
 
 // commits batches the end of pulls. For a batch of pulled files it makes
@@ -185,6 +193,11 @@ type commits struct {
 	mu    sync.Mutex // guards items
 	items []pending
 
+	// held counts the temp files kept open for their commit, at most
+	// maxHeld.
+	held    atomic.Int64
+	maxHeld int64
+
 	// fmu serialises flushes. A flush runs outside mu, so that the other
 	// workers go on pulling (and queueing) while it syncs.
 	fmu sync.Mutex
@@ -198,7 +211,55 @@ type commits struct {
 const commitBatch = 512
 
 func newCommits(f *folder) *commits {
-	return &commits{f: f, limit: commitBatch, failed: func(job, error) {}}
+	c := &commits{f: f, limit: commitBatch, failed: func(job, error) {}, maxHeld: maxHeld()}
+	if f.e.o.hooks.holdNone {
+		c.maxHeld = 0
+	}
+	return c
+}
+
+// maxHeld bounds the temp files held open for their commits: a quarter of
+// the limit on open files, and at most four batches' worth (the workers
+// can queue more than one batch while a commit runs).
+func maxHeld() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return int64(min(rl.Cur/4, 4*commitBatch))
+}
+
+// hold reports whether a pulled file's temp file may stay open until its
+// commit, which then syncs it, drops its pages and closes it through that
+// descriptor. Past maxHeld the worker closes it itself: the commit then
+// opens it again for an fsync, and its pages stay in the cache.
+func (c *commits) hold() bool {
+	if c.held.Add(1) <= c.maxHeld {
+		return true
+	}
+	c.held.Add(-1)
+	return false
+}
+
+// release closes p's temp file if it is held. With drop, its pages are
+// first dropped from the page cache: the commit has made them durable, so
+// they are clean. Like the write-behind of large files, this keeps a pull
+// of many small files from filling the page cache with data nobody reads
+// now (a photo library would evict the user's working set), and the next
+// files are written into the pages just freed: on this VM, pages the guest
+// has not touched for a while cost about 3 CPU-s per GB to write into,
+// against 0.2-0.5 s when reused warm.
+func (c *commits) release(p *pending, drop bool) error {
+	if p.file == nil {
+		return nil
+	}
+	if drop {
+		_ = unix.Fadvise(int(p.file.Fd()), 0, 0, unix.FADV_DONTNEED)
+	}
+	err := p.file.Close()
+	p.file = nil
+	c.held.Add(-1)
+	return err
 }
 
 func (c *commits) add(p pending) {
@@ -251,6 +312,7 @@ func (c *commits) commit(items []pending) {
 			parents[p.dir] = o
 		}
 		if o.err != nil {
+			c.release(&p, false)
 			f.keepTemp(p.tmp)
 			c.failed(p.j, o.err)
 			continue
@@ -261,6 +323,7 @@ func (c *commits) commit(items []pending) {
 	items = ready
 	if err := syncContents(f.cfg.Root, items); err != nil {
 		for _, p := range items {
+			c.release(&p, false)
 			f.keepTemp(p.tmp)
 			c.failed(p.j, err)
 		}
@@ -271,6 +334,11 @@ func (c *commits) commit(items []pending) {
 	done := make([]job, 0, len(items))
 	infos := make([]fs.FileInfo, 0, len(items))
 	for _, p := range items {
+		if err := c.release(&p, true); err != nil {
+			f.keepTemp(p.tmp)
+			c.failed(p.j, err)
+			continue
+		}
 		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
 			h(p.j.path)
 		}
@@ -383,6 +451,10 @@ func syncContents(root string, items []pending) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			if p.file != nil {
+				errs[i] = p.file.Sync()
+				return
+			}
 			fd, err := retryEINTR(func() (int, error) {
 				return unix.Openat(p.parent.fd, p.tmpBase, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			})
