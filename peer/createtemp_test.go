@@ -547,3 +547,31 @@ func TestLstatAtMatchesLstat(t *testing.T) {
 		}
 	}
 }
+
+// TestTrashDirSwappedForSymlink: a directory of bravo's trash is a symlink
+// to outside the folder. Putting an old version into the trash below it
+// must make nothing outside and lose nothing: the update waits, with the
+// old version in place.
+func TestTrashDirSwappedForSymlink(t *testing.T) {
+	outside := t.TempDir()
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "docs/sub/a.txt", []byte("old"))
+	trash := filepath.Join(b.root, ".syncd", "trash")
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(trash, "docs")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("docs/sub/a.txt", []byte("new version"))
+	a.rescan()
+	waitFor(t, "bravo to give up on the update", converge, func() bool {
+		return strings.Contains(b.logText(), "docs/sub/a.txt")
+	})
+	if names := namesIn(t, outside); len(names) != 0 {
+		t.Errorf("the trash made %v outside the folder", names)
+	}
+	if data, err := os.ReadFile(filepath.Join(b.root, "docs/sub/a.txt")); err != nil || string(data) != "old" {
+		t.Errorf("docs/sub/a.txt = %q, %v; want the old version kept", data, err)
+	}
+}

@@ -944,12 +944,10 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
 	rel := ".syncd/trash/" + dir + base + stamp
-	// The trash's directories are syncd's own (0700, no peer's path can
-	// reach them); they are made by path, then opened like any other.
-	if err := os.MkdirAll(filepath.Dir(nativePath(f.cfg.Root, rel)), 0o700); err != nil {
-		return err
-	}
-	dst, d, err := f.entryAt(rel, false)
+	// The trash's directories are syncd's own (inside .syncd/trash, 0700;
+	// no peer's path can reach them); missing ones are made on the way
+	// down from the root, like a pulled file's.
+	dst, d, err := f.entryAt(rel, true)
 	if err != nil {
 		return err
 	}
