@@ -93,35 +93,41 @@
 // A file whose new version has the content it already holds (a chmod, a
 // touch) is changed in place, through a descriptor opened the same way as
 // the temp files below, if it is still as recorded. Every other needed
-// file is assembled in a temp file beside it (index.TempPrefix,
-// named after the content ID so that a restarted pull resumes and keeps its
+// file is assembled in a temp file beside it (index.TempPrefix, named
+// after the content ID so that a restarted pull resumes and keeps its
 // verified blocks; after each pull pass, temp files that the pass did not
-// keep for another try are removed; it is opened from the folder's root
-// through plain directories only, with one openat2 (RESOLVE_BENEATH,
-// RESOLVE_NO_SYMLINKS) or, where openat2 is missing or refused, one openat
-// per parent with O_NOFOLLOW, so that a symlink swapped in for a parent
-// cannot redirect it; the later rename into place goes by path, and fails
-// if a parent was swapped since, as the temp file is not where the path
-// then leads), from local files holding a block
+// keep for another try are removed), from local files holding a block
 // (renames and copies move no data) or from connected peers, least busy
 // first; the blocks of small files come ahead of the workers in batches
 // (prefetch.go). Every block is verified; a large file's writeback starts
 // every 16 MiB and what lies 48 MiB behind leaves the page cache (buf.go,
 // writeBehind). The complete temp file gets its mode and mtime, then joins
-// a batch (at most 512 files, or the end of a wave). A batch is committed in order: its data
+// a batch (at most 512 files, or the end of a wave), still open (while
+// fewer than commits.maxHeld are). A batch is committed in order: its data
 // is made durable (parallel fsyncs for a few files; one syncfs of the file
 // system from 32 files on: one journal commit instead of one per file);
-// then each file is
-// checked against its target (final check) and renamed over it (a file
-// the index knows nothing at is renamed with RENAME_NOREPLACE, and only
-// checked if something is there after all); each
-// directory touched is synced once; only then are the records written, in
-// one index transaction. A record is never written before its rename is
-// durable; a crash in between leaves resumable temp files, or renamed files
-// that the next scan finds with the global version's content. The old
-// content is hard-linked into
-// .syncd/trash/PATH~TIMESTAMP first (or moved there for deletions), and the
-// trash is emptied of entries older than Options.TrashKeep.
+// then each file's pages leave the page cache (a pull of a photo library
+// does not evict the user's working set, and the next files reuse the
+// pages), and each file is checked against its target (final check) and
+// renamed over it (a file the index knows nothing at is renamed with
+// RENAME_NOREPLACE, and only checked if something is there after all);
+// each directory touched is synced once; only then are the records
+// written, in one index transaction. A record is never written before its
+// rename is durable; a crash in between leaves resumable temp files, or
+// renamed files that the next scan finds with the global version's
+// content. The old content is hard-linked into .syncd/trash/PATH~TIMESTAMP
+// first (or moved there for deletions; an entry there is never replaced),
+// and the trash is emptied of entries older than Options.TrashKeep.
+//
+// Every change the puller makes in the folder goes through the directory
+// that holds its path, opened from the folder's root (held open, O_PATH,
+// for each pass) through plain directories only: one openat2
+// (RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS) or, where openat2 is missing or
+// refused, one openat per parent with O_NOFOLLOW (paths.go). The temp
+// file, its sync, the final check with its conflict copy or trash move,
+// the rename, the stat for the record, directories, symlinks and
+// deletions then work by name in that directory, so a symlink swapped in
+// for a parent cannot redirect them outside the folder.
 //
 // The watcher reports everything the puller writes. The puller notes each
 // file it installed and each directory it made, and a report of a path
