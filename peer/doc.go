@@ -103,12 +103,12 @@
 // every 16 MiB and what lies 48 MiB behind leaves the page cache (buf.go,
 // writeBehind). The complete temp file gets its mode and mtime, then joins
 // a batch (at most 512 files, or the end of a wave), still open (while
-// fewer than commits.maxHeld are). A batch is committed in order: its data
+// fewer than maxHeld are, in all folders). A batch is committed in order: its data
 // is made durable (parallel fsyncs for a few files; one syncfs of the file
 // system from 32 files on: one journal commit instead of one per file);
-// then each file's pages leave the page cache (a pull of a photo library
-// does not evict the user's working set, and the next files reuse the
-// pages), and each file is checked against its target (final check) and
+// then the pages of each file held open leave the page cache (a pull of a
+// photo library does not evict the user's working set, and the next files
+// reuse the pages), and each file is checked against its target (final check) and
 // renamed over it (a file the index knows nothing at is renamed with
 // RENAME_NOREPLACE, and only checked if something is there after all);
 // each directory touched is synced once; only then are the records
@@ -124,10 +124,12 @@
 // for each pass) through plain directories only: one openat2
 // (RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS) or, where openat2 is missing or
 // refused, one openat per parent with O_NOFOLLOW (paths.go). The temp
-// file, its sync, the final check with its conflict copy or trash move,
+// file's creation, the final check with its conflict copy or trash move,
 // the rename, the stat for the record, directories, symlinks and
-// deletions then work by name in that directory, so a symlink swapped in
-// for a parent cannot redirect them outside the folder.
+// deletions then work by name in that directory (or through a descriptor
+// opened from it), so a symlink swapped in for a parent cannot redirect
+// them outside the folder. (Only syncfs opens the root by path: it acts on
+// the whole file system.)
 //
 // The watcher reports everything the puller writes. The puller notes each
 // file it installed and each directory it made, and a report of a path

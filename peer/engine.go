@@ -184,6 +184,7 @@ type Engine struct {
 	started map[string]func()     // cancel funcs of running folder and peer goroutines, by key
 
 	fetchedBytes atomic.Int64 // block bytes received from peers
+	held         heldFiles    // temp files held open for their commits, in all folders
 }
 
 // fetched returns the block bytes received from peers so far.
@@ -192,13 +193,18 @@ func (e *Engine) fetched() int64 { return e.fetchedBytes.Load() }
 // New returns an engine; call Configure, then Run.
 func New(o Options) *Engine {
 	o.defaults()
-	return &Engine{
+	e := &Engine{
 		o:        o,
 		inflight: semaphore.NewWeighted(o.MaxInflight),
 		peers:    map[deviceid.ID]*conn{},
 		folders:  map[string]*folder{},
 		started:  map[string]func(){},
 	}
+	e.held.max = maxHeld()
+	if o.hooks.holdNone {
+		e.held.max = 0
+	}
+	return e
 }
 
 // Configure sets the pinned peers and the folders. It may be called again

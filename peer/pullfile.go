@@ -94,7 +94,7 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	// The rest (sync, final check, rename, record) happens in batches. The
 	// temp file stays open for its commit while few enough are.
 	p := pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base}
-	if f.commits.hold() {
+	if f.commits.held.hold() {
 		p.file = fd
 	} else if err := fd.Close(); err != nil {
 		fd = nil
@@ -193,10 +193,9 @@ type commits struct {
 	mu    sync.Mutex // guards items
 	items []pending
 
-	// held counts the temp files kept open for their commit, at most
-	// maxHeld.
-	held    atomic.Int64
-	maxHeld int64
+	// held counts the temp files kept open for their commits, in every
+	// folder of the engine.
+	held *heldFiles
 
 	// fmu serialises flushes. A flush runs outside mu, so that the other
 	// workers go on pulling (and queueing) while it syncs.
@@ -211,16 +210,19 @@ type commits struct {
 const commitBatch = 512
 
 func newCommits(f *folder) *commits {
-	c := &commits{f: f, limit: commitBatch, failed: func(job, error) {}, maxHeld: maxHeld()}
-	if f.e.o.hooks.holdNone {
-		c.maxHeld = 0
-	}
-	return c
+	return &commits{f: f, limit: commitBatch, failed: func(job, error) {}, held: &f.e.held}
 }
 
-// maxHeld bounds the temp files held open for their commits: a quarter of
-// the limit on open files, and at most four batches' worth (the workers
-// can queue more than one batch while a commit runs).
+// heldFiles counts the temp files held open for their commits, at most max.
+type heldFiles struct {
+	n   atomic.Int64
+	max int64
+}
+
+// maxHeld bounds the temp files held open for their commits, in all
+// folders together: a quarter of the limit on open files, and at most four
+// batches' worth (the workers can queue more than one batch while a commit
+// runs).
 func maxHeld() int64 {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
@@ -231,13 +233,13 @@ func maxHeld() int64 {
 
 // hold reports whether a pulled file's temp file may stay open until its
 // commit, which then syncs it, drops its pages and closes it through that
-// descriptor. Past maxHeld the worker closes it itself: the commit then
-// opens it again for an fsync, and its pages stay in the cache.
-func (c *commits) hold() bool {
-	if c.held.Add(1) <= c.maxHeld {
+// descriptor. Past max the worker closes it itself: the commit then opens
+// it again for an fsync, and its pages stay in the cache.
+func (h *heldFiles) hold() bool {
+	if h.n.Add(1) <= h.max {
 		return true
 	}
-	c.held.Add(-1)
+	h.n.Add(-1)
 	return false
 }
 
@@ -258,7 +260,7 @@ func (c *commits) release(p *pending, drop bool) error {
 	}
 	err := p.file.Close()
 	p.file = nil
-	c.held.Add(-1)
+	c.held.n.Add(-1)
 	return err
 }
 
