@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -573,5 +574,48 @@ func TestTrashDirSwappedForSymlink(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(b.root, "docs/sub/a.txt")); err != nil || string(data) != "old" {
 		t.Errorf("docs/sub/a.txt = %q, %v; want the old version kept", data, err)
+	}
+	// Retries fail the same way: one warning, not one per retry.
+	time.Sleep(1500 * time.Millisecond)
+	if n := strings.Count(b.logText(), "pull failed, will retry"); n != 1 {
+		t.Errorf("%d warnings for the same failure, want 1:\n%s", n, b.logText())
+	}
+}
+
+// TestTrashDirsArePrivate: the directories the trash makes, .syncd itself
+// included when it was removed, are 0700: they hold old versions of files
+// whose own directories may be private.
+func TestTrashDirsArePrivate(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "docs/sub/a.txt", []byte("old"))
+	if err := os.RemoveAll(filepath.Join(b.root, ".syncd")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("docs/sub/a.txt", []byte("new version"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if !trashHolds(t, b.root, "old") {
+		t.Fatal("bravo's trash does not hold the old version")
+	}
+	for _, d := range []string{".syncd", ".syncd/trash", ".syncd/trash/docs", ".syncd/trash/docs/sub"} {
+		fi, err := os.Stat(filepath.Join(b.root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o700 {
+			t.Errorf("%s has mode %v, want 0700", d, perm)
+		}
+	}
+}
+
+// TestPullErrorsRememberedBounded: the causes logPullError remembers (to
+// log each once) are bounded, whatever a failure's messages look like.
+func TestPullErrorsRememberedBounded(t *testing.T) {
+	f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: t.TempDir()})
+	for i := range maxErrLogged + 10 {
+		f.logPullError("p", fmt.Errorf("cause %d", i))
+	}
+	if n := len(f.errLogged); n > maxErrLogged {
+		t.Errorf("%d causes remembered, want at most %d", n, maxErrLogged)
 	}
 }

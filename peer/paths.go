@@ -225,13 +225,19 @@ func unsafeOpen(root, p, name string) error {
 // walkParent is openParent without openat2: it opens each parent of rel
 // from the root with O_NOFOLLOW|O_DIRECTORY (making a missing one if
 // makeParents), each relative to the one before, already checked and held
-// open.
+// open. A directory it makes is 0755 (a pulled directory's own mode comes
+// with its record), or 0700 under .syncd: the trash keeps old versions of
+// files whose own directories may be private.
 func walkParent(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
 	d := parentFD{fd: rootFD}
+	mode := uint32(0o755)
+	if strings.HasPrefix(rel, ".syncd/") {
+		mode = 0o700
+	}
 	for _, seg := range strings.Split(path.Dir(rel), "/") {
 		next, err := openDirAt(d.fd, seg)
 		if err == unix.ENOENT && makeParents {
-			if err = unix.Mkdirat(d.fd, seg, 0o755); err == nil || err == unix.EEXIST {
+			if err = unix.Mkdirat(d.fd, seg, mode); err == nil || err == unix.EEXIST {
 				next, err = openDirAt(d.fd, seg)
 			}
 		}

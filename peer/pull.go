@@ -493,9 +493,18 @@ func (f *folder) setIdle() {
 	f.mu.Unlock()
 }
 
+// maxErrLogged bounds the causes logPullError remembers.
+const maxErrLogged = 1000
+
 // logPullError logs one line per distinct cause (not per block or retry).
 func (f *folder) logPullError(p string, err error) {
 	cause := err.Error()
+	f.mu.Lock()
+	if len(f.errLogged) >= maxErrLogged {
+		// Bounded: a cause seen before may then be logged once more.
+		clear(f.errLogged)
+	}
+	f.mu.Unlock()
 	if errors.Is(err, syscall.ENOSPC) {
 		cause = "disk full"
 		f.mu.Lock()
@@ -943,15 +952,17 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 	dir, base := path.Split(p)
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
-	rel := ".syncd/trash/" + dir + base + stamp
-	// The trash's directories are syncd's own (inside .syncd/trash, 0700;
-	// no peer's path can reach them); missing ones are made on the way
-	// down from the root, like a pulled file's.
-	dst, d, err := f.entryAt(rel, true)
+	// The trash's directories are syncd's own (0700, under .syncd; no
+	// peer's path can reach them); missing ones are made on the way down
+	// from the root, like a pulled file's. An error names the entry
+	// without its stamp, so that a retry logs nothing new.
+	entry := ".syncd/trash/" + dir + base
+	d, err := f.openParent(entry, entry, true)
 	if err != nil {
 		return err
 	}
 	defer d.close()
+	dst := at{d.fd, base + stamp, nativePath(f.cfg.Root, entry+stamp)}
 	for i := 1; i <= trashTries; i++ {
 		if i > 1 {
 			dst.name = base + "-" + strconv.Itoa(i) + stamp
