@@ -42,13 +42,18 @@ type writeBehind struct {
 }
 
 // wrote counts n more bytes written and does the write-behind work due.
-func (w *writeBehind) wrote(n int64) {
+// An error is a failed writeback of what was written (EIO, ENOSPC): the
+// wait reports it once for this open file, so the fsync that later makes
+// the file durable through the same descriptor would not, and the pull
+// must fail here. A file system that cannot do this (EINVAL, ENOSYS,
+// EOPNOTSUPP, ESPIPE) only loses the write-behind.
+func (w *writeBehind) wrote(n int64) error {
 	w.mu.Lock()
 	before := w.written
 	w.written += n
 	if w.written/wbStep == before/wbStep {
 		w.mu.Unlock()
-		return
+		return nil
 	}
 	from, to := w.dropped, w.written-wbKeep
 	if to > from {
@@ -56,13 +61,22 @@ func (w *writeBehind) wrote(n int64) {
 	}
 	w.mu.Unlock()
 	fd := int(w.fd.Fd())
-	_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	_ = syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	if to > from {
-		_ = unix.SyncFileRange(fd, from, to-from,
+		err := syncFileRange(fd, from, to-from,
 			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		switch err {
+		case nil, unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.ESPIPE:
+		default:
+			return &fs.PathError{Op: "write back", Path: w.fd.Name(), Err: err}
+		}
 		_ = unix.Fadvise(fd, from, to-from, unix.FADV_DONTNEED)
 	}
+	return nil
 }
+
+// syncFileRange is unix.SyncFileRange (a variable for tests).
+var syncFileRange = unix.SyncFileRange
 
 // Block buffers come from two pools: blocks up to smallBuf (every block of
 // a small file, and the last block of many) take a smallBuf buffer, larger

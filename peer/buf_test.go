@@ -2,7 +2,9 @@ package peer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,7 +120,9 @@ func TestWriteBehind(t *testing.T) {
 		if _, err := fd.WriteAt(chunk, off); err != nil {
 			t.Fatal(err)
 		}
-		wb.wrote(int64(len(chunk)))
+		if err := wb.wrote(int64(len(chunk))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	resident := func(off, n int64) int64 { return residentBytes(t, fd, off, n) }
 	if wb.dropped < size-wbKeep-wbStep {
@@ -263,6 +267,66 @@ func TestHeldFilesBounded(t *testing.T) {
 	}
 }
 
+// failWriteback makes the write-behind's waits for writeback fail with
+// err until heal is called or the test ends.
+func failWriteback(t *testing.T, err error) (heal func()) {
+	old := syncFileRange
+	var healed atomic.Bool
+	syncFileRange = func(fd int, off, n int64, flags int) error {
+		if flags&unix.SYNC_FILE_RANGE_WAIT_AFTER != 0 && !healed.Load() {
+			return err
+		}
+		return old(fd, off, n, flags)
+	}
+	t.Cleanup(func() { syncFileRange = old })
+	return func() { healed.Store(true) }
+}
+
+// TestWriteBehindReportsWritebackError: a failed writeback (EIO) is the
+// write-behind's error, since the fsync through the same descriptor will
+// not report it again; a file system without sync_file_range (EINVAL) only
+// loses the write-behind.
+func TestWriteBehindReportsWritebackError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		fail bool
+	}{{unix.EIO, true}, {unix.ENOSPC, true}, {unix.EINVAL, false}} {
+		failWriteback(t, tc.err)
+		fd, err := os.Create(filepath.Join(t.TempDir(), "big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb := &writeBehind{fd: fd}
+		var got error
+		for written := int64(0); written < 2*wbKeep && got == nil; written += wbStep {
+			got = wb.wrote(wbStep) // counts only: no data needed
+		}
+		fd.Close()
+		if tc.fail && !errors.Is(got, tc.err) || !tc.fail && got != nil {
+			t.Errorf("with %v from the wait: wrote = %v, want failure %v", tc.err, got, tc.fail)
+		}
+	}
+}
+
+// TestPullFailsOnWritebackError: a large file whose writeback fails is not
+// put in place; once the disk is well again, it arrives.
+func TestPullFailsOnWritebackError(t *testing.T) {
+	heal := failWriteback(t, unix.EIO)
+	_, a, b := pair2(t)
+	data := randBytes(7, 2*wbKeep)
+	a.write("video.mp4", data)
+	a.rescan()
+	waitFor(t, "bravo to fail the pull", converge, func() bool {
+		return strings.Contains(b.logText(), "write back")
+	})
+	if _, err := os.Lstat(filepath.Join(b.root, "video.mp4")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("video.mp4 put in place after a failed writeback (err %v)", err)
+	}
+	heal()
+	b.rescan() // any event runs another pass
+	waitConverged(t, converge, a, b)
+}
+
 // countingRT counts block requests and closes of idle connections.
 type countingRT struct {
 	rt            *headerTransport
@@ -366,7 +430,10 @@ func BenchmarkWriteBehind(b *testing.B) {
 								return
 							}
 							if behind {
-								wb.wrote(block)
+								if err := wb.wrote(block); err != nil {
+									b.Error(err)
+									return
+								}
 							}
 						}
 					}()

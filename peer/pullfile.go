@@ -516,7 +516,10 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 				f.mu.Lock()
 				f.doneBytes += b.Size
 				f.mu.Unlock()
-				wb.wrote(b.Size)
+				if err := wb.wrote(b.Size); err != nil {
+					cancel(err)
+					return
+				}
 			}
 		}()
 	}
