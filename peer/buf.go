@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"sync"
@@ -39,21 +41,29 @@ type writeBehind struct {
 	mu      sync.Mutex
 	written int64 // bytes written so far
 	dropped int64 // [0, dropped) is written back and out of the cache
+	off     bool  // this file system cannot start a writeback (sync_file_range)
+	err     error // a failed writeback, for good
 }
+
+// errWriteback marks a failed writeback of a pulled file's data: the file
+// is not committed, and its temp file is not kept for a resume (its pages
+// may be clean in the cache and wrong on the disk).
+var errWriteback = errors.New("writeback failed")
 
 // wrote counts n more bytes written and does the write-behind work due.
 // An error is a failed writeback of what was written (EIO, ENOSPC): the
 // wait reports it once for this open file, so the fsync that later makes
 // the file durable through the same descriptor would not, and the pull
-// must fail here. A file system that cannot do this (EINVAL, ENOSYS,
-// EOPNOTSUPP, ESPIPE) only loses the write-behind.
+// must fail. It stays the file's error (failed). A file system whose
+// first sync_file_range fails only loses the write-behind.
 func (w *writeBehind) wrote(n int64) error {
 	w.mu.Lock()
 	before := w.written
 	w.written += n
-	if w.written/wbStep == before/wbStep {
+	if w.err != nil || w.off || w.written/wbStep == before/wbStep {
+		err := w.err
 		w.mu.Unlock()
-		return nil
+		return err
 	}
 	from, to := w.dropped, w.written-wbKeep
 	if to > from {
@@ -61,18 +71,36 @@ func (w *writeBehind) wrote(n int64) error {
 	}
 	w.mu.Unlock()
 	fd := int(w.fd.Fd())
-	_ = syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	// Starting a writeback waits for nothing, so it consumes no error:
+	// its failure says only that this file system cannot do it.
+	if err := syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+		w.mu.Lock()
+		w.off = true
+		w.mu.Unlock()
+		return nil
+	}
 	if to > from {
 		err := syncFileRange(fd, from, to-from,
 			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-		switch err {
-		case nil, unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.ESPIPE:
-		default:
-			return &fs.PathError{Op: "write back", Path: w.fd.Name(), Err: err}
+		if err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = fmt.Errorf("%w: %w", errWriteback, &fs.PathError{Op: "write back", Path: w.fd.Name(), Err: err})
+			}
+			err = w.err
+			w.mu.Unlock()
+			return err
 		}
 		_ = unix.Fadvise(fd, from, to-from, unix.FADV_DONTNEED)
 	}
 	return nil
+}
+
+// failed is the file's failed writeback, if any.
+func (w *writeBehind) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // syncFileRange is unix.SyncFileRange (a variable for tests).

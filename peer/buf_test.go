@@ -199,7 +199,6 @@ func TestPulledFilesLeaveThePageCache(t *testing.T) {
 			if err := b.startWith(func(o *Options) { o.hooks.holdNone = tc.holdNone }, a); err != nil {
 				t.Fatal(err)
 			}
-			needDroppablePageCache(t, b.root)
 			sizes := map[string]int64{}
 			for i := range tc.files {
 				p := fmt.Sprintf("pics/p%02d.jpg", i)
@@ -216,6 +215,7 @@ func TestPulledFilesLeaveThePageCache(t *testing.T) {
 				return true
 			})
 			if !tc.holdNone {
+				needDroppablePageCache(t, b.root)
 				for p, size := range sizes {
 					fd, err := os.Open(filepath.Join(b.root, p))
 					if err != nil {
@@ -262,36 +262,48 @@ func TestHeldFilesBounded(t *testing.T) {
 	if err := c.release(&p, true); err != nil || h.n.Load() != 2 {
 		t.Errorf("releasing a file not held: %v, %d held", err, h.n.Load())
 	}
+	e := New(Options{})
+	f1, f2 := newFolder(e, FolderConfig{ID: "a", Root: t.TempDir()}), newFolder(e, FolderConfig{ID: "b", Root: t.TempDir()})
+	if f1.commits.held != &e.held || f2.commits.held != &e.held {
+		t.Error("two folders of one engine do not share one bound on held files")
+	}
 	if maxHeld() < 1 {
 		t.Errorf("maxHeld() = %d with this process's limit on open files", maxHeld())
 	}
 }
 
-// failWriteback makes the write-behind's waits for writeback fail with
-// err until heal is called or the test ends.
-func failWriteback(t *testing.T, err error) (heal func()) {
+// failSyncFileRange makes sync_file_range fail with err when its flags
+// include any of flags, until heal is called or the test ends.
+func failSyncFileRange(t *testing.T, flags int, err error) (heal func()) {
 	old := syncFileRange
 	var healed atomic.Bool
-	syncFileRange = func(fd int, off, n int64, flags int) error {
-		if flags&unix.SYNC_FILE_RANGE_WAIT_AFTER != 0 && !healed.Load() {
+	syncFileRange = func(fd int, off, n int64, fl int) error {
+		if fl&flags != 0 && !healed.Load() {
 			return err
 		}
-		return old(fd, off, n, flags)
+		return old(fd, off, n, fl)
 	}
 	t.Cleanup(func() { syncFileRange = old })
 	return func() { healed.Store(true) }
 }
 
-// TestWriteBehindReportsWritebackError: a failed writeback (EIO) is the
-// write-behind's error, since the fsync through the same descriptor will
-// not report it again; a file system without sync_file_range (EINVAL) only
-// loses the write-behind.
+// TestWriteBehindReportsWritebackError: a failed wait for writeback (EIO,
+// ENOSPC, anything) is the write-behind's error for good, since the fsync
+// through the same descriptor will not report it again; a file system on
+// which starting a writeback fails only loses the write-behind.
 func TestWriteBehindReportsWritebackError(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		fail bool
-	}{{unix.EIO, true}, {unix.ENOSPC, true}, {unix.EINVAL, false}} {
-		failWriteback(t, tc.err)
+		flags int
+		err   error
+		fail  bool
+	}{
+		{unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO, true},
+		{unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.ENOSPC, true},
+		{unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EINVAL, true},
+		{-1, unix.EINVAL, false},
+		{-1, unix.ESPIPE, false},
+	} {
+		heal := failSyncFileRange(t, tc.flags, tc.err)
 		fd, err := os.Create(filepath.Join(t.TempDir(), "big"))
 		if err != nil {
 			t.Fatal(err)
@@ -301,17 +313,24 @@ func TestWriteBehindReportsWritebackError(t *testing.T) {
 		for written := int64(0); written < 2*wbKeep && got == nil; written += wbStep {
 			got = wb.wrote(wbStep) // counts only: no data needed
 		}
+		heal()
+		later := wb.wrote(4 * wbStep)
 		fd.Close()
-		if tc.fail && !errors.Is(got, tc.err) || !tc.fail && got != nil {
-			t.Errorf("with %v from the wait: wrote = %v, want failure %v", tc.err, got, tc.fail)
+		if tc.fail && (!errors.Is(got, tc.err) || !errors.Is(got, errWriteback) || later != got || wb.failed() != got) ||
+			!tc.fail && (got != nil || later != nil || wb.failed() != nil) {
+			t.Errorf("%v from flags %#x: wrote = %v, then %v, failed() = %v; want failure %v, for good",
+				tc.err, tc.flags, got, later, wb.failed(), tc.fail)
 		}
 	}
 }
 
 // TestPullFailsOnWritebackError: a large file whose writeback fails is not
-// put in place; once the disk is well again, it arrives.
+// put in place, and its temp file is not kept: on the disk its data may be
+// wrong while the cache says otherwise, so a resume would take it as
+// verified. Once the disk is well again, the whole file is fetched and
+// arrives.
 func TestPullFailsOnWritebackError(t *testing.T) {
-	heal := failWriteback(t, unix.EIO)
+	heal := failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
 	_, a, b := pair2(t)
 	data := randBytes(7, 2*wbKeep)
 	a.write("video.mp4", data)
@@ -322,9 +341,52 @@ func TestPullFailsOnWritebackError(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(b.root, "video.mp4")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("video.mp4 put in place after a failed writeback (err %v)", err)
 	}
+	waitFor(t, "the temp file to go", converge, func() bool { return len(tempsIn(t, b.root)) == 0 })
+	before := b.eng.fetched()
 	heal()
 	b.rescan() // any event runs another pass
 	waitConverged(t, converge, a, b)
+	if got := b.eng.fetched() - before; got < int64(len(data)) {
+		t.Errorf("fetched %d bytes after healing, want all %d: the failed temp file was resumed", got, len(data))
+	}
+}
+
+// TestCommitChecksEachFileAfterSyncfs: a batch made durable with one
+// syncfs is checked file by file for a failed writeback, which another
+// syncfs may have seen first; a failed file is neither put in place nor
+// kept, and arrives once the disk is well again.
+func TestCommitChecksEachFileAfterSyncfs(t *testing.T) {
+	var heal func()
+	_, a, b := pair2(t)
+	const n = syncfsMin + 8
+	for i := range n {
+		a.write(fmt.Sprintf("pics/p%02d.jpg", i), randBytes(uint64(100+i), 5000+i))
+	}
+	heal = failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
+	a.rescan()
+	waitFor(t, "bravo to fail the batch", converge, func() bool {
+		return strings.Contains(b.logText(), "write back")
+	})
+	waitFor(t, "the temp files to go", converge, func() bool { return len(tempsIn(t, b.root)) == 0 })
+	if names := namesIn(t, filepath.Join(b.root, "pics")); len(names) != 0 {
+		t.Fatalf("files put in place after a failed writeback: %v", names)
+	}
+	heal()
+	b.rescan()
+	waitConverged(t, converge, a, b)
+}
+
+// tempsIn lists the temp files anywhere under root.
+func tempsIn(t *testing.T, root string) []string {
+	t.Helper()
+	var temps []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), index.TempPrefix) {
+			temps = append(temps, p)
+		}
+		return nil
+	})
+	return temps
 }
 
 // countingRT counts block requests and closes of idle connections.

@@ -78,8 +78,9 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		}
 	}
 	if err := f.fetchBlocks(ctx, fd, r, resume); err != nil {
-		// Keep verified blocks for the next try unless the disk is full.
-		keep = !isDiskFull(err)
+		// Keep verified blocks for the next try unless the disk is full
+		// or did not take them.
+		keep = !isDiskFull(err) && !errors.Is(err, errWriteback)
 		if keep {
 			f.keepTemp(tmp)
 		}
@@ -323,14 +324,21 @@ func (c *commits) commit(items []pending) {
 		ready = append(ready, p)
 	}
 	items = ready
-	if err := syncContents(f.cfg.Root, items); err != nil {
-		for _, p := range items {
+	// A file that could not be made durable is not kept for a resume: its
+	// pages may be clean in the cache and wrong on the disk, and a resume
+	// would read them back as verified.
+	errs := syncContents(f.rootFD, f.cfg.Root, items)
+	ready = items[:0]
+	for i, p := range items {
+		if errs[i] != nil {
 			c.release(&p, false)
-			f.keepTemp(p.tmp)
-			c.failed(p.j, err)
+			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
+			c.failed(p.j, fmt.Errorf("%w: %w", errWriteback, errs[i]))
+			continue
 		}
-		return
+		ready = append(ready, p)
 	}
+	items = ready
 	dirs := map[string]int{} // directory -> an open descriptor of it
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
@@ -371,7 +379,7 @@ func (c *commits) commit(items []pending) {
 	}
 	if len(dirs) > 1 && len(items) >= syncfsMin {
 		// One syncfs makes all the renames durable at once.
-		if err := syncRoot(f.cfg.Root); err != nil {
+		if err := syncRoot(f.rootFD, f.cfg.Root); err != nil {
 			for _, j := range done {
 				c.failed(j, err)
 			}
@@ -440,12 +448,43 @@ func renameOver(p pending) error {
 // commits; a large batch (many small files) with one syncfs of the folder's
 // file system, which measured 15-25 % faster for 10,000 small files but
 // also waits for other programs' pending writes on that file system.
-func syncContents(root string, items []pending) error {
+//
+// It returns each file's error. After a syncfs, each file held open is
+// also checked for a failed writeback since it was opened (sync_file_range
+// with a wait, which flushes nothing more): the file system's error that
+// syncfs reports may have been seen first by another syncfs (another
+// folder, another program), and then not be reported here. A file not
+// held has only the file system's error.
+func syncContents(rootFD int, root string, items []pending) []error {
+	errs := make([]error, len(items))
 	if len(items) >= syncfsMin {
-		return syncRoot(root)
+		if err := syncRoot(rootFD, root); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return errs
+		}
+		checked := false
+		for i, p := range items {
+			if p.file == nil {
+				continue
+			}
+			fd := int(p.file.Fd())
+			if !checked {
+				// Starting a writeback consumes no error; its failure
+				// means this file system cannot check this way.
+				if syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE) != nil {
+					break
+				}
+				checked = true
+			}
+			if err := syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
+				errs[i] = &fs.PathError{Op: "write back", Path: p.tmp, Err: err}
+			}
+		}
+		return errs
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(items))
 	sem := make(chan struct{}, 16)
 	for i, p := range items {
 		wg.Add(1)
@@ -472,14 +511,27 @@ func syncContents(root string, items []pending) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errs
 }
 
-// syncRoot makes all data of the file system holding root durable.
-func syncRoot(root string) error {
-	d, err := os.Open(root)
-	if err != nil {
-		return err
+// syncRoot makes all data of the file system holding root durable. The
+// directory synced is opened from rootFD, the pass's descriptor of the
+// root, when there is one (a root swapped for a symlink is not followed).
+func syncRoot(rootFD int, root string) error {
+	var d *os.File
+	if rootFD >= 0 {
+		fd, err := retryEINTR(func() (int, error) {
+			return unix.Openat(rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		})
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: root, Err: err}
+		}
+		d = os.NewFile(uintptr(fd), root)
+	} else {
+		var err error
+		if d, err = os.Open(root); err != nil {
+			return err
+		}
 	}
 	defer d.Close()
 	return syncFS(d)
@@ -533,6 +585,9 @@ func (f *folder) fetchBlocks(ctx context.Context, fd *os.File, r index.Record, r
 	}
 	close(work)
 	wg.Wait()
+	if err := wb.failed(); err != nil {
+		return err // whatever else stopped the workers first
+	}
 	return context.Cause(ctx)
 }
 
