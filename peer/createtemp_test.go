@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -609,13 +611,27 @@ func TestTrashDirsArePrivate(t *testing.T) {
 }
 
 // TestPullErrorsRememberedBounded: the causes logPullError remembers (to
-// log each once) are bounded, whatever a failure's messages look like.
+// log each once) are bounded, whatever a failure's messages look like; past
+// the bound one line says that further causes are not logged, retries log
+// nothing, and once the folder is in sync a failure is logged again.
 func TestPullErrorsRememberedBounded(t *testing.T) {
-	f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: t.TempDir()})
-	for i := range maxErrLogged + 10 {
-		f.logPullError("p", fmt.Errorf("cause %d", i))
+	var buf bytes.Buffer
+	f := newFolder(New(Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))}), FolderConfig{ID: "f", Root: t.TempDir()})
+	for range 2 { // a retry of every failure logs nothing more
+		for i := range maxErrLogged + 10 {
+			f.logPullError("p", fmt.Errorf("cause %d", i))
+		}
 	}
-	if n := len(f.errLogged); n > maxErrLogged {
-		t.Errorf("%d causes remembered, want at most %d", n, maxErrLogged)
+	if n := len(f.errLogged); n > maxErrLogged+1 {
+		t.Errorf("%d causes remembered, want at most %d", n, maxErrLogged+1)
+	}
+	failed, more := strings.Count(buf.String(), "pull failed, will retry"), strings.Count(buf.String(), "more pulls failed")
+	if failed != maxErrLogged || more != 1 {
+		t.Errorf("%d failures and %d 'more' lines logged, want %d and 1", failed, more, maxErrLogged)
+	}
+	f.setIdle()
+	f.logPullError("p", fmt.Errorf("cause %d", 0))
+	if n := strings.Count(buf.String(), "pull failed, will retry"); n != maxErrLogged+1 {
+		t.Errorf("after the folder was in sync, a failure was not logged again (%d lines)", n)
 	}
 }

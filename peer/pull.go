@@ -486,25 +486,18 @@ func splitWave(jobs []job) (now, later []job) {
 func (f *folder) setIdle() {
 	f.mu.Lock()
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, f.e.o.Now()
-	if f.lastErr != "" {
-		f.lastErr = ""
-		clear(f.errLogged)
-	}
+	f.lastErr = ""
+	clear(f.errLogged) // in sync: a later failure is news again
 	f.mu.Unlock()
 }
 
-// maxErrLogged bounds the causes logPullError remembers.
+// maxErrLogged bounds the causes logPullError remembers; past it new
+// causes are not logged (one line says so) until the folder is in sync.
 const maxErrLogged = 1000
 
 // logPullError logs one line per distinct cause (not per block or retry).
 func (f *folder) logPullError(p string, err error) {
 	cause := err.Error()
-	f.mu.Lock()
-	if len(f.errLogged) >= maxErrLogged {
-		// Bounded: a cause seen before may then be logged once more.
-		clear(f.errLogged)
-	}
-	f.mu.Unlock()
 	if errors.Is(err, syscall.ENOSPC) {
 		cause = "disk full"
 		f.mu.Lock()
@@ -513,12 +506,26 @@ func (f *folder) logPullError(p string, err error) {
 	}
 	f.mu.Lock()
 	seen := f.errLogged[cause]
-	f.errLogged[cause] = true
+	full := !seen && len(f.errLogged) >= maxErrLogged
+	if !seen && !full {
+		f.errLogged[cause] = true
+	}
+	first := full && !f.errLogged[errLoggedFull]
+	if first {
+		f.errLogged[errLoggedFull] = true
+	}
 	f.mu.Unlock()
-	if !seen {
+	switch {
+	case !seen && !full:
 		f.e.o.Logger.Warn("pull failed, will retry", "folder", f.cfg.ID, "path", p, "err", err)
+	case first:
+		f.e.o.Logger.Warn("more pulls failed; further causes are not logged until the folder is in sync again",
+			"folder", f.cfg.ID, "path", p, "err", err)
 	}
 }
+
+// errLoggedFull marks, in errLogged, that its bound was reached.
+const errLoggedFull = "\x00 bound reached"
 
 func (f *folder) markDirtyQuiet(p string) {
 	f.mu.Lock()
@@ -979,10 +986,24 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 			// No hard link here (file system, permissions): move it.
 		}
 		if err := t.renameNoReplace(dst); err != unix.EEXIST {
-			return err
+			if err != nil {
+				// Named without the entry's stamp: a retry's failure is
+				// the same cause.
+				return fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
+			}
+			return nil
 		}
 	}
-	return fmt.Errorf("trash: %d entries named %s%s already", trashTries, base, stamp)
+	return fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
+}
+
+// errnoOf is the system error inside err, or err.
+func errnoOf(err error) error {
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	return err
 }
 
 // shortName is name cut to at most n bytes, at a character boundary.
