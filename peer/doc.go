@@ -105,7 +105,10 @@
 // a batch (at most 512 files, or the end of a wave), still open (while
 // fewer than maxHeld are, in all folders). A batch is committed in order: its data
 // is made durable (parallel fsyncs for a few files; one syncfs of the file
-// system from 32 files on: one journal commit instead of one per file);
+// system from 32 files on: one journal commit instead of one per file,
+// then a check of each file held open for its own writeback error, which
+// another syncfs may have seen first; a file that failed is neither put in
+// place nor kept for a resume);
 // then the pages of each file held open leave the page cache (a pull of a
 // photo library does not evict the user's working set, and the next files
 // reuse the pages), and each file is checked against its target (final check) and
