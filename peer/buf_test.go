@@ -353,27 +353,35 @@ func TestPullFailsOnWritebackError(t *testing.T) {
 
 // TestCommitChecksEachFileAfterSyncfs: a batch made durable with one
 // syncfs is checked file by file for a failed writeback, which another
-// syncfs may have seen first; a failed file is neither put in place nor
-// kept, and arrives once the disk is well again.
+// syncfs may have seen first, whether the file is held open or opened
+// again; a failed file is neither put in place nor kept, and arrives once
+// the disk is well again.
 func TestCommitChecksEachFileAfterSyncfs(t *testing.T) {
-	var heal func()
-	_, a, b := pair2(t)
-	const n = syncfsMin + 8
-	for i := range n {
-		a.write(fmt.Sprintf("pics/p%02d.jpg", i), randBytes(uint64(100+i), 5000+i))
+	for _, holdNone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("none held %v", holdNone), func(t *testing.T) {
+			n := newTestNet(t)
+			a, b := n.addDevice("alpha"), n.addDevice("bravo")
+			a.start(b)
+			if err := b.startWith(func(o *Options) { o.hooks.holdNone = holdNone }, a); err != nil {
+				t.Fatal(err)
+			}
+			for i := range syncfsMin + 8 {
+				a.write(fmt.Sprintf("pics/p%02d.jpg", i), randBytes(uint64(100+i), 5000+i))
+			}
+			heal := failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
+			a.rescan()
+			waitFor(t, "bravo to fail the batch", converge, func() bool {
+				return strings.Contains(b.logText(), "write back")
+			})
+			waitFor(t, "the temp files to go", converge, func() bool { return len(tempsIn(t, b.root)) == 0 })
+			if names := namesIn(t, filepath.Join(b.root, "pics")); len(names) != 0 {
+				t.Fatalf("files put in place after a failed writeback: %v", names)
+			}
+			heal()
+			b.rescan()
+			waitConverged(t, converge, a, b)
+		})
 	}
-	heal = failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
-	a.rescan()
-	waitFor(t, "bravo to fail the batch", converge, func() bool {
-		return strings.Contains(b.logText(), "write back")
-	})
-	waitFor(t, "the temp files to go", converge, func() bool { return len(tempsIn(t, b.root)) == 0 })
-	if names := namesIn(t, filepath.Join(b.root, "pics")); len(names) != 0 {
-		t.Fatalf("files put in place after a failed writeback: %v", names)
-	}
-	heal()
-	b.rescan()
-	waitConverged(t, converge, a, b)
 }
 
 // tempsIn lists the temp files anywhere under root.

@@ -333,7 +333,7 @@ func (c *commits) commit(items []pending) {
 		if errs[i] != nil {
 			c.release(&p, false)
 			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
-			c.failed(p.j, fmt.Errorf("%w: %w", errWriteback, errs[i]))
+			c.failed(p.j, errs[i])
 			continue
 		}
 		ready = append(ready, p)
@@ -345,7 +345,8 @@ func (c *commits) commit(items []pending) {
 	infos := make([]fs.FileInfo, 0, len(items))
 	for _, p := range items {
 		if err := c.release(&p, true); err != nil {
-			f.keepTemp(p.tmp)
+			// A close can report a failed write (NFS): not kept either.
+			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
 			c.failed(p.j, err)
 			continue
 		}
@@ -454,7 +455,7 @@ func renameOver(p pending) error {
 // with a wait, which flushes nothing more): the file system's error that
 // syncfs reports may have been seen first by another syncfs (another
 // folder, another program), and then not be reported here. A file not
-// held has only the file system's error.
+// held is opened again for that check: nobody else has seen its error.
 func syncContents(rootFD int, root string, items []pending) []error {
 	errs := make([]error, len(items))
 	if len(items) >= syncfsMin {
@@ -464,23 +465,20 @@ func syncContents(rootFD int, root string, items []pending) []error {
 			}
 			return errs
 		}
-		checked := false
 		for i, p := range items {
-			if p.file == nil {
+			if p.file != nil {
+				errs[i] = checkWriteback(int(p.file.Fd()), p.tmp)
 				continue
 			}
-			fd := int(p.file.Fd())
-			if !checked {
-				// Starting a writeback consumes no error; its failure
-				// means this file system cannot check this way.
-				if syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE) != nil {
-					break
-				}
-				checked = true
+			fd, err := retryEINTR(func() (int, error) {
+				return unix.Openat(p.parent.fd, p.tmpBase, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			})
+			if err != nil {
+				errs[i] = &fs.PathError{Op: "open", Path: p.tmp, Err: err}
+				continue
 			}
-			if err := syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
-				errs[i] = &fs.PathError{Op: "write back", Path: p.tmp, Err: err}
-			}
+			errs[i] = checkWriteback(fd, p.tmp)
+			unix.Close(fd)
 		}
 		return errs
 	}
@@ -512,6 +510,21 @@ func syncContents(rootFD int, root string, items []pending) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// checkWriteback reports a failed writeback of the file fd since it was
+// opened, after a syncfs: a wait that flushes nothing more. The first call
+// that cannot even start a writeback (this file system) reports nothing.
+func checkWriteback(fd int, name string) error {
+	// Starting a writeback consumes no error; its failure means this file
+	// system cannot check this way.
+	if syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE) != nil {
+		return nil
+	}
+	if err := syncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
+		return &fs.PathError{Op: "write back", Path: name, Err: err}
+	}
+	return nil
 }
 
 // syncRoot makes all data of the file system holding root durable. The
