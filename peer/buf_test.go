@@ -178,6 +178,30 @@ func residentBytes(t *testing.T, fd *os.File, off, n int64) int64 {
 	return in * page
 }
 
+// pairHolding starts alpha and bravo, pinned to each other; with
+// holdNone, bravo holds no temp file open for its commits.
+func pairHolding(t *testing.T, holdNone bool) (a, b *testDev) {
+	n := newTestNet(t)
+	a, b = n.addDevice("alpha"), n.addDevice("bravo")
+	a.start(b)
+	if err := b.startWith(func(o *Options) { o.hooks.holdNone = holdNone }, a); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// writePics writes n random files pics/pNN.jpg of size base+4096*NN into
+// d's folder and returns their sizes by path.
+func writePics(d *testDev, n, base int) map[string]int64 {
+	sizes := map[string]int64{}
+	for i := range n {
+		p := fmt.Sprintf("pics/p%02d.jpg", i)
+		sizes[p] = int64(base + 4096*i)
+		d.write(p, randBytes(uint64(i+1), int(sizes[p])))
+	}
+	return sizes
+}
+
 // TestPulledFilesLeaveThePageCache: once a commit has made pulled files
 // durable, their pages are dropped from the page cache, whether the batch
 // was synced file by file or with one syncfs. With no temp file held open
@@ -193,18 +217,8 @@ func TestPulledFilesLeaveThePageCache(t *testing.T) {
 		{"few, none held", 3, true}, {"batch, none held", syncfsMin + 8, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNet(t)
-			a, b := n.addDevice("alpha"), n.addDevice("bravo")
-			a.start(b)
-			if err := b.startWith(func(o *Options) { o.hooks.holdNone = tc.holdNone }, a); err != nil {
-				t.Fatal(err)
-			}
-			sizes := map[string]int64{}
-			for i := range tc.files {
-				p := fmt.Sprintf("pics/p%02d.jpg", i)
-				sizes[p] = int64(20000 + 4096*i)
-				a.write(p, randBytes(uint64(i+1), int(sizes[p])))
-			}
+			a, b := pairHolding(t, tc.holdNone)
+			sizes := writePics(a, tc.files, 20000)
 			a.rescan()
 			waitFor(t, "the files to arrive", converge, func() bool {
 				for p, size := range sizes {
@@ -359,15 +373,8 @@ func TestPullFailsOnWritebackError(t *testing.T) {
 func TestCommitChecksEachFileAfterSyncfs(t *testing.T) {
 	for _, holdNone := range []bool{false, true} {
 		t.Run(fmt.Sprintf("none held %v", holdNone), func(t *testing.T) {
-			n := newTestNet(t)
-			a, b := n.addDevice("alpha"), n.addDevice("bravo")
-			a.start(b)
-			if err := b.startWith(func(o *Options) { o.hooks.holdNone = holdNone }, a); err != nil {
-				t.Fatal(err)
-			}
-			for i := range syncfsMin + 8 {
-				a.write(fmt.Sprintf("pics/p%02d.jpg", i), randBytes(uint64(100+i), 5000+i))
-			}
+			a, b := pairHolding(t, holdNone)
+			writePics(a, syncfsMin+8, 5000)
 			heal := failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
 			a.rescan()
 			waitFor(t, "bravo to fail the batch", converge, func() bool {

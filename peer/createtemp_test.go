@@ -557,17 +557,15 @@ func TestLstatAtMatchesLstat(t *testing.T) {
 // old version in place.
 func TestTrashDirSwappedForSymlink(t *testing.T) {
 	outside := t.TempDir()
-	_, a, b := pair2(t)
-	syncedFile(t, a, b, "docs/sub/a.txt", []byte("old"))
-	trash := filepath.Join(b.root, ".syncd", "trash")
-	if err := os.MkdirAll(trash, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(outside, filepath.Join(trash, "docs")); err != nil {
-		t.Fatal(err)
-	}
-	a.write("docs/sub/a.txt", []byte("new version"))
-	a.rescan()
+	_, b := updateAfter(t, func(b *testDev) {
+		trash := filepath.Join(b.root, ".syncd", "trash")
+		if err := os.MkdirAll(trash, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(trash, "docs")); err != nil {
+			t.Fatal(err)
+		}
+	})
 	waitFor(t, "bravo to give up on the update", converge, func() bool {
 		return strings.Contains(b.logText(), "docs/sub/a.txt")
 	})
@@ -584,17 +582,27 @@ func TestTrashDirSwappedForSymlink(t *testing.T) {
 	}
 }
 
+// updateAfter syncs docs/sub/a.txt ("old") from alpha to bravo, runs
+// tamper on bravo, then has alpha update the file ("new version"), which
+// puts bravo's old version into its trash.
+func updateAfter(t *testing.T, tamper func(b *testDev)) (a, b *testDev) {
+	_, a, b = pair2(t)
+	syncedFile(t, a, b, "docs/sub/a.txt", []byte("old"))
+	tamper(b)
+	a.write("docs/sub/a.txt", []byte("new version"))
+	a.rescan()
+	return a, b
+}
+
 // TestTrashDirsArePrivate: the directories the trash makes, .syncd itself
 // included when it was removed, are 0700: they hold old versions of files
 // whose own directories may be private.
 func TestTrashDirsArePrivate(t *testing.T) {
-	_, a, b := pair2(t)
-	syncedFile(t, a, b, "docs/sub/a.txt", []byte("old"))
-	if err := os.RemoveAll(filepath.Join(b.root, ".syncd")); err != nil {
-		t.Fatal(err)
-	}
-	a.write("docs/sub/a.txt", []byte("new version"))
-	a.rescan()
+	a, b := updateAfter(t, func(b *testDev) {
+		if err := os.RemoveAll(filepath.Join(b.root, ".syncd")); err != nil {
+			t.Fatal(err)
+		}
+	})
 	waitConverged(t, converge, a, b)
 	if !trashHolds(t, b.root, "old") {
 		t.Fatal("bravo's trash does not hold the old version")

@@ -470,11 +470,9 @@ func syncContents(rootFD int, root string, items []pending) []error {
 				errs[i] = checkWriteback(int(p.file.Fd()), p.tmp)
 				continue
 			}
-			fd, err := retryEINTR(func() (int, error) {
-				return unix.Openat(p.parent.fd, p.tmpBase, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			})
+			fd, err := p.openTemp(unix.O_RDONLY)
 			if err != nil {
-				errs[i] = &fs.PathError{Op: "open", Path: p.tmp, Err: err}
+				errs[i] = err
 				continue
 			}
 			errs[i] = checkWriteback(fd, p.tmp)
@@ -494,11 +492,9 @@ func syncContents(rootFD int, root string, items []pending) []error {
 				errs[i] = p.file.Sync()
 				return
 			}
-			fd, err := retryEINTR(func() (int, error) {
-				return unix.Openat(p.parent.fd, p.tmpBase, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			})
+			fd, err := p.openTemp(unix.O_RDWR)
 			if err != nil {
-				errs[i] = &fs.PathError{Op: "open", Path: p.tmp, Err: err}
+				errs[i] = err
 				return
 			}
 			file := os.NewFile(uintptr(fd), p.tmp)
@@ -510,6 +506,17 @@ func syncContents(rootFD int, root string, items []pending) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// openTemp opens p's temp file (not held) again, by name in its directory.
+func (p pending) openTemp(flags int) (int, error) {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(p.parent.fd, p.tmpBase, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: p.tmp, Err: err}
+	}
+	return fd, nil
 }
 
 // checkWriteback reports a failed writeback of the file fd since it was
