@@ -45,6 +45,10 @@ type ScanOptions struct {
 	Self    uint64           // the local device's key (deviceid.ID.Key) for version bumps
 	Workers int              // hashing goroutines; default runtime.GOMAXPROCS(0)
 	Now     func() time.Time // clock for tombstone times; default time.Now
+	// Present, if set, is asked before a scan writes any tombstone whether
+	// the folder is really there (not an unmounted drive's empty mount
+	// point). An error keeps every record and is returned by Scan.
+	Present func() error
 }
 
 // ScanResult counts what a scan saw and did.
@@ -186,8 +190,13 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	}
 	close(s.jobs)
 	wg.Wait()
-	// Deletions only after every present path was seen.
-	if ctx.Err() == nil {
+	// Deletions only after every present path was seen, and only in a
+	// folder that is there.
+	var absent error
+	if ctx.Err() == nil && sc.o.Present != nil {
+		absent = sc.o.Present()
+	}
+	if ctx.Err() == nil && absent == nil {
 		if full {
 			s.tombstone()
 		} else {
@@ -201,6 +210,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	close(s.out)
 	if err := <-commitErr; err != nil {
 		return s.res, err
+	}
+	if absent != nil {
+		return s.res, absent
 	}
 	return s.res, ctx.Err()
 }

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -493,6 +494,39 @@ func TestScanUnreadableDirKeepsRecords(t *testing.T) {
 	if r := e.rec("locked/x"); r.Deleted {
 		t.Errorf("record under unreadable dir tombstoned: %+v", r)
 	}
+}
+
+// TestScanAbsentFolderKeepsRecords: a folder that is not there (an
+// unmounted drive's empty mount point) loses no record to a scan, full or
+// targeted; once it is there, what is gone becomes tombstones.
+func TestScanAbsentFolderKeepsRecords(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("a", "a")
+	e.write("d/b", "b")
+	e.scan()
+	for _, n := range []string{"a", "d"} {
+		if err := os.RemoveAll(filepath.Join(e.root, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errAbsent := errors.New("not mounted")
+	asked := 0
+	e.sc.o.Present = func() error { asked++; return errAbsent }
+	for _, paths := range [][]string{nil, {"a"}, {"d"}} {
+		if _, err := e.sc.Scan(context.Background(), paths...); !errors.Is(err, errAbsent) {
+			t.Errorf("Scan(%v) of an absent folder = %v, want %v", paths, err, errAbsent)
+		}
+	}
+	if asked != 3 {
+		t.Errorf("Present asked %d times, want 3 (once per scan)", asked)
+	}
+	for _, p := range []string{"a", "d", "d/b"} {
+		if r := e.rec(p); r.Deleted {
+			t.Errorf("%s tombstoned while the folder was absent", p)
+		}
+	}
+	e.sc.o.Present = func() error { return nil }
+	checkRes(t, "present again", e.scan(), ScanResult{Deleted: 3})
 }
 
 func TestScanCancel(t *testing.T) {

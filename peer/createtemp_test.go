@@ -594,12 +594,12 @@ func updateAfter(t *testing.T, tamper func(b *testDev)) (a, b *testDev) {
 	return a, b
 }
 
-// TestTrashDirsArePrivate: the directories the trash makes, .syncd itself
-// included when it was removed, are 0700: they hold old versions of files
-// whose own directories may be private.
+// TestTrashDirsArePrivate: the directories the trash makes, and .syncd
+// (made when the folder first runs), are 0700: they hold old versions of
+// files whose own directories may be private.
 func TestTrashDirsArePrivate(t *testing.T) {
 	a, b := updateAfter(t, func(b *testDev) {
-		if err := os.RemoveAll(filepath.Join(b.root, ".syncd")); err != nil {
+		if err := os.RemoveAll(filepath.Join(b.root, ".syncd", "trash")); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -143,6 +144,61 @@ func (f *folder) fail(err error) {
 	}
 }
 
+// markerDir is the folder's marker: syncd's own directory at its root,
+// which also holds the trash. A folder whose marker is gone is taken to be
+// not there (a drive not mounted, a share not connected, leaving an empty
+// mount point): it is neither scanned for deletions nor pulled into, so
+// that its files are not deleted on every other device and nothing is
+// written onto the disk below the mount point.
+func markerDir(root string) string { return nativePath(root, ".syncd") }
+
+// errNoMarker is wrapped by present when the root is there but its marker
+// is not.
+var errNoMarker = errors.New("folder marker missing")
+
+// present reports whether the folder's root and its marker are there. It
+// is the scanner's Present guard, asked before any tombstone is written.
+func (f *folder) present() error {
+	fi, err := os.Stat(f.cfg.Root)
+	if err != nil || !fi.IsDir() {
+		return fmt.Errorf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root)
+	}
+	if fi, err := os.Lstat(markerDir(f.cfg.Root)); err == nil && fi.IsDir() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is gone, as if its disk were not mounted; syncing this folder is paused so that no file is deleted on other devices; mount the disk, or create that directory to sync the folder as it is now",
+		errNoMarker, markerDir(f.cfg.Root))
+}
+
+// waitPresent returns once the folder is present, or false when ctx ends.
+// It looks again every 10 seconds, and at once on a rescan request or news
+// from a peer. A folder that never had a record here (new, or never
+// scanned) gets its marker made.
+func (f *folder) waitPresent(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		err := f.present()
+		if errors.Is(err, errNoMarker) {
+			if seq, serr := f.e.o.Store.LocalSeq(f.cfg.ID); serr == nil && seq == 0 {
+				if err = os.Mkdir(markerDir(f.cfg.Root), 0o700); err == nil {
+					continue
+				}
+				err = fmt.Errorf("cannot make the folder marker %s (%w); check the folder's permissions", markerDir(f.cfg.Root), err)
+			}
+		}
+		if err == nil {
+			return true
+		}
+		f.fail(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		case <-f.scanReq: // the full scan after the wait covers it
+		case <-f.kickc:
+		}
+	}
+	return false
+}
+
 // requestScan asks the run loop for a scan of paths (nil = everything).
 func (f *folder) requestScan(paths []string) {
 	select {
@@ -160,19 +216,10 @@ func (f *folder) requestScan(paths []string) {
 // for file events, remote changes or the periodic rescan.
 func (f *folder) run(ctx context.Context) {
 	st := f.e.o.Store
-	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now})
+	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now, Present: f.present})
 	f.sc = sc
-	for ctx.Err() == nil {
-		fi, err := os.Stat(f.cfg.Root)
-		if err == nil && fi.IsDir() {
-			break
-		}
-		f.fail(fmt.Errorf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Second):
-		}
+	if !f.waitPresent(ctx) {
+		return
 	}
 	os.MkdirAll(trashDir(f.cfg.Root), 0o700)
 	f.findTemps()
@@ -203,6 +250,12 @@ func (f *folder) run(ctx context.Context) {
 	retry.Stop()
 	backoff := time.Second
 	for ctx.Err() == nil {
+		if f.present() != nil {
+			if !f.waitPresent(ctx) {
+				return
+			}
+			f.scan(ctx, sc, nil) // catch up with what changed while it was away
+		}
 		failed := f.pull(ctx)
 		if ctx.Err() == nil {
 			f.dropTemps()

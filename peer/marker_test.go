@@ -1,0 +1,121 @@
+package peer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// folderErr is the last error status shows for d's folder "f".
+func folderErr(d *testDev) string {
+	for _, f := range d.eng.Status().Folders {
+		if f.ID == "f" {
+			return f.LastError
+		}
+	}
+	return ""
+}
+
+// waitPaused waits until d's folder says its marker is gone.
+func waitPaused(t *testing.T, d *testDev) {
+	t.Helper()
+	waitFor(t, d.name+" to pause its folder", converge, func() bool {
+		return strings.Contains(folderErr(d), ".syncd is gone")
+	})
+}
+
+// liveLocal fails the test unless d's local record of rel is there and not
+// deleted.
+func liveLocal(t *testing.T, d *testDev, rel string) {
+	t.Helper()
+	r, ok, err := d.store.Local("f", rel)
+	if err != nil || !ok || r.Deleted {
+		t.Errorf("%s's record of %s = %+v, %v, %v; want a live record", d.name, rel, r, ok, err)
+	}
+}
+
+// TestUnmountedFolderDeletesNothing: bravo's folder is on a disk that goes
+// away, leaving its empty mount point. A rescan there deletes nothing,
+// here or on alpha, and alpha's new file is not written onto the disk
+// below the mount point. Once the disk is back, both sync.
+func TestUnmountedFolderDeletesNothing(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "photos/2019/beach.jpg", []byte("waves"))
+	drive := b.root + ".drive"
+	if err := os.Rename(b.root, drive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.root, 0o755); err != nil { // the empty mount point
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitPaused(t, b)
+	liveLocal(t, b, "photos/2019/beach.jpg")
+
+	a.write("photos/2019/sunset.jpg", []byte("red"))
+	a.rescan()
+	waitFor(t, "bravo to learn of alpha's new file", converge, func() bool {
+		_, ok, _ := b.store.Remote("f", a.id, "photos/2019/sunset.jpg")
+		return ok
+	})
+	time.Sleep(200 * time.Millisecond) // a pull would have begun by now
+	if ents, err := os.ReadDir(b.root); err != nil || len(ents) > 0 {
+		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
+	}
+	if !fileIs(a, "photos/2019/beach.jpg", "waves") {
+		t.Error("alpha lost beach.jpg while bravo's disk was away")
+	}
+
+	if err := os.Remove(b.root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(drive, b.root); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	got := waitConverged(t, converge, a, b)
+	for _, p := range []string{"photos/2019/beach.jpg", "photos/2019/sunset.jpg"} {
+		if _, ok := got[p]; !ok {
+			t.Errorf("%s missing after the disk came back", p)
+		}
+	}
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+}
+
+// TestMarkerMissingAtStart: a folder that has records here but lost its
+// marker while the daemon was stopped stays paused at start (its marker is
+// not made again behind the user's back) until the user makes it.
+func TestMarkerMissingAtStart(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "music/song.flac", []byte("la"))
+	b.stop()
+	if err := os.RemoveAll(markerDir(b.root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(b.root, "music", "song.flac")); err != nil {
+		t.Fatal(err)
+	}
+	b.start(a)
+	waitPaused(t, b)
+	if _, err := os.Lstat(markerDir(b.root)); err == nil {
+		t.Error("the marker was made again for a folder that has records")
+	}
+	liveLocal(t, b, "music/song.flac")
+	if !fileIs(a, "music/song.flac", "la") {
+		t.Error("alpha lost song.flac while bravo's folder was paused")
+	}
+
+	if err := os.Mkdir(markerDir(b.root), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "alpha to delete song.flac as bravo did", converge, func() bool {
+		_, err := os.Lstat(filepath.Join(a.root, "music", "song.flac"))
+		return os.IsNotExist(err)
+	})
+	if !trashHolds(t, a.root, "la") {
+		t.Error("alpha's trash does not hold song.flac")
+	}
+}
