@@ -80,6 +80,7 @@ type Scanner struct {
 	seed   maphash.Seed
 
 	watching atomic.Pointer[fsnotify.Watcher] // the running Watch's watcher (WatchDir); nil when none
+	rewatch  chan struct{}                    // Rewatch's requests to the running Watch
 
 	mu      sync.Mutex        // held for the duration of a Scan; guards the fields below
 	busy    map[string]bool   // paths that changed while hashed, rescanned next time
@@ -107,6 +108,7 @@ func NewScanner(s *Store, folder, root string, o ScanOptions) *Scanner {
 		busy:    map[string]bool{},
 		errSeen: map[string]string{},
 		bufs:    make(chan []byte, o.Workers),
+		rewatch: make(chan struct{}, 1),
 	}
 }
 

@@ -78,6 +78,8 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sc.rewatch:
+			w.addTree("")
 		case <-full.C:
 			clear(w.dirty)
 			w.all = false
@@ -174,6 +176,17 @@ func (sc *Scanner) WatchDir(rel string) bool {
 		return false
 	}
 	return fw.Add(filepath.Join(sc.root, filepath.FromSlash(rel))) == nil
+}
+
+// Rewatch has the running Watch watch every directory of the folder again,
+// as after the folder's disk was mounted again: the directories at its
+// paths are other ones than those it watched. It does not wait; without a
+// running Watch it does nothing.
+func (sc *Scanner) Rewatch() {
+	select {
+	case sc.rewatch <- struct{}{}:
+	default: // one is pending
+	}
 }
 
 // addTree watches directory rel and every directory below it.

@@ -254,6 +254,7 @@ func (f *folder) run(ctx context.Context) {
 			if !f.waitPresent(ctx) {
 				return
 			}
+			sc.Rewatch()         // a disk mounted again has other directories
 			f.scan(ctx, sc, nil) // catch up with what changed while it was away
 		}
 		failed := f.pull(ctx)

@@ -119,3 +119,41 @@ func TestMarkerMissingAtStart(t *testing.T) {
 		t.Error("alpha's trash does not hold song.flac")
 	}
 }
+
+// TestRemountedFolderWatchedAgain: when bravo's disk comes back, its folder
+// is another directory than the one the watcher watched; a file written
+// there afterwards reaches alpha through the watcher alone.
+func TestRemountedFolderWatchedAgain(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	startWatching(t, a, b, nil)
+	a.write("photos/a.jpg", []byte("a"))
+	waitConverged(t, converge, a, b)
+
+	drive := b.root + ".drive"
+	if err := os.Rename(b.root, drive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.root, 0o755); err != nil { // the empty mount point
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitPaused(t, b)
+
+	// Mounted again: the same entries in a new root directory.
+	ents, err := os.ReadDir(drive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(drive, e.Name()), filepath.Join(b.root, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.rescan()
+	waitFor(t, "bravo's folder to resume", converge, func() bool { return folderErr(b) == "" })
+	b.write("new.txt", []byte("written after the mount"))
+	waitFor(t, "new.txt to reach alpha through bravo's watcher", converge, func() bool {
+		return fileIs(a, "new.txt", "written after the mount")
+	})
+}
