@@ -45,9 +45,10 @@ type ScanOptions struct {
 	Self    uint64           // the local device's key (deviceid.ID.Key) for version bumps
 	Workers int              // hashing goroutines; default runtime.GOMAXPROCS(0)
 	Now     func() time.Time // clock for tombstone times; default time.Now
-	// Present, if set, is asked before a scan writes any tombstone whether
-	// the folder is really there (not an unmounted drive's empty mount
-	// point). An error keeps every record and is returned by Scan.
+	// Present, if set, is asked whether the folder is really there (not an
+	// unmounted drive's empty mount point) before a scan looks at anything
+	// and again before it writes any tombstone. An error stops the scan
+	// there, keeping every record, and Scan returns it.
 	Present func() error
 }
 
@@ -80,7 +81,7 @@ type Scanner struct {
 	seed   maphash.Seed
 
 	watching atomic.Pointer[fsnotify.Watcher] // the running Watch's watcher (WatchDir); nil when none
-	rewatch  chan struct{}                    // Rewatch's requests to the running Watch
+	rewatch  chan chan struct{}               // Rewatch's requests to the running Watch
 
 	mu      sync.Mutex        // held for the duration of a Scan; guards the fields below
 	busy    map[string]bool   // paths that changed while hashed, rescanned next time
@@ -108,7 +109,7 @@ func NewScanner(s *Store, folder, root string, o ScanOptions) *Scanner {
 		busy:    map[string]bool{},
 		errSeen: map[string]string{},
 		bufs:    make(chan []byte, o.Workers),
-		rewatch: make(chan struct{}, 1),
+		rewatch: make(chan chan struct{}),
 	}
 }
 
@@ -155,6 +156,11 @@ type scan struct {
 func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if sc.o.Present != nil {
+		if err := sc.o.Present(); err != nil {
+			return ScanResult{}, err
+		}
+	}
 	// An idle daemon should not hold the hasher's buffers (up to 32 MiB).
 	defer sc.hasher.Release()
 	ign, err := sc.loadIgnore()

@@ -498,7 +498,9 @@ func TestScanUnreadableDirKeepsRecords(t *testing.T) {
 
 // TestScanAbsentFolderKeepsRecords: a folder that is not there (an
 // unmounted drive's empty mount point) loses no record to a scan, full or
-// targeted; once it is there, what is gone becomes tombstones.
+// targeted, and what is written there is not recorded; a folder that goes
+// away during the walk loses no record either. Once it is there, what is
+// gone becomes tombstones.
 func TestScanAbsentFolderKeepsRecords(t *testing.T) {
 	e := newScanEnv(t)
 	e.write("a", "a")
@@ -509,16 +511,32 @@ func TestScanAbsentFolderKeepsRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.write(".DS_Store", "written into the mount point")
+	seq := e.seq()
 	errAbsent := errors.New("not mounted")
 	asked := 0
 	e.sc.o.Present = func() error { asked++; return errAbsent }
-	for _, paths := range [][]string{nil, {"a"}, {"d"}} {
+	for _, paths := range [][]string{nil, {"a"}, {"d"}, {".DS_Store"}} {
 		if _, err := e.sc.Scan(context.Background(), paths...); !errors.Is(err, errAbsent) {
 			t.Errorf("Scan(%v) of an absent folder = %v, want %v", paths, err, errAbsent)
 		}
 	}
-	if asked != 3 {
-		t.Errorf("Present asked %d times, want 3 (once per scan)", asked)
+	if asked != 4 {
+		t.Errorf("Present asked %d times, want 4 (once per scan, which then stops)", asked)
+	}
+	e.wantSeq(seq, "scans of an absent folder")
+
+	// There when the walk starts, gone when it ends.
+	e.sc.o.Present = func() error {
+		asked++
+		if asked%2 == 0 {
+			return errAbsent
+		}
+		return nil
+	}
+	asked = 0
+	if _, err := e.sc.Scan(context.Background()); !errors.Is(err, errAbsent) || asked != 2 {
+		t.Errorf("Scan of a folder gone during the walk = %v after %d questions, want %v after 2", err, asked, errAbsent)
 	}
 	for _, p := range []string{"a", "d", "d/b"} {
 		if r := e.rec(p); r.Deleted {
@@ -526,7 +544,7 @@ func TestScanAbsentFolderKeepsRecords(t *testing.T) {
 		}
 	}
 	e.sc.o.Present = func() error { return nil }
-	checkRes(t, "present again", e.scan(), ScanResult{Deleted: 3})
+	checkRes(t, "present again", e.scan(), ScanResult{Files: 1, Deleted: 3})
 }
 
 func TestScanCancel(t *testing.T) {

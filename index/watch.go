@@ -78,8 +78,9 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-sc.rewatch:
+		case done := <-sc.rewatch:
 			w.addTree("")
+			close(done)
 		case <-full.C:
 			clear(w.dirty)
 			w.all = false
@@ -180,12 +181,22 @@ func (sc *Scanner) WatchDir(rel string) bool {
 
 // Rewatch has the running Watch watch every directory of the folder again,
 // as after the folder's disk was mounted again: the directories at its
-// paths are other ones than those it watched. It does not wait; without a
-// running Watch it does nothing.
-func (sc *Scanner) Rewatch() {
+// paths are other ones than those it watched. It returns once they are
+// watched (or ctx ends), so that a scan after it misses no change; without
+// a running Watch, or one fallen back to periodic rescans, it does nothing.
+func (sc *Scanner) Rewatch(ctx context.Context) {
+	if sc.watching.Load() == nil {
+		return
+	}
+	done := make(chan struct{})
 	select {
-	case sc.rewatch <- struct{}{}:
-	default: // one is pending
+	case sc.rewatch <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

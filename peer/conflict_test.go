@@ -563,6 +563,9 @@ func TestLongSymlinkName(t *testing.T) {
 func TestConflictCopyNeverReplacesAFile(t *testing.T) {
 	root := t.TempDir()
 	f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: root})
+	if err := os.Mkdir(markerDir(root), 0o700); err != nil { // as a running folder has it
+		t.Fatal(err)
+	}
 	var err error
 	if f.rootFD, err = openRoot(root); err != nil {
 		t.Fatal(err)

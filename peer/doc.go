@@ -122,6 +122,15 @@
 // first (or moved there for deletions; an entry there is never replaced),
 // and the trash is emptied of entries older than Options.TrashKeep.
 //
+// .syncd is also the folder's marker (markerDir). A folder without it, or
+// without its root, is away (a disk not mounted leaves an empty mount
+// point): the scanner asks before it looks and again before it writes a
+// tombstone (index.ScanOptions.Present), no pull pass starts, the trash
+// never makes .syncd, status says why, and an idle folder is checked every
+// ten seconds. Back, the folder is watched again (index.Scanner.Rewatch)
+// and scanned in full. Only a folder with no local record gets a marker
+// made.
+//
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,
 // for each pass) through plain directories only: one openat2

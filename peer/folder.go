@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -146,57 +147,92 @@ func (f *folder) fail(err error) {
 
 // markerDir is the folder's marker: syncd's own directory at its root,
 // which also holds the trash. A folder whose marker is gone is taken to be
-// not there (a drive not mounted, a share not connected, leaving an empty
-// mount point): it is neither scanned for deletions nor pulled into, so
-// that its files are not deleted on every other device and nothing is
-// written onto the disk below the mount point.
+// away (a drive not mounted, a share not connected, leaving an empty mount
+// point), not emptied: it is neither scanned nor pulled into, so that its
+// files are not deleted on every other device and nothing is written onto
+// the disk below the mount point. Only waitPresent makes a marker.
 func markerDir(root string) string { return nativePath(root, ".syncd") }
 
-// errNoMarker is wrapped by present when the root is there but its marker
-// is not.
-var errNoMarker = errors.New("folder marker missing")
+// presenceEvery is how often a folder that is away is looked at again, and
+// an idle one checked for being away.
+var presenceEvery = 10 * time.Second // a variable for the tests
 
-// present reports whether the folder's root and its marker are there. It
-// is the scanner's Present guard, asked before any tombstone is written.
+// awayError says why a folder is taken to be away; its text is for the
+// user.
+type awayError struct {
+	msg      string
+	noMarker bool // the root is there, its marker does not exist
+}
+
+func (e *awayError) Error() string { return e.msg }
+
+// present reports whether the folder's root and its marker are there (an
+// *awayError if not). It is also the scanner's Present guard.
 func (f *folder) present() error {
 	fi, err := os.Stat(f.cfg.Root)
 	if err != nil || !fi.IsDir() {
-		return fmt.Errorf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root)
+		return &awayError{msg: fmt.Sprintf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root)}
 	}
-	if fi, err := os.Lstat(markerDir(f.cfg.Root)); err == nil && fi.IsDir() {
+	m := markerDir(f.cfg.Root)
+	fi, err = os.Lstat(m)
+	switch {
+	case err == nil && fi.IsDir():
 		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return &awayError{noMarker: true, msg: fmt.Sprintf("%s is gone, as if the folder's disk were not mounted; syncing this folder is paused so that nothing is deleted on other devices; mount the disk, or if the folder was emptied on purpose, create that directory (what is missing here is then deleted on every device)", m)}
+	case err == nil:
+		return &awayError{msg: fmt.Sprintf("%s is not a directory; syncd keeps the folder's trash there and uses it to tell that the folder's disk is mounted; syncing this folder is paused until it is a directory again", m)}
+	default:
+		return &awayError{msg: fmt.Sprintf("cannot check the folder marker %s (%v); syncing this folder is paused until it can", m, errnoOf(err))}
 	}
-	return fmt.Errorf("%w: %s is gone, as if its disk were not mounted; syncing this folder is paused so that no file is deleted on other devices; mount the disk, or create that directory to sync the folder as it is now",
-		errNoMarker, markerDir(f.cfg.Root))
 }
 
 // waitPresent returns once the folder is present, or false when ctx ends.
-// It looks again every 10 seconds, and at once on a rescan request or news
-// from a peer. A folder that never had a record here (new, or never
-// scanned) gets its marker made.
+// It looks again every presenceEvery, and at once on a rescan request or
+// news from a peer. A folder that never had a record here (new, or never
+// scanned) gets its marker made. The error it showed is cleared when the
+// folder is back.
 func (f *folder) waitPresent(ctx context.Context) bool {
+	var shown string
 	for ctx.Err() == nil {
 		err := f.present()
-		if errors.Is(err, errNoMarker) {
+		if ae, ok := err.(*awayError); ok && ae.noMarker {
 			if seq, serr := f.e.o.Store.LocalSeq(f.cfg.ID); serr == nil && seq == 0 {
-				if err = os.Mkdir(markerDir(f.cfg.Root), 0o700); err == nil {
+				merr := os.Mkdir(markerDir(f.cfg.Root), 0o700)
+				if merr == nil {
 					continue
 				}
-				err = fmt.Errorf("cannot make the folder marker %s (%w); check the folder's permissions", markerDir(f.cfg.Root), err)
+				err = fmt.Errorf("cannot make the folder marker %s (%v); check the folder's permissions", markerDir(f.cfg.Root), errnoOf(merr))
 			}
 		}
 		if err == nil {
+			if shown != "" {
+				f.cleared(shown)
+				f.e.o.Logger.Info("folder is back; syncing resumes", "folder", f.cfg.ID)
+			}
 			return true
 		}
+		shown = err.Error()
 		f.fail(err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(presenceEvery):
 		case <-f.scanReq: // the full scan after the wait covers it
 		case <-f.kickc:
 		}
 	}
 	return false
+}
+
+// cleared takes back the error msg that fail showed, if it is still the
+// one shown; a later failure with the same message is logged again.
+func (f *folder) cleared(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lastErr == msg {
+		f.state, f.lastErr = StateIdle, ""
+	}
+	delete(f.errLogged, msg)
 }
 
 // requestScan asks the run loop for a scan of paths (nil = everything).
@@ -221,7 +257,7 @@ func (f *folder) run(ctx context.Context) {
 	if !f.waitPresent(ctx) {
 		return
 	}
-	os.MkdirAll(trashDir(f.cfg.Root), 0o700)
+	os.Mkdir(trashDir(f.cfg.Root), 0o700) // never .syncd: only waitPresent makes that
 	f.findTemps()
 
 	var wg sync.WaitGroup
@@ -249,12 +285,14 @@ func (f *folder) run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	backoff := time.Second
+	presence := time.NewTicker(presenceEvery)
+	defer presence.Stop()
 	for ctx.Err() == nil {
 		if f.present() != nil {
 			if !f.waitPresent(ctx) {
 				return
 			}
-			sc.Rewatch()         // a disk mounted again has other directories
+			sc.Rewatch(ctx)      // a disk mounted again has other directories
 			f.scan(ctx, sc, nil) // catch up with what changed while it was away
 		}
 		failed := f.pull(ctx)
@@ -267,22 +305,29 @@ func (f *folder) run(ctx context.Context) {
 		} else {
 			backoff = time.Second
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case paths := <-f.scanReq:
-			f.scan(ctx, sc, f.drainScans(paths))
-		case <-f.kickc:
-		case <-retry.C:
-			f.mu.Lock()
-			f.allDirty = true
-			f.mu.Unlock()
-		case <-full.C:
-			f.scan(ctx, sc, nil)
-			f.cleanTrash()
-			f.mu.Lock()
-			f.allDirty = true
-			f.mu.Unlock()
+		for wait := true; wait; {
+			wait = false
+			select {
+			case <-ctx.Done():
+				return
+			case paths := <-f.scanReq:
+				f.scan(ctx, sc, f.drainScans(paths))
+			case <-f.kickc:
+			case <-retry.C:
+				f.mu.Lock()
+				f.allDirty = true
+				f.mu.Unlock()
+			case <-full.C:
+				f.scan(ctx, sc, nil)
+				f.cleanTrash()
+				f.mu.Lock()
+				f.allDirty = true
+				f.mu.Unlock()
+			case <-presence.C:
+				// Still there: nothing to do. Away: the loop pauses (and
+				// status says why) without waiting for an event.
+				wait = f.present() == nil
+			}
 		}
 	}
 }
@@ -316,7 +361,12 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	f.setState(StateScanning)
 	res, err := sc.Scan(ctx, paths...)
 	if err != nil {
-		if ctx.Err() == nil {
+		var away *awayError
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &away):
+			f.fail(err) // as waitPresent says it next
+		default:
 			f.fail(fmt.Errorf("scan: %w", err))
 		}
 		return

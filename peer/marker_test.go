@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // folderErr is the last error status shows for d's folder "f".
@@ -16,6 +18,14 @@ func folderErr(d *testDev) string {
 		}
 	}
 	return ""
+}
+
+// pullPasses is how many pull passes d's folder has started.
+func pullPasses(d *testDev) uint64 {
+	f := d.eng.folders["f"]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pass
 }
 
 // waitPaused waits until d's folder says its marker is gone.
@@ -53,6 +63,7 @@ func TestUnmountedFolderDeletesNothing(t *testing.T) {
 	b.rescan()
 	waitPaused(t, b)
 	liveLocal(t, b, "photos/2019/beach.jpg")
+	passes := pullPasses(b)
 
 	a.write("photos/2019/sunset.jpg", []byte("red"))
 	a.rescan()
@@ -61,6 +72,9 @@ func TestUnmountedFolderDeletesNothing(t *testing.T) {
 		return ok
 	})
 	time.Sleep(200 * time.Millisecond) // a pull would have begun by now
+	if n := pullPasses(b); n != passes {
+		t.Errorf("bravo ran %d pull passes while its disk was away", n-passes)
+	}
 	if ents, err := os.ReadDir(b.root); err != nil || len(ents) > 0 {
 		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
 	}
@@ -156,4 +170,58 @@ func TestRemountedFolderWatchedAgain(t *testing.T) {
 	waitFor(t, "new.txt to reach alpha through bravo's watcher", converge, func() bool {
 		return fileIs(a, "new.txt", "written after the mount")
 	})
+}
+
+// TestAwayNoticedWhileIdle: an idle folder whose disk goes away says so
+// within presenceEvery, with no event to wake it; back, it says nothing.
+func TestAwayNoticedWhileIdle(t *testing.T) {
+	old := presenceEvery
+	presenceEvery = 50 * time.Millisecond
+	t.Cleanup(func() { presenceEvery = old }) // after the devices stop
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "a.txt", []byte("a"))
+	drive := b.root + ".drive"
+	if err := os.Rename(b.root, drive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitPaused(t, b)
+	if err := os.Remove(b.root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(drive, b.root); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+	if !strings.Contains(b.logText(), "folder is back") {
+		t.Error("bravo's log does not say that the folder is back")
+	}
+}
+
+// TestTrashNeverMakesTheMarker: moving a file into the trash of a folder
+// whose marker is gone fails and makes no marker (which would make an
+// empty mount point look like the folder).
+func TestTrashNeverMakesTheMarker(t *testing.T) {
+	root := t.TempDir()
+	f := newFolder(New(Options{}), FolderConfig{ID: "f", Root: root})
+	var err error
+	if f.rootFD, err = openRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(f.rootFD)
+	if err := os.WriteFile(filepath.Join(root, "x.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = f.toTrash("x.txt", at{f.rootFD, "x.txt", filepath.Join(root, "x.txt")}, false)
+	if err == nil || !strings.Contains(err.Error(), ".syncd") {
+		t.Errorf("toTrash without a marker = %v, want an error naming .syncd", err)
+	}
+	if _, err := os.Lstat(markerDir(root)); err == nil {
+		t.Error("toTrash made the marker")
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "x.txt")); err != nil || string(data) != "x" {
+		t.Errorf("x.txt = %q, %v; want it in place", data, err)
+	}
 }

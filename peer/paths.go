@@ -226,12 +226,13 @@ func unsafeOpen(root, p, name string) error {
 // from the root with O_NOFOLLOW|O_DIRECTORY (making a missing one if
 // makeParents), each relative to the one before, already checked and held
 // open. A directory it makes is 0755 (a pulled directory's own mode comes
-// with its record), or 0700 under .syncd: the trash keeps old versions of
-// files whose own directories may be private.
+// with its record), or 0700 under .syncd (rel below it, or root the marker
+// itself, as for the trash): the trash keeps old versions of files whose
+// own directories may be private.
 func walkParent(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
 	d := parentFD{fd: rootFD}
 	mode := uint32(0o755)
-	if strings.HasPrefix(rel, ".syncd/") {
+	if strings.HasPrefix(rel, ".syncd/") || filepath.Base(root) == ".syncd" {
 		mode = 0o700
 	}
 	for _, seg := range strings.Split(path.Dir(rel), "/") {

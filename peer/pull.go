@@ -961,10 +961,16 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
 	// The trash's directories are syncd's own (0700, under .syncd; no
 	// peer's path can reach them); missing ones are made on the way down
-	// from the root, like a pulled file's. An error names the entry
-	// without its stamp, so that a retry logs nothing new.
+	// from .syncd, like a pulled file's, but never .syncd itself, the
+	// folder's marker (markerDir): gone, the folder is away. An error names
+	// the entry without its stamp, so that a retry logs nothing new.
 	entry := ".syncd/trash/" + dir + base
-	d, err := f.openParent(entry, entry, true)
+	m, err := f.openParent(".syncd/trash", ".syncd/trash", false)
+	if err != nil {
+		return fmt.Errorf("move %s into the trash: %w", p, err)
+	}
+	defer m.close()
+	d, err := openParentAt(m.fd, markerDir(f.cfg.Root), "trash/"+dir+base, "trash/"+dir+base, true)
 	if err != nil {
 		return err
 	}
