@@ -418,3 +418,61 @@ func TestStoreRunGC(t *testing.T) {
 		t.Fatal("RunGC did not stop")
 	}
 }
+
+// TestStoreForgetLocal: a folder's local records, sequences and block
+// locations go, with a new epoch; another folder's, and the peers' records
+// of the folder, stay. Root is what SetRoot recorded.
+func TestStoreForgetLocal(t *testing.T) {
+	s := openTest(t, "")
+	a := fileRecord("a", 2*MaxBlockSize+3, MaxBlockSize)
+	if _, err := s.PutLocal("f", a, fileRecord("b", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	g := a
+	g.Path = "g-copy"
+	if _, err := s.PutLocal("g", g); err != nil {
+		t.Fatal(err)
+	}
+	dev := deviceid.ID{0xa}
+	if err := s.PutRemote("f", dev, 100, fileRecord("r", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	epoch, err := s.Epoch("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, err := s.Root("f"); root != "" || err != nil {
+		t.Errorf("Root before SetRoot = %q, %v; want none", root, err)
+	}
+	if err := s.SetRoot("f", "/media/photos"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetLocal("f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := collectLocal(t, s, "f", 0); len(got) != 0 {
+		t.Errorf("local records after ForgetLocal = %v, want none", got)
+	}
+	if seq, err := s.LocalSeq("f"); seq != 0 || err != nil {
+		t.Errorf("LocalSeq after ForgetLocal = %d, %v; want 0", seq, err)
+	}
+	if e, _ := s.Epoch("f"); e == epoch {
+		t.Error("the epoch did not change")
+	}
+	locs, err := s.BlockLocations(a.Blocks[1].Hash, 0)
+	if want := []Location{{"g", "g-copy", MaxBlockSize, MaxBlockSize}}; err != nil || !cmp.Equal(locs, want) {
+		t.Errorf("BlockLocations after ForgetLocal = %v, %v; want only %v", locs, err, want)
+	}
+	if got := collectLocal(t, s, "g", 0); len(got) != 1 {
+		t.Errorf("folder g's records = %v, want its one", got)
+	}
+	if _, ok, _ := s.Remote("f", dev, "r"); !ok {
+		t.Error("the peer's record of f is gone")
+	}
+	if root, err := s.Root("f"); root != "/media/photos" || err != nil {
+		t.Errorf("Root = %q, %v; want /media/photos", root, err)
+	}
+	if recs, err := s.PutLocal("f", fileRecord("c", 5, 5)); err != nil || recs[0].Sequence != 1 {
+		t.Errorf("the first record after ForgetLocal = %+v, %v; want sequence 1", recs, err)
+	}
+}

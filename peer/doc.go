@@ -129,7 +129,9 @@
 // never makes .syncd, status says why, and an idle folder is checked every
 // ten seconds. Back, the folder is watched again (index.Scanner.Rewatch)
 // and scanned in full. Only a folder with no local record gets a marker
-// made.
+// made. A folder whose path changed (the index records where it last ran)
+// and has no marker at the new one starts over there: its local records are
+// forgotten (index.Store.ForgetLocal), not turned into tombstones.
 //
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,

@@ -225,3 +225,45 @@ func TestTrashNeverMakesTheMarker(t *testing.T) {
 		t.Errorf("x.txt = %q, %v; want it in place", data, err)
 	}
 }
+
+// TestFolderAtNewPath: bravo's folder is given a new, empty path (the
+// config changed): it starts over there and gets its files from alpha,
+// deleting nothing anywhere. Moved with its .syncd, it carries on.
+func TestFolderAtNewPath(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "photos/a.jpg", []byte("a"))
+	b.stop()
+	old := b.root
+	b.root = filepath.Join(b.home, "new")
+	if err := os.Mkdir(b.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.start(a)
+	got := waitConverged(t, converge, a, b)
+	if _, ok := got["photos/a.jpg"]; !ok {
+		t.Fatal("photos/a.jpg is not on both devices after the move")
+	}
+	if _, err := os.Stat(filepath.Join(old, "photos", "a.jpg")); err != nil {
+		t.Errorf("the old path lost its file: %v", err)
+	}
+	if n := strings.Count(b.logText(), "starting over"); n != 1 {
+		t.Errorf("bravo logged 'starting over' %d times, want 1", n)
+	}
+
+	b.stop()
+	moved := filepath.Join(b.home, "moved")
+	if err := os.Rename(b.root, moved); err != nil {
+		t.Fatal(err)
+	}
+	b.root = moved
+	b.start(a)
+	b.write("photos/b.jpg", []byte("b"))
+	b.rescan()
+	waitFor(t, "b.jpg to reach alpha", converge, func() bool { return fileIs(a, "photos/b.jpg", "b") })
+	if n := strings.Count(b.logText(), "starting over"); n != 1 {
+		t.Errorf("bravo logged 'starting over' %d times after a move with .syncd, want 1", n)
+	}
+	if !fileIs(a, "photos/a.jpg", "a") {
+		t.Error("alpha lost a.jpg")
+	}
+}
