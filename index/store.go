@@ -27,7 +27,6 @@ const (
 	pRemote   = 'R' // R folder dev(32) path -> record
 	pProgress = 'P' // P folder dev(32) -> epoch(8) seq(8)
 	pBlock    = 'B' // B hash(32) folder path -> offset(8) size(8)
-	pRoot     = 'F' // F folder -> the folder's path when it last ran
 )
 
 // MaxFolderLen bounds a folder ID.
@@ -310,79 +309,6 @@ func (s *Store) LocalSeq(folder string) (uint64, error) {
 		return err
 	})
 	return v, err
-}
-
-// Root is the folder's path on disk as SetRoot last recorded it ("" if
-// never).
-func (s *Store) Root(folder string) (string, error) {
-	if err := checkFolder(folder); err != nil {
-		return "", err
-	}
-	var root string
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(key(pRoot, folder))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, err := it.ValueCopy(nil)
-		root = string(v)
-		return err
-	})
-	return root, err
-}
-
-// SetRoot records the folder's path on disk.
-func (s *Store) SetRoot(folder, root string) error {
-	if err := checkFolder(folder); err != nil {
-		return err
-	}
-	return s.update(func(txn *badger.Txn) error { return txn.Set(key(pRoot, folder), []byte(root)) })
-}
-
-// ForgetLocal drops every local record of folder with its sequences and
-// block locations, and gives the folder a new epoch: this device starts
-// over in the folder as a new one would, and peers start over with it. No
-// file and no peer's record is touched; no tombstone is written.
-func (s *Store) ForgetLocal(folder string) error {
-	if err := checkFolder(folder); err != nil {
-		return err
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	err := s.walk(key(pLocal, folder), func(r Record) error {
-		for _, b := range r.Blocks {
-			if err := wb.Delete(blockKey(b.Hash, folder, r.Path)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for _, prefix := range [][]byte{key(pLocal, folder), key(pSeq, folder)} {
-		if err != nil {
-			break
-		}
-		err = s.scanKeys(prefix, func(k []byte) error { return wb.Delete(k) })
-	}
-	if err == nil {
-		err = wb.Delete(key(pSeqTop, folder))
-	}
-	if err == nil {
-		err = wb.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("forget the local records of %s: %w", folder, err)
-	}
-	s.wrote()
-	if err := s.ResetEpoch(folder); err != nil {
-		return err
-	}
-	s.notify(folder)
-	return nil
 }
 
 // PutLocal stores local records: each gets the next sequence of the folder

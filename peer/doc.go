@@ -129,9 +129,7 @@
 // never makes .syncd, status says why, and an idle folder is checked every
 // ten seconds. Back, the folder is watched again (index.Scanner.Rewatch)
 // and scanned in full. Only a folder with no local record gets a marker
-// made. A folder whose path changed (the index records where it last ran)
-// and has no marker at the new one starts over there: its local records are
-// forgotten (index.Store.ForgetLocal), not turned into tombstones.
+// made.
 //
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,

@@ -197,7 +197,6 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		err := f.present()
 		if ae, ok := err.(*awayError); ok && ae.noMarker {
-			f.forgetOldPlace()
 			if seq, serr := f.e.o.Store.LocalSeq(f.cfg.ID); serr == nil && seq == 0 {
 				merr := os.Mkdir(markerDir(f.cfg.Root), 0o700)
 				if merr == nil {
@@ -211,11 +210,6 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 				f.cleared(shown)
 				f.e.o.Logger.Info("folder is back; syncing resumes", "folder", f.cfg.ID)
 			}
-			if old, rerr := f.e.o.Store.Root(f.cfg.ID); rerr == nil && old != f.cfg.Root {
-				if rerr = f.e.o.Store.SetRoot(f.cfg.ID, f.cfg.Root); rerr != nil {
-					f.e.o.Logger.Warn("cannot record the folder's path in the index", "folder", f.cfg.ID, "err", rerr)
-				}
-			}
 			return true
 		}
 		shown = err.Error()
@@ -228,29 +222,6 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 		}
 	}
 	return false
-}
-
-// forgetOldPlace handles a folder given a new path (the config changed)
-// that has no marker there: its local records describe the files at the
-// old path, which the new one never held. They are forgotten, so that the
-// folder starts over at the new path as on a new device and its files come
-// from the peers; kept, the folder would stay paused, and making the marker
-// by hand would delete every file on every device.
-func (f *folder) forgetOldPlace() {
-	st := f.e.o.Store
-	old, err := st.Root(f.cfg.ID)
-	if err != nil || old == "" || old == f.cfg.Root {
-		return // the same place: the disk is away
-	}
-	if err := st.ForgetLocal(f.cfg.ID); err != nil {
-		f.e.o.Logger.Warn("cannot start the folder over at its new path", "folder", f.cfg.ID, "err", err)
-		return
-	}
-	if err := st.SetRoot(f.cfg.ID, f.cfg.Root); err != nil {
-		f.e.o.Logger.Warn("cannot record the folder's path in the index", "folder", f.cfg.ID, "err", err)
-	}
-	f.e.o.Logger.Info("folder has a new path without .syncd: starting over there, its files come from the peers",
-		"folder", f.cfg.ID, "old", old, "new", f.cfg.Root)
 }
 
 // cleared takes back the error msg that fail showed, if it is still the
