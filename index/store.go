@@ -311,6 +311,74 @@ func (s *Store) LocalSeq(folder string) (uint64, error) {
 	return v, err
 }
 
+// LocalFolders lists the folders that have local records here (or had:
+// a folder whose sequence counter exists).
+func (s *Store) LocalFolders() ([]string, error) {
+	var ids []string
+	err := s.scanKeys([]byte{pSeqTop}, func(k []byte) error {
+		if len(k) < 3 || int(k[1])<<8|int(k[2]) != len(k)-3 {
+			return fmt.Errorf("%w: %q", ErrCorrupt, k)
+		}
+		ids = append(ids, string(k[3:]))
+		return nil
+	})
+	return ids, err
+}
+
+// ForgetLocal drops every local record of folder with its sequences and
+// block locations, and gives the folder a new epoch: this device starts
+// over in the folder as a new one would, and peers start over with it. No
+// file and no peer's record is touched; no tombstone is written. The
+// sequences go first, so that a reader of LocalSince meanwhile finds
+// fewer records, never a sequence without its record; a crash part way
+// leaves records that the next ForgetLocal drops.
+func (s *Store) ForgetLocal(folder string) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	del := func(prefix []byte) error {
+		wb := s.db.NewWriteBatch()
+		defer wb.Cancel()
+		if err := s.scanKeys(prefix, func(k []byte) error { return wb.Delete(k) }); err != nil {
+			return err
+		}
+		return wb.Flush()
+	}
+	err := del(key(pSeq, folder))
+	if err == nil {
+		wb := s.db.NewWriteBatch()
+		defer wb.Cancel()
+		err = s.walk(key(pLocal, folder), func(r Record) error {
+			for _, b := range r.Blocks {
+				if err := wb.Delete(blockKey(b.Hash, folder, r.Path)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = wb.Flush()
+		}
+	}
+	if err == nil {
+		err = del(key(pLocal, folder))
+	}
+	if err == nil {
+		err = s.update(func(txn *badger.Txn) error { return txn.Delete(key(pSeqTop, folder)) })
+	}
+	if err != nil {
+		return fmt.Errorf("forget the local records of %s: %w", folder, err)
+	}
+	s.wrote()
+	if err := s.ResetEpoch(folder); err != nil {
+		return err
+	}
+	s.notify(folder)
+	return nil
+}
+
 // PutLocal stores local records: each gets the next sequence of the folder
 // (the given Sequence is ignored), keeps its Version as given, and replaces
 // the path's previous record. The records and their sequences are written

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -416,5 +417,69 @@ func TestStoreRunGC(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunGC did not stop")
+	}
+}
+
+// TestStoreForgetLocal: a folder's local records, sequences and block
+// locations go, with a new epoch; another folder's (whose ID the first is a
+// prefix of), and the peers' records of the folder, stay. LocalFolders
+// lists the folders with local records.
+func TestStoreForgetLocal(t *testing.T) {
+	s := openTest(t, "")
+	a := fileRecord("a", 2*MaxBlockSize+3, MaxBlockSize)
+	var recs []Record
+	for i := range 3 * pageSize { // more than one page of the walks
+		recs = append(recs, fileRecord("many/"+strconv.Itoa(i), 5, 5))
+	}
+	if _, err := s.PutLocal("f", append(recs, a)...); err != nil {
+		t.Fatal(err)
+	}
+	g := a
+	g.Path = "g-copy"
+	if _, err := s.PutLocal("ff", g); err != nil {
+		t.Fatal(err)
+	}
+	dev := deviceid.ID{0xa}
+	if err := s.PutRemote("f", dev, 100, fileRecord("r", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	epoch, err := s.Epoch("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.LocalFolders(); err != nil || !cmp.Equal(ids, []string{"f", "ff"}) {
+		t.Errorf("LocalFolders = %v, %v; want [f ff]", ids, err)
+	}
+	if err := s.ForgetLocal("f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := collectLocal(t, s, "f", 0); len(got) != 0 {
+		t.Errorf("%d local records after ForgetLocal, want none", len(got))
+	}
+	n := 0
+	if err := s.WalkLocal("f", func(Record) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("WalkLocal after ForgetLocal: %d records, %v; want none", n, err)
+	}
+	if seq, err := s.LocalSeq("f"); seq != 0 || err != nil {
+		t.Errorf("LocalSeq after ForgetLocal = %d, %v; want 0", seq, err)
+	}
+	if e, _ := s.Epoch("f"); e == epoch {
+		t.Error("the epoch did not change")
+	}
+	locs, err := s.BlockLocations(a.Blocks[1].Hash, 0)
+	if want := []Location{{"ff", "g-copy", MaxBlockSize, MaxBlockSize}}; err != nil || !cmp.Equal(locs, want) {
+		t.Errorf("BlockLocations after ForgetLocal = %v, %v; want only %v", locs, err, want)
+	}
+	if got := collectLocal(t, s, "ff", 0); len(got) != 1 {
+		t.Errorf("folder ff's records = %v, want its one", got)
+	}
+	if _, ok, _ := s.Remote("f", dev, "r"); !ok {
+		t.Error("the peer's record of f is gone")
+	}
+	if ids, err := s.LocalFolders(); err != nil || !cmp.Equal(ids, []string{"ff"}) {
+		t.Errorf("LocalFolders after ForgetLocal = %v, %v; want [ff]", ids, err)
+	}
+	if recs, err := s.PutLocal("f", fileRecord("c", 5, 5)); err != nil || recs[0].Sequence != 1 {
+		t.Errorf("the first record after ForgetLocal = %+v, %v; want sequence 1", recs, err)
 	}
 }

@@ -129,7 +129,9 @@
 // never makes .syncd, status says why, and an idle folder is checked every
 // ten seconds. Back, the folder is watched again (index.Scanner.Rewatch)
 // and scanned in full. Only a folder with no local record gets a marker
-// made.
+// made. The local records of a folder no longer configured are forgotten
+// (index.Store.ForgetLocal; no tombstone), so that one added again starts
+// over; a folder's runs, and that forgetting, never overlap.
 //
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,

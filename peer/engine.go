@@ -182,6 +182,10 @@ type Engine struct {
 	running context.Context       // nil until Run; the context children derive from
 	wg      sync.WaitGroup        // goroutines started by Run and reconfigure
 	started map[string]func()     // cancel funcs of running folder and peer goroutines, by key
+	// lastTask is, by folder ID, closed when the last goroutine started
+	// for that folder (its run, or the forgetting of its records) has
+	// ended: the next one waits for it, so that two never overlap.
+	lastTask map[string]chan struct{}
 
 	fetchedBytes atomic.Int64 // block bytes received from peers
 	held         heldFiles    // temp files held open for their commits, in all folders
@@ -199,6 +203,7 @@ func New(o Options) *Engine {
 		peers:    map[deviceid.ID]*conn{},
 		folders:  map[string]*folder{},
 		started:  map[string]func(){},
+		lastTask: map[string]chan struct{}{},
 	}
 	e.held.max = maxHeld()
 	if o.hooks.holdNone {
@@ -269,11 +274,18 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // reconcileLocked starts goroutines for configured folders and peers and
-// stops the ones no longer configured. Called with mu held.
+// stops the ones no longer configured. The local records of a folder no
+// longer configured are forgotten once its run has ended: added again, at
+// the same path or another, it starts over as on a new device (its files
+// there are scanned, the rest comes from the peers) instead of finding
+// records of files it no longer has, which would pause it (no marker) or
+// delete them on every device. Called with mu held.
 func (e *Engine) reconcileLocked() {
 	want := map[string]func(context.Context){}
+	folderOf := map[string]string{}
 	for id, f := range e.folders {
-		want["f:"+id+"\x00"+f.cfg.Root] = f.run
+		k := "f:" + id + "\x00" + f.cfg.Root
+		want[k], folderOf[k] = f.run, id
 	}
 	for id, c := range e.peers {
 		want["p:"+id.String()] = c.run
@@ -284,18 +296,57 @@ func (e *Engine) reconcileLocked() {
 			delete(e.started, k)
 		}
 	}
+	if e.o.Store != nil {
+		ids, err := e.o.Store.LocalFolders()
+		if err != nil {
+			e.o.Logger.Warn("cannot list the index's folders", "err", err)
+		}
+		for _, id := range ids {
+			if _, ok := e.folders[id]; !ok {
+				e.startTask(context.Background(), id, func(context.Context) { e.forget(id) })
+			}
+		}
+	}
 	for k, run := range want {
 		if _, ok := e.started[k]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(e.running)
 		e.started[k] = cancel
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			run(ctx)
-		}()
+		e.startTask(ctx, folderOf[k], run)
 	}
+}
+
+// startTask runs fn(ctx) in a goroutine of the engine; for a folder (id
+// not empty), only once the last one started for that folder has ended.
+// Called with mu held.
+func (e *Engine) startTask(ctx context.Context, id string, fn func(context.Context)) {
+	var after, done chan struct{}
+	if id != "" {
+		after, done = e.lastTask[id], make(chan struct{})
+		e.lastTask[id] = done
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if done != nil {
+			defer close(done)
+		}
+		if after != nil {
+			<-after // cancelled or ending: never long
+		}
+		fn(ctx)
+	}()
+}
+
+// forget drops the local records of a folder that is no longer configured
+// (a run of it configured again meanwhile waits for this).
+func (e *Engine) forget(id string) {
+	if err := e.o.Store.ForgetLocal(id); err != nil {
+		e.o.Logger.Warn("cannot forget the index of a removed folder; it is tried again at the next start", "folder", id, "err", err)
+		return
+	}
+	e.o.Logger.Info("forgot the index of a folder no longer configured; added again, it starts over", "folder", id)
 }
 
 // folder returns the folder with that ID, or nil.

@@ -179,7 +179,7 @@ func (f *folder) present() error {
 	case err == nil && fi.IsDir():
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
-		return &awayError{noMarker: true, msg: fmt.Sprintf("%s is gone, as if the folder's disk were not mounted; syncing this folder is paused so that nothing is deleted on other devices; mount the disk, or if the folder was emptied on purpose, create that directory (what is missing here is then deleted on every device)", m)}
+		return &awayError{noMarker: true, msg: fmt.Sprintf("%s is gone, as if the folder's disk were not mounted; syncing this folder is paused so that nothing is deleted on other devices; mount the disk, or if the folder was moved here, move its .syncd along; only if it was emptied on purpose, create that directory (what is missing here is then deleted on every device)", m)}
 	case err == nil:
 		return &awayError{msg: fmt.Sprintf("%s is not a directory; syncd keeps the folder's trash there and uses it to tell that the folder's disk is mounted; syncing this folder is paused until it is a directory again", m)}
 	default:

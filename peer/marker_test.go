@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
 // folderErr is the last error status shows for d's folder "f".
@@ -223,5 +225,73 @@ func TestTrashNeverMakesTheMarker(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(root, "x.txt")); err != nil || string(data) != "x" {
 		t.Errorf("x.txt = %q, %v; want it in place", data, err)
+	}
+}
+
+// configure gives d's engine folder "f" at root, shared with d's peers, or
+// no folder if root is empty (as a reloaded config does).
+func configure(d *testDev, root string) {
+	var pc []PeerConfig
+	var ids []deviceid.ID
+	for _, p := range d.peers {
+		pc = append(pc, PeerConfig{ID: p.id, Name: p.name})
+		ids = append(ids, p.id)
+	}
+	var fc []FolderConfig
+	if root != "" {
+		fc = []FolderConfig{{ID: "f", Root: root, Peers: ids}}
+	}
+	d.eng.Configure(pc, fc)
+}
+
+// TestRemovedFolderStartsOver: bravo's folder is removed and added again
+// at a new, empty path: it starts over there, its files come from alpha,
+// and nothing is deleted anywhere. Removed and added again where its files
+// are, it finds them as they are: no conflict copy, nothing in the trash.
+func TestRemovedFolderStartsOver(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "photos/a.jpg", []byte("a"))
+	removeFolder := func() {
+		t.Helper()
+		configure(b, "")
+		waitFor(t, "bravo to forget the folder", converge, func() bool {
+			seq, err := b.store.LocalSeq("f")
+			return err == nil && seq == 0
+		})
+	}
+	removeFolder()
+	old := b.root
+	b.root = filepath.Join(b.home, "new")
+	if err := os.Mkdir(b.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	configure(b, b.root)
+	got := waitConverged(t, converge, a, b)
+	if _, ok := got["photos/a.jpg"]; !ok {
+		t.Fatal("photos/a.jpg is not on both devices after the folder was added again")
+	}
+	if !fileIs(a, "photos/a.jpg", "a") {
+		t.Error("alpha lost a.jpg")
+	}
+	if _, err := os.Stat(filepath.Join(old, "photos", "a.jpg")); err != nil {
+		t.Errorf("the old path lost its file: %v", err)
+	}
+
+	removeFolder()
+	configure(b, b.root)
+	waitFor(t, "bravo to record its files again", converge, func() bool {
+		r, ok, err := b.store.Local("f", "photos/a.jpg")
+		return err == nil && ok && !r.Deleted
+	})
+	waitConverged(t, converge, a, b)
+	for _, d := range []*testDev{a, b} {
+		for p := range tree(t, d.root) {
+			if isConflictCopy(p) {
+				t.Errorf("%s has a conflict copy %s", d.name, p)
+			}
+		}
+		if trashHolds(t, d.root, "a") {
+			t.Errorf("%s put a.jpg into its trash", d.name)
+		}
 	}
 }

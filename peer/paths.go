@@ -156,7 +156,8 @@ func (f *folder) openUnder(p, rel string, flags, reopen int, makeParents bool) (
 // through plain directories only: one openat2 with RESOLVE_BENEATH and
 // RESOLVE_NO_SYMLINKS, or where openat2 is missing or refused, or a
 // parent is missing and makeParents says to make it, one openat per
-// parent (walkParent).
+// parent (walkParent). A directory it makes is 0755 (a pulled directory's
+// own mode comes with its record), or 0700 under .syncd.
 func (f *folder) openParent(p, rel string, makeParents bool) (parentFD, error) {
 	if f.rootFD < 0 {
 		if f.rootErr != nil {
@@ -164,11 +165,24 @@ func (f *folder) openParent(p, rel string, makeParents bool) (parentFD, error) {
 		}
 		return parentFD{}, errors.New("the folder's root is not open")
 	}
-	return openParentAt(f.rootFD, f.cfg.Root, p, rel, makeParents)
+	var mkdir uint32
+	switch {
+	case !makeParents:
+	case strings.HasPrefix(rel, ".syncd/"):
+		mkdir = privateDir
+	default:
+		mkdir = 0o755
+	}
+	return openParentAt(f.rootFD, f.cfg.Root, p, rel, mkdir)
 }
 
-// openParentAt is openParent from rootFD, the descriptor of root.
-func openParentAt(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
+// privateDir is the mode of syncd's own directories (the trash's): they
+// keep old versions of files whose own directories may be private.
+const privateDir = 0o700
+
+// openParentAt is openParent from rootFD, the descriptor of root; it makes
+// missing parents with mode mkdir, none if mkdir is 0.
+func openParentAt(rootFD int, root, p, rel string, mkdir uint32) (parentFD, error) {
 	dir := path.Dir(rel)
 	if dir == "." {
 		return parentFD{fd: rootFD}, nil
@@ -182,14 +196,14 @@ func openParentAt(rootFD int, root, p, rel string, makeParents bool) (parentFD, 
 			return parentFD{fd: fd, own: true}, nil
 		case err == unix.ENOSYS || err == unix.E2BIG:
 			noOpenat2.Store(true)
-		case err == unix.EPERM, err == unix.ENOENT && makeParents:
+		case err == unix.EPERM, err == unix.ENOENT && mkdir != 0:
 		case err == unix.ELOOP || err == unix.ENOTDIR || err == unix.EXDEV:
 			return parentFD{}, unsafeOpen(root, p, nativePath(root, rel))
 		default:
 			return parentFD{}, &fs.PathError{Op: "open", Path: nativePath(root, dir), Err: err}
 		}
 	}
-	return walkParent(rootFD, root, p, rel, makeParents)
+	return walkParent(rootFD, root, p, rel, mkdir)
 }
 
 // openTwice opens with flags, and if that finds the file there (EEXIST)
@@ -222,23 +236,16 @@ func unsafeOpen(root, p, name string) error {
 	return fmt.Errorf("%w: %s: %s or one of its parents is a symlink or not a directory", ErrUnsafePath, p, name)
 }
 
-// walkParent is openParent without openat2: it opens each parent of rel
-// from the root with O_NOFOLLOW|O_DIRECTORY (making a missing one if
-// makeParents), each relative to the one before, already checked and held
-// open. A directory it makes is 0755 (a pulled directory's own mode comes
-// with its record), or 0700 under .syncd (rel below it, or root the marker
-// itself, as for the trash): the trash keeps old versions of files whose
-// own directories may be private.
-func walkParent(rootFD int, root, p, rel string, makeParents bool) (parentFD, error) {
+// walkParent is openParentAt without openat2: it opens each parent of rel
+// from the root with O_NOFOLLOW|O_DIRECTORY (making a missing one with mode
+// mkdir, unless 0), each relative to the one before, already checked and
+// held open.
+func walkParent(rootFD int, root, p, rel string, mkdir uint32) (parentFD, error) {
 	d := parentFD{fd: rootFD}
-	mode := uint32(0o755)
-	if strings.HasPrefix(rel, ".syncd/") || filepath.Base(root) == ".syncd" {
-		mode = 0o700
-	}
 	for _, seg := range strings.Split(path.Dir(rel), "/") {
 		next, err := openDirAt(d.fd, seg)
-		if err == unix.ENOENT && makeParents {
-			if err = unix.Mkdirat(d.fd, seg, mode); err == nil || err == unix.EEXIST {
+		if err == unix.ENOENT && mkdir != 0 {
+			if err = unix.Mkdirat(d.fd, seg, mkdir); err == nil || err == unix.EEXIST {
 				next, err = openDirAt(d.fd, seg)
 			}
 		}

@@ -970,7 +970,7 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 		return fmt.Errorf("move %s into the trash: %w", p, err)
 	}
 	defer m.close()
-	d, err := openParentAt(m.fd, markerDir(f.cfg.Root), "trash/"+dir+base, "trash/"+dir+base, true)
+	d, err := openParentAt(m.fd, markerDir(f.cfg.Root), "trash/"+dir+base, "trash/"+dir+base, privateDir)
 	if err != nil {
 		return err
 	}

@@ -707,7 +707,7 @@ func removeUnder(rootFD int, root, name string) {
 		return
 	}
 	rel = filepath.ToSlash(rel)
-	d, err := openParentAt(rootFD, root, rel, rel, false)
+	d, err := openParentAt(rootFD, root, rel, rel, 0)
 	if err != nil {
 		return
 	}
