@@ -23,6 +23,7 @@ import (
 
 	"github.com/syncd-project/syncd/index/chunk"
 	"github.com/syncd-project/syncd/index/ignore"
+	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
 // TempPrefix starts the names of syncd's own temporary files; the scanner
@@ -143,7 +144,11 @@ type scan struct {
 	goneDir []string            // full scans: paths whose records below path/ are all gone
 	jobs    chan entry
 	out     chan Record
-	rmu     sync.Mutex // guards res and sc.errSeen/busy during the scan
+	// devs are the peers with records of the folder (aboveOwnPast), read
+	// once per scan when first needed.
+	devs      []deviceid.ID
+	devsKnown bool
+	rmu       sync.Mutex // guards res and sc.errSeen/busy during the scan
 }
 
 // Scan brings the folder's local records up to date with the disk. With no
@@ -748,6 +753,10 @@ func (s *scan) commit() error {
 			batch = batch[:0]
 			return
 		}
+		if err := s.aboveOwnPast(batch); err != nil {
+			firstErr = fmt.Errorf("scan %s: %w", s.sc.folder, err)
+			return
+		}
 		if _, err := s.sc.store.PutLocal(s.sc.folder, batch...); err != nil {
 			firstErr = fmt.Errorf("scan %s: %w", s.sc.folder, err)
 		}
@@ -764,6 +773,44 @@ func (s *scan) commit() error {
 	}
 	flush()
 	return firstErr
+}
+
+// aboveOwnPast gives each record of a path that had no local record (its
+// version is this device's first, {Self: 1}) a counter above every version
+// of it that peers hold from this device, if any: after the device's
+// records of the folder were forgotten (the folder removed and added again)
+// or lost (the index moved away), its new files and edits would otherwise
+// lose to, or equal, what it wrote before, and be replaced or never sent.
+func (s *scan) aboveOwnPast(batch []Record) error {
+	self := s.sc.o.Self
+	var idx []int
+	var paths []string
+	for i, r := range batch {
+		if len(r.Version) == 1 && r.Version[0] == (Counter{Device: self, Value: 1}) {
+			idx = append(idx, i)
+			paths = append(paths, r.Path)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	if !s.devsKnown {
+		devs, err := s.sc.store.Devices(s.sc.folder)
+		if err != nil {
+			return err
+		}
+		s.devs, s.devsKnown = devs, true
+	}
+	tops, err := s.sc.store.RemoteTops(s.sc.folder, self, s.devs, paths)
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		if tops[j] > 0 {
+			batch[i].Version = Vector{{Device: self, Value: tops[j] + 1}}
+		}
+	}
+	return nil
 }
 
 // walkLocalPrefix walks local records at or under prefix ("" = all).

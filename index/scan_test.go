@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
 const self = 0x5e1f
@@ -570,4 +572,46 @@ func (r *bytesR) Read(p []byte) (int, error) {
 	n := copy(p, r.b)
 	r.b = r.b[n:]
 	return n, nil
+}
+
+// TestScanAboveOwnPastVersions: a path this device has no record of, but
+// of which a peer holds a version this device wrote (its records forgotten
+// or lost), gets a version that is not dominated by, or equal to, that
+// one; a path no peer has from this device gets the first version.
+func TestScanAboveOwnPastVersions(t *testing.T) {
+	e := newScanEnv(t)
+	dev := deviceid.ID{0xd}
+	other := dev.Key()
+	mine := fileRecord("mine", 5, 5) // last written here, as the peer saw it
+	mine.Version = Vector{{Device: self, Value: 3}}
+	both := fileRecord("both", 5, 5) // written here, then edited on the peer
+	both.Version = Vector{{Device: self, Value: 2}, {Device: other, Value: 4}}
+	if other < self {
+		both.Version[0], both.Version[1] = both.Version[1], both.Version[0]
+	}
+	theirs := fileRecord("theirs", 5, 5) // never written here
+	theirs.Version = Vector{{Device: other, Value: 7}}
+	if err := e.st.PutRemote("f", dev, 1, mine, both, theirs); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"mine", "both", "theirs", "new"} {
+		e.write(p, "edited here")
+	}
+	e.scan()
+	for _, c := range []struct {
+		path   string
+		remote Vector
+		want   Ordering
+	}{
+		{"mine", mine.Version, Greater},
+		{"both", both.Version, Concurrent},
+		{"theirs", theirs.Version, Concurrent},
+	} {
+		if got := e.rec(c.path).Version.Compare(c.remote); got != c.want {
+			t.Errorf("%s: the new local version %v is %v against the peer's %v, want %v", c.path, e.rec(c.path).Version, got, c.remote, c.want)
+		}
+	}
+	if v := e.rec("new").Version; !cmp.Equal(v, Vector{{Device: self, Value: 1}}) {
+		t.Errorf("new: version %v, want the first, {self: 1}", v)
+	}
 }

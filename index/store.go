@@ -328,12 +328,17 @@ func (s *Store) LocalFolders() ([]string, error) {
 // ForgetLocal drops every local record of folder with its sequences and
 // block locations, and gives the folder a new epoch: this device starts
 // over in the folder as a new one would, and peers start over with it. No
-// file and no peer's record is touched; no tombstone is written. The
-// sequences go first, so that a reader of LocalSince meanwhile finds
-// fewer records, never a sequence without its record; a crash part way
-// leaves records that the next ForgetLocal drops.
+// file and no peer's record is touched; no tombstone is written. The new
+// epoch comes first and the sequence counter (which LocalFolders lists)
+// goes last, then the store is synced: a crash part way leaves the folder
+// listed, and the next ForgetLocal finishes. Sequences go before records,
+// so that a reader of LocalSince meanwhile finds fewer records, never a
+// sequence without its record.
 func (s *Store) ForgetLocal(folder string) error {
 	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	if err := s.ResetEpoch(folder); err != nil {
 		return err
 	}
 	s.wmu.Lock()
@@ -368,13 +373,13 @@ func (s *Store) ForgetLocal(folder string) error {
 	if err == nil {
 		err = s.update(func(txn *badger.Txn) error { return txn.Delete(key(pSeqTop, folder)) })
 	}
+	if err == nil {
+		err = s.Sync()
+	}
 	if err != nil {
 		return fmt.Errorf("forget the local records of %s: %w", folder, err)
 	}
 	s.wrote()
-	if err := s.ResetEpoch(folder); err != nil {
-		return err
-	}
 	s.notify(folder)
 	return nil
 }
@@ -803,6 +808,39 @@ func (s *Store) Devices(folder string) ([]deviceid.ID, error) {
 }
 
 var errStop = errors.New("stop")
+
+// RemoteTops returns, for each of paths, the largest counter in the
+// records of it that devs sent which carry self's counter (0 if none
+// does). A new local record of such a path must go above it: these are
+// versions this device wrote before its records were forgotten or lost,
+// and would otherwise dominate the new one or equal it.
+func (s *Store) RemoteTops(folder string, self uint64, devs []deviceid.ID, paths []string) ([]uint64, error) {
+	if err := checkFolder(folder); err != nil {
+		return nil, err
+	}
+	tops := make([]uint64, len(paths))
+	if len(devs) == 0 {
+		return tops, nil
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i, p := range paths {
+			for _, d := range devs {
+				r, ok, err := getRecord(txn, key(pRemote, folder, d[:], []byte(p)))
+				if err != nil {
+					return err
+				}
+				if !ok || r.Version.Counter(self) == 0 {
+					continue
+				}
+				for _, c := range r.Version {
+					tops[i] = max(tops[i], c.Value)
+				}
+			}
+		}
+		return nil
+	})
+	return tops, err
+}
 
 // Location is a place in a local file that holds a block.
 type Location struct {

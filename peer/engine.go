@@ -186,6 +186,8 @@ type Engine struct {
 	// for that folder (its run, or the forgetting of its records) has
 	// ended: the next one waits for it, so that two never overlap.
 	lastTask map[string]chan struct{}
+	// forgetting holds the folders whose records a task is forgetting.
+	forgetting map[string]bool
 
 	fetchedBytes atomic.Int64 // block bytes received from peers
 	held         heldFiles    // temp files held open for their commits, in all folders
@@ -204,6 +206,8 @@ func New(o Options) *Engine {
 		folders:  map[string]*folder{},
 		started:  map[string]func(){},
 		lastTask: map[string]chan struct{}{},
+
+		forgetting: map[string]bool{},
 	}
 	e.held.max = maxHeld()
 	if o.hooks.holdNone {
@@ -302,7 +306,8 @@ func (e *Engine) reconcileLocked() {
 			e.o.Logger.Warn("cannot list the index's folders", "err", err)
 		}
 		for _, id := range ids {
-			if _, ok := e.folders[id]; !ok {
+			if _, ok := e.folders[id]; !ok && !e.forgetting[id] {
+				e.forgetting[id] = true
 				e.startTask(context.Background(), id, func(context.Context) { e.forget(id) })
 			}
 		}
@@ -342,6 +347,11 @@ func (e *Engine) startTask(ctx context.Context, id string, fn func(context.Conte
 // forget drops the local records of a folder that is no longer configured
 // (a run of it configured again meanwhile waits for this).
 func (e *Engine) forget(id string) {
+	defer func() {
+		e.mu.Lock()
+		delete(e.forgetting, id)
+		e.mu.Unlock()
+	}()
 	if err := e.o.Store.ForgetLocal(id); err != nil {
 		e.o.Logger.Warn("cannot forget the index of a removed folder; it is tried again at the next start", "folder", id, "err", err)
 		return

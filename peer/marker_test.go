@@ -247,10 +247,13 @@ func configure(d *testDev, root string) {
 // TestRemovedFolderStartsOver: bravo's folder is removed and added again
 // at a new, empty path: it starts over there, its files come from alpha,
 // and nothing is deleted anywhere. Removed and added again where its files
-// are, it finds them as they are: no conflict copy, nothing in the trash.
+// are, it finds them as they are (no conflict copy, nothing in the trash),
+// and an edit made meanwhile to a file bravo wrote reaches alpha: the new
+// version goes above bravo's forgotten ones.
 func TestRemovedFolderStartsOver(t *testing.T) {
 	_, a, b := pair2(t)
 	syncedFile(t, a, b, "photos/a.jpg", []byte("a"))
+	syncedFile(t, b, a, "photos/b.jpg", []byte("b"))
 	removeFolder := func() {
 		t.Helper()
 		configure(b, "")
@@ -278,12 +281,16 @@ func TestRemovedFolderStartsOver(t *testing.T) {
 	}
 
 	removeFolder()
+	b.write("photos/b.jpg", []byte("edited while removed"))
 	configure(b, b.root)
 	waitFor(t, "bravo to record its files again", converge, func() bool {
 		r, ok, err := b.store.Local("f", "photos/a.jpg")
 		return err == nil && ok && !r.Deleted
 	})
 	waitConverged(t, converge, a, b)
+	if !fileIs(a, "photos/b.jpg", "edited while removed") {
+		t.Error("alpha does not have the edit bravo made while the folder was removed")
+	}
 	for _, d := range []*testDev{a, b} {
 		for p := range tree(t, d.root) {
 			if isConflictCopy(p) {
