@@ -611,7 +611,9 @@ func TestScanAboveOwnPastVersions(t *testing.T) {
 			t.Errorf("%s: the new local version %v is %v against the peer's %v, want %v", c.path, e.rec(c.path).Version, got, c.remote, c.want)
 		}
 	}
-	if v := e.rec("new").Version; !cmp.Equal(v, Vector{{Device: self, Value: 1}}) {
-		t.Errorf("new: version %v, want the first, {self: 1}", v)
+	for _, p := range []string{"new", "theirs"} { // nothing of this device's to go above
+		if v := e.rec(p).Version; !cmp.Equal(v, Vector{{Device: self, Value: 1}}) {
+			t.Errorf("%s: version %v, want the first, {self: 1}", p, v)
+		}
 	}
 }

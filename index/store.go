@@ -328,12 +328,14 @@ func (s *Store) LocalFolders() ([]string, error) {
 // ForgetLocal drops every local record of folder with its sequences and
 // block locations, and gives the folder a new epoch: this device starts
 // over in the folder as a new one would, and peers start over with it. No
-// file and no peer's record is touched; no tombstone is written. The new
-// epoch comes first and the sequence counter (which LocalFolders lists)
-// goes last, then the store is synced: a crash part way leaves the folder
-// listed, and the next ForgetLocal finishes. Sequences go before records,
-// so that a reader of LocalSince meanwhile finds fewer records, never a
-// sequence without its record.
+// file and no peer's record is touched; no tombstone is written. A new
+// epoch comes first, so that after a crash part way peers start over with
+// what is left (the folder stays listed by LocalFolders, whose sequence
+// counter goes last, and a later ForgetLocal finishes); another comes
+// after the records are gone, so that a peer served records meanwhile
+// starts over again. Sequences go before records, so that a reader of
+// LocalSince meanwhile finds fewer records, never a sequence without its
+// record. The store is synced at the end.
 func (s *Store) ForgetLocal(folder string) error {
 	if err := checkFolder(folder); err != nil {
 		return err
@@ -371,7 +373,12 @@ func (s *Store) ForgetLocal(folder string) error {
 		err = del(key(pLocal, folder))
 	}
 	if err == nil {
-		err = s.update(func(txn *badger.Txn) error { return txn.Delete(key(pSeqTop, folder)) })
+		err = s.update(func(txn *badger.Txn) error {
+			if err := txn.Set(key(pEpoch, folder), u64(randomEpoch())); err != nil {
+				return err
+			}
+			return txn.Delete(key(pSeqTop, folder))
+		})
 	}
 	if err == nil {
 		err = s.Sync()
