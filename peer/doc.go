@@ -55,7 +55,9 @@
 // beats a deletion (delete vs modify: the modification wins and the file
 // comes back everywhere), the newer mtime, the higher last-modifier device
 // key, the larger content ID. Every device orders the same records the same
-// way.
+// way. Equal versions with different contents (a device whose index was
+// lost scans an edit before it hears from its peers, and gives it a
+// version it used before) are ordered as concurrent ones.
 //
 // When the local version loses to a concurrent one and differs from it, the
 // local file is renamed to NAME.sync-conflict-YYYYMMDD-HHMMSS-<short id>.EXT

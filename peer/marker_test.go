@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -299,6 +300,46 @@ func TestRemovedFolderStartsOver(t *testing.T) {
 		}
 		if trashHolds(t, d.root, "a") {
 			t.Errorf("%s put a.jpg into its trash", d.name)
+		}
+	}
+}
+
+// TestLostIndexEditConverges: bravo's index is lost (moved away, or the
+// home restored from an old backup) while its folder keeps its files, and
+// a file bravo wrote was edited meanwhile. Bravo's first scan runs before
+// it has heard from alpha, so the edit gets the version alpha already
+// holds with the old content. The two contents are ordered as concurrent
+// versions: both devices end with the newer one, and the other is kept as
+// a conflict copy, not lost and not left to differ for good.
+func TestLostIndexEditConverges(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, b, a, "doc.txt", []byte("v1"))
+	before, _, err := a.store.Local("f", "doc.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stop()
+	if err := os.RemoveAll(filepath.Join(b.home, "index")); err != nil {
+		t.Fatal(err)
+	}
+	b.write("doc.txt", []byte("v2, edited on bravo"))
+	b.start() // alone first, so that its first scan has heard from nobody
+	waitFor(t, "bravo to record doc.txt again", converge, func() bool {
+		_, ok, err := b.store.Local("f", "doc.txt")
+		return err == nil && ok
+	})
+	if r, _, _ := b.store.Local("f", "doc.txt"); r.Version.Compare(before.Version) != index.Equal {
+		t.Fatalf("bravo's new version %v is not alpha's %v: the case under test did not arise", r.Version, before.Version)
+	}
+	b.stop()
+	b.start(a)
+	copies := conflictCopies(waitConverged(t, converge, a, b))
+	for _, d := range []*testDev{a, b} {
+		if got := readFile(t, d, "doc.txt"); got != "v2, edited on bravo" {
+			t.Errorf("%s's doc.txt = %q, want bravo's edit", d.name, got)
+		}
+		if len(copies) != 1 || readFile(t, d, copies[0]) != "v1" {
+			t.Errorf("%s's conflict copies %v, want one holding v1", d.name, copies)
 		}
 	}
 }

@@ -599,14 +599,15 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		return job{}, false, nil
 	}
 	win := cands[w].Rec
+	var cmp index.Ordering
 	if hasLocal {
-		switch local.Version.Compare(win.Version) {
-		case index.Equal, index.Greater:
+		cmp = local.Version.Compare(win.Version)
+		if cmp == index.Greater || cmp == index.Equal && !diverged(local, win) {
 			return job{}, false, nil
 		}
 	}
 	j := job{path: p, win: win, local: local, hasLocal: hasLocal}
-	j.conflict = hasLocal && !local.Deleted && local.Version.Compare(win.Version) == index.Concurrent && !sameContent(local, win)
+	j.conflict = hasLocal && !local.Deleted && (cmp == index.Concurrent || cmp == index.Equal) && !sameContent(local, win)
 	return j, true, nil
 }
 

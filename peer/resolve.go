@@ -36,10 +36,21 @@ func winner(cands []candidate) int {
 			if beats(c, cands[best]) {
 				best = i
 			}
+		case index.Equal:
+			if diverged(c.Rec, cands[best].Rec) && beats(c, cands[best]) {
+				best = i
+			}
 		}
 	}
 	return best
 }
+
+// diverged reports whether a and b, whose versions are equal, differ in
+// content. That happens only after a device's records were lost (its index
+// moved away or deleted) and its first scan gave an edit a version it had
+// used before; such records are ordered as concurrent ones, so that every
+// device picks the same and the other content is kept as a conflict copy.
+func diverged(a, b index.Record) bool { return !sameContent(a, b) }
 
 // beats orders concurrent versions: a live file beats a deletion (the
 // modification wins and the file comes back), then the newer mtime wins,
