@@ -27,6 +27,8 @@ const (
 	pRemote   = 'R' // R folder dev(32) path -> record
 	pProgress = 'P' // P folder dev(32) -> epoch(8) seq(8)
 	pBlock    = 'B' // B hash(32) folder path -> offset(8) size(8)
+	pMarker   = 'K' // K folder -> the token of the folder's marker on disk
+	pForget   = 'F' // F folder -> (empty): a ForgetLocal of the folder has not finished
 )
 
 // MaxFolderLen bounds a folder ID.
@@ -328,10 +330,13 @@ func (s *Store) LocalFolders() ([]string, error) {
 // ForgetLocal drops every local record of folder with its sequences and
 // block locations, and gives the folder a new epoch: this device starts
 // over in the folder as a new one would, and peers start over with it. No
-// file and no peer's record is touched; no tombstone is written. A new
-// epoch comes first, so that after a crash part way peers start over with
-// what is left (the folder stays listed by LocalFolders, whose sequence
-// counter goes last, and a later ForgetLocal finishes); another comes
+// file and no peer's record is touched; no tombstone is written; the
+// marker's token (MarkerToken) goes too. A new epoch comes first, with a
+// note that a forget is under way (ForgetPending), so that after a crash
+// part way peers start over with what is left and a later ForgetLocal
+// finishes, whether or not the folder is configured again (the folder also
+// stays listed by LocalFolders, whose sequence counter goes last, with the
+// note); another epoch comes
 // after the records are gone, so that a peer served records meanwhile
 // starts over again. Sequences go before records, so that a reader of
 // LocalSince meanwhile finds fewer records, never a sequence without its
@@ -340,8 +345,19 @@ func (s *Store) ForgetLocal(folder string) error {
 	if err := checkFolder(folder); err != nil {
 		return err
 	}
-	if err := s.ResetEpoch(folder); err != nil {
-		return err
+	err := s.update(func(txn *badger.Txn) error {
+		if err := txn.Set(key(pForget, folder), nil); err != nil {
+			return err
+		}
+		return txn.Set(key(pEpoch, folder), u64(randomEpoch()))
+	})
+	if err != nil {
+		return fmt.Errorf("forget the local records of %s: %w", folder, err)
+	}
+	if forgetHook != nil {
+		if err := forgetHook(); err != nil {
+			return err
+		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -353,7 +369,7 @@ func (s *Store) ForgetLocal(folder string) error {
 		}
 		return wb.Flush()
 	}
-	err := del(key(pSeq, folder))
+	err = del(key(pSeq, folder))
 	if err == nil {
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()
@@ -377,7 +393,12 @@ func (s *Store) ForgetLocal(folder string) error {
 			if err := txn.Set(key(pEpoch, folder), u64(randomEpoch())); err != nil {
 				return err
 			}
-			return txn.Delete(key(pSeqTop, folder))
+			for _, k := range [][]byte{key(pSeqTop, folder), key(pMarker, folder)} {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return txn.Delete(key(pForget, folder))
 		})
 	}
 	if err == nil {
@@ -389,6 +410,64 @@ func (s *Store) ForgetLocal(folder string) error {
 	s.wrote()
 	s.notify(folder)
 	return nil
+}
+
+// forgetHook, if set (tests), runs in ForgetLocal after its first step; an
+// error stops it there, as a crash would.
+var forgetHook func() error
+
+// ForgetPending reports whether a ForgetLocal of folder began and did not
+// finish (a crash, an error): the folder's records are partly gone, and
+// ForgetLocal must run again before the folder is used.
+func (s *Store) ForgetPending(folder string) (bool, error) {
+	if err := checkFolder(folder); err != nil {
+		return false, err
+	}
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key(pForget, folder))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
+}
+
+// MarkerToken returns the token of the folder's marker that this device
+// syncs (see peer's markers), or "" if none is recorded: a new folder, one
+// whose records were forgotten, or one synced before markers had tokens.
+func (s *Store) MarkerToken(folder string) (string, error) {
+	if err := checkFolder(folder); err != nil {
+		return "", err
+	}
+	var tok string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key(pMarker, folder))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := it.ValueCopy(nil)
+		tok = string(b)
+		return err
+	})
+	return tok, err
+}
+
+// SetMarkerToken records the token of the folder's marker; ForgetLocal
+// drops it.
+func (s *Store) SetMarkerToken(folder, token string) error {
+	if err := checkFolder(folder); err != nil {
+		return err
+	}
+	if token == "" || len(token) > 256 {
+		return fmt.Errorf("marker token of %d bytes", len(token))
+	}
+	return s.update(func(txn *badger.Txn) error { return txn.Set(key(pMarker, folder), []byte(token)) })
 }
 
 // PutLocal stores local records: each gets the next sequence of the folder

@@ -483,3 +483,47 @@ func TestStoreForgetLocal(t *testing.T) {
 		t.Errorf("the first record after ForgetLocal = %+v, %v; want sequence 1", recs, err)
 	}
 }
+
+// TestStoreForgetLocalInterrupted: a ForgetLocal stopped after its first
+// step (a crash) leaves the folder's forget pending and its records
+// listed; the next ForgetLocal finishes, and drops the marker's token too.
+func TestStoreForgetLocalInterrupted(t *testing.T) {
+	s := openTest(t, "")
+	if _, err := s.PutLocal("f", fileRecord("a", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMarkerToken("f", "tok"); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.MarkerToken("f"); tok != "tok" || err != nil {
+		t.Fatalf("MarkerToken = %q, %v; want tok", tok, err)
+	}
+	if p, err := s.ForgetPending("f"); p || err != nil {
+		t.Fatalf("ForgetPending before any forget = %v, %v", p, err)
+	}
+	crash := errors.New("crash")
+	forgetHook = func() error { return crash }
+	err := s.ForgetLocal("f")
+	forgetHook = nil
+	if !errors.Is(err, crash) {
+		t.Fatalf("ForgetLocal = %v, want the crash", err)
+	}
+	if p, err := s.ForgetPending("f"); !p || err != nil {
+		t.Errorf("ForgetPending after an interrupted forget = %v, %v; want true", p, err)
+	}
+	if ids, err := s.LocalFolders(); err != nil || !cmp.Equal(ids, []string{"f"}) {
+		t.Errorf("LocalFolders after an interrupted forget = %v, %v; want [f]", ids, err)
+	}
+	if err := s.ForgetLocal("f"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.ForgetPending("f"); p || err != nil {
+		t.Errorf("ForgetPending after the forget finished = %v, %v; want false", p, err)
+	}
+	if got := collectLocal(t, s, "f", 0); len(got) != 0 {
+		t.Errorf("%d local records after the forget finished, want none", len(got))
+	}
+	if tok, err := s.MarkerToken("f"); tok != "" || err != nil {
+		t.Errorf("MarkerToken after ForgetLocal = %q, %v; want none", tok, err)
+	}
+}

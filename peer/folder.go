@@ -68,6 +68,8 @@ type folder struct {
 	// sc is the folder's scanner, set by run before anything else
 	// (applyDir has it watch the directories it makes).
 	sc *index.Scanner
+	// markerMu serialises checkMarker, which may write the marker file.
+	markerMu sync.Mutex
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -177,7 +179,7 @@ func (f *folder) present() error {
 	fi, err = os.Lstat(m)
 	switch {
 	case err == nil && fi.IsDir():
-		return nil
+		return f.checkMarker()
 	case errors.Is(err, fs.ErrNotExist):
 		return &awayError{noMarker: true, msg: fmt.Sprintf("%s is gone, as if the folder's disk were not mounted; syncing this folder is paused so that nothing is deleted on other devices; mount the disk, or if the folder was moved here, move its .syncd along; only if it was emptied on purpose, create that directory (what is missing here is then deleted on every device)", m)}
 	case err == nil:
@@ -224,6 +226,38 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 	return false
 }
 
+// finishForget completes a forget of the folder's records that a crash or
+// an error cut short (index.Store.ForgetPending) before the folder runs on
+// what is left of them; it tries again every presenceEvery while that
+// fails, and returns false when ctx ends. A folder's runs and forgets never
+// overlap (Engine.startTask).
+func (f *folder) finishForget(ctx context.Context) bool {
+	st := f.e.o.Store
+	var shown string
+	for ctx.Err() == nil {
+		pending, err := st.ForgetPending(f.cfg.ID)
+		if err == nil && pending {
+			if err = st.ForgetLocal(f.cfg.ID); err == nil {
+				f.e.o.Logger.Info("finished forgetting the folder's old index; it starts over", "folder", f.cfg.ID)
+			}
+		}
+		if err == nil {
+			if shown != "" {
+				f.cleared(shown)
+			}
+			return true
+		}
+		err = fmt.Errorf("the index of this folder was being forgotten and that cannot be finished (%v); syncing this folder waits for it", err)
+		shown = err.Error()
+		f.fail(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(presenceEvery):
+		}
+	}
+	return false
+}
+
 // cleared takes back the error msg that fail showed, if it is still the
 // one shown; a later failure with the same message is logged again.
 func (f *folder) cleared(msg string) {
@@ -254,7 +288,7 @@ func (f *folder) run(ctx context.Context) {
 	st := f.e.o.Store
 	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now, Present: f.present})
 	f.sc = sc
-	if !f.waitPresent(ctx) {
+	if !f.finishForget(ctx) || !f.waitPresent(ctx) {
 		return
 	}
 	os.Mkdir(trashDir(f.cfg.Root), 0o700) // never .syncd: only waitPresent makes that

@@ -343,3 +343,62 @@ func TestLostIndexEditConverges(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherDiskAtMountPoint: while bravo's disk is away, another disk with
+// a syncd folder on it is mounted at the same place: first one of another
+// folder, then another copy of this one (a second backup disk). Neither is
+// taken for bravo's folder: nothing is deleted, here or on alpha, and
+// status says why. Once the right disk is back, both sync.
+func TestOtherDiskAtMountPoint(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "photos/beach.jpg", []byte("waves"))
+	if m, err := readMarker(markerFile(b.root)); err != nil || m.Folder != "f" {
+		t.Fatalf("bravo's marker = %+v, %v; want one of folder f", m, err)
+	}
+	drive := b.root + ".drive"
+	if err := os.Rename(b.root, drive); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		marker, says string
+	}{
+		{`{"syncd_folder":"music","token":"0123"}`, `belongs to the syncd folder "music"`},
+		{`{"syncd_folder":"f","token":"0123"}`, "is another copy of the folder"},
+		{`not json`, "cannot read the folder marker"},
+	} {
+		if err := os.MkdirAll(filepath.Join(b.root, ".syncd", "trash"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(markerFile(b.root), []byte(tc.marker), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(b.root, "other.txt"), []byte("other disk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.rescan()
+		waitFor(t, "bravo to say: "+tc.says, converge, func() bool {
+			return strings.Contains(folderErr(b), tc.says)
+		})
+		liveLocal(t, b, "photos/beach.jpg")
+		if _, ok, _ := b.store.Local("f", "other.txt"); ok {
+			t.Errorf("bravo recorded the other disk's file (marker %s)", tc.marker)
+		}
+		if !fileIs(a, "photos/beach.jpg", "waves") {
+			t.Fatalf("alpha lost beach.jpg (marker %s)", tc.marker)
+		}
+		if err := os.RemoveAll(b.root); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := os.Rename(drive, b.root); err != nil {
+		t.Fatal(err)
+	}
+	b.write("photos/dunes.jpg", []byte("sand"))
+	b.rescan()
+	waitFor(t, "alpha to get bravo's new file", converge, func() bool { return fileIs(a, "photos/dunes.jpg", "sand") })
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+	if !fileIs(a, "photos/beach.jpg", "waves") {
+		t.Error("alpha lost beach.jpg")
+	}
+}
