@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/syncd-project/syncd/index"
@@ -70,6 +71,11 @@ type folder struct {
 	sc *index.Scanner
 	// markerMu serialises checkMarker, which may write the marker file.
 	markerMu sync.Mutex
+	// root identifies the root directory watched (run's goroutine only),
+	// and awaySeen is the error of a scan that found the folder away
+	// (likewise): either tells run to watch again and scan in full.
+	root     fileID
+	awaySeen string
 }
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
@@ -187,6 +193,30 @@ func (f *folder) present() error {
 	default:
 		return &awayError{msg: fmt.Sprintf("cannot check the folder marker %s (%v); syncing this folder is paused until it can", m, errnoOf(err))}
 	}
+}
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// rootIdentity is root's fileID, zero if it cannot be had.
+func rootIdentity(root string) fileID {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return fileID{}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{uint64(st.Dev), st.Ino}
+}
+
+// rootRemounted reports whether the folder's root is now another directory
+// than the one run watches: a disk unmounted and mounted again between two
+// looks, whose directories the watcher no longer sees.
+func (f *folder) rootRemounted() bool {
+	id := rootIdentity(f.cfg.Root)
+	return id != fileID{} && f.root != fileID{} && id != f.root
 }
 
 // waitPresent returns once the folder is present, or false when ctx ends.
@@ -321,13 +351,24 @@ func (f *folder) run(ctx context.Context) {
 	backoff := time.Second
 	presence := time.NewTicker(presenceEvery)
 	defer presence.Stop()
+	f.root = rootIdentity(f.cfg.Root)
 	for ctx.Err() == nil {
-		if f.present() != nil {
-			if !f.waitPresent(ctx) {
+		if err := f.present(); err != nil || f.awaySeen != "" || f.rootRemounted() {
+			// Away, or away for a while unnoticed here (a scan saw it,
+			// or the root is another directory: a quick remount).
+			if err != nil && !f.waitPresent(ctx) {
 				return
 			}
-			sc.Rewatch(ctx)      // a disk mounted again has other directories
+			if f.awaySeen != "" {
+				f.cleared(f.awaySeen)
+				f.awaySeen = ""
+			}
+			sc.Rewatch(ctx) // a disk mounted again has other directories
+			f.root = rootIdentity(f.cfg.Root)
 			f.scan(ctx, sc, nil) // catch up with what changed while it was away
+			if f.awaySeen != "" {
+				continue // gone again
+			}
 		}
 		failed := f.pull(ctx)
 		if ctx.Err() == nil {
@@ -358,9 +399,10 @@ func (f *folder) run(ctx context.Context) {
 				f.allDirty = true
 				f.mu.Unlock()
 			case <-presence.C:
-				// Still there: nothing to do. Away: the loop pauses (and
-				// status says why) without waiting for an event.
-				wait = f.present() == nil
+				// Still there: nothing to do. Away or remounted: the loop
+				// pauses (and status says why) or watches again without
+				// waiting for an event.
+				wait = f.present() == nil && !f.rootRemounted()
 			}
 		}
 	}
@@ -400,6 +442,7 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 		case ctx.Err() != nil:
 		case errors.As(err, &away):
 			f.fail(err) // as waitPresent says it next
+			f.awaySeen = err.Error()
 		default:
 			f.fail(fmt.Errorf("scan: %w", err))
 		}

@@ -402,3 +402,48 @@ func TestOtherDiskAtMountPoint(t *testing.T) {
 		t.Error("alpha lost beach.jpg")
 	}
 }
+
+// TestQuickRemountWatchedAgain: bravo's disk is unmounted and mounted again
+// between two looks (no scan saw it away): its root is now another
+// directory, with the same marker. Bravo notices, watches the new one, and
+// a file written there reaches alpha through the watcher.
+func TestQuickRemountWatchedAgain(t *testing.T) {
+	old := presenceEvery
+	presenceEvery = 50 * time.Millisecond
+	t.Cleanup(func() { presenceEvery = old }) // after the devices stop
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	startWatching(t, a, b, nil)
+	a.write("photos/a.jpg", []byte("a"))
+	waitConverged(t, converge, a, b)
+
+	// The same entries (marker included) in a new root directory, swapped
+	// in at once.
+	fresh := b.root + ".mounted"
+	if err := os.Mkdir(fresh, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(b.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(b.root, e.Name()), filepath.Join(fresh, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(b.root, b.root+".unmounted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fresh, b.root); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * presenceEvery)
+	b.write("new.txt", []byte("written after the remount"))
+	waitFor(t, "new.txt to reach alpha through bravo's watcher", converge, func() bool {
+		return fileIs(a, "new.txt", "written after the remount")
+	})
+	if !fileIs(a, "photos/a.jpg", "a") {
+		t.Error("alpha lost a.jpg")
+	}
+}
