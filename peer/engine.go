@@ -116,6 +116,9 @@ type hooks struct {
 	// the file itself for a change of mode and mtime), just before its
 	// directory is opened from the folder's root (openParent).
 	beforeOpen func(path string)
+	// beforeOpenRoot runs when a pull pass with work to do is about to
+	// open the folder's root.
+	beforeOpenRoot func()
 	// afterMkdir runs when applyDir has made the directory dir (absolute),
 	// before it watches it.
 	afterMkdir func(dir string)

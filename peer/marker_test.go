@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,10 +316,14 @@ func TestRemovedFolderStartsOver(t *testing.T) {
 func TestLostIndexEditConverges(t *testing.T) {
 	_, a, b := pair2(t)
 	syncedFile(t, b, a, "doc.txt", []byte("v1"))
-	before, _, err := a.store.Local("f", "doc.txt")
+	before, _, err := b.store.Local("f", "doc.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "alpha to record bravo's version", converge, func() bool {
+		r, ok, err := a.store.Local("f", "doc.txt")
+		return err == nil && ok && r.Version.Compare(before.Version) == index.Equal
+	})
 	b.stop()
 	if err := os.RemoveAll(filepath.Join(b.home, "index")); err != nil {
 		t.Fatal(err)
@@ -446,4 +452,50 @@ func TestQuickRemountWatchedAgain(t *testing.T) {
 	if !fileIs(a, "photos/a.jpg", "a") {
 		t.Error("alpha lost a.jpg")
 	}
+}
+
+// TestUnmountAsPullBegins: bravo's disk goes away after its run loop
+// looked and before a pull pass opens the folder's root. The pass writes
+// nothing below the mount point and the folder pauses; once the disk is
+// back, alpha's file arrives.
+func TestUnmountAsPullBegins(t *testing.T) {
+	var armed atomic.Bool
+	var fired sync.Once
+	var drive string
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.beforeOpenRoot = func() {
+			if !armed.Load() {
+				return
+			}
+			fired.Do(func() {
+				drive = d.root + ".drive"
+				if err := os.Rename(d.root, drive); err != nil {
+					t.Error(err)
+				}
+				if err := os.Mkdir(d.root, 0o755); err != nil { // the empty mount point
+					t.Error(err)
+				}
+			})
+		}
+	})
+	syncedFile(t, a, b, "a.txt", []byte("a"))
+	armed.Store(true)
+	a.write("photos/new.jpg", []byte("new"))
+	a.rescan()
+	waitPaused(t, b)
+	if ents, err := os.ReadDir(b.root); err != nil || len(ents) > 0 {
+		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
+	}
+	if err := os.Remove(b.root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(drive, b.root); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "alpha's new file to reach bravo", converge, func() bool { return fileIs(b, "photos/new.jpg", "new") })
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
 }

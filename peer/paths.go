@@ -91,6 +91,14 @@ func openRoot(root string) (int, error) {
 	return fd, nil
 }
 
+// hasMarker reports whether the root opened as rootFD holds the folder's
+// marker directory (markerDir).
+func hasMarker(rootFD int) bool {
+	var st unix.Stat_t
+	err := unix.Fstatat(rootFD, ".syncd", &st, unix.AT_SYMLINK_NOFOLLOW)
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
 const (
 	tempCreate = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	tempReopen = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC

@@ -91,7 +91,21 @@ func (f *folder) pull(ctx context.Context) int {
 	}
 	// The folder's root stays open for the pass: every change goes
 	// through directories opened from it (openParent), never by a path.
+	if h := f.e.o.hooks.beforeOpenRoot; h != nil {
+		h()
+	}
 	f.rootFD, f.rootErr = openRoot(f.cfg.Root)
+	if f.rootFD >= 0 && !hasMarker(f.rootFD) {
+		// Gone since run looked (present): nothing is written below the
+		// mount point; run sees it away next, and says so.
+		unix.Close(f.rootFD)
+		f.rootFD = -1
+		f.awaySeen = "away as a pull pass began"
+		f.mu.Lock()
+		f.allDirty = true // what this pass would have done waits for its return
+		f.mu.Unlock()
+		return 0
+	}
 	defer func() {
 		if f.rootFD >= 0 {
 			unix.Close(f.rootFD)
