@@ -95,7 +95,7 @@ func (f *folder) checkMarker() error {
 	case err != nil:
 		return &awayError{msg: fmt.Sprintf("cannot read the folder marker %s (%v); syncing this folder is paused so that nothing is deleted on other devices; if this is the folder's disk, remove that file and syncd writes it again", name, errnoOf(err))}
 	case m.Folder != f.cfg.ID:
-		return &awayError{msg: fmt.Sprintf("%s belongs to the syncd folder %q, not %q: another disk or folder is at %s; syncing this folder is paused so that nothing is deleted on other devices; mount the right disk, or fix the folder's path in the config", name, m.Folder, f.cfg.ID, f.cfg.Root)}
+		return &awayError{msg: fmt.Sprintf("%s belongs to the syncd folder %q, not %q: another disk or folder is at %s; syncing this folder is paused so that nothing is deleted on other devices; mount the right disk or fix the folder's path in the config, or if this directory (a copy of that folder, say) is to be synced as %q, delete that file", name, m.Folder, f.cfg.ID, f.cfg.Root, f.cfg.ID)}
 	case want == "":
 		return f.adoptMarker(m.Token)
 	case m.Token != want:
