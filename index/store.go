@@ -313,18 +313,25 @@ func (s *Store) LocalSeq(folder string) (uint64, error) {
 	return v, err
 }
 
-// LocalFolders lists the folders that have local records here (or had:
-// a folder whose sequence counter exists).
+// LocalFolders lists, sorted, the folders that have local state here for
+// ForgetLocal to drop: local records (or had: a sequence counter exists),
+// a marker token, or a forget that did not finish.
 func (s *Store) LocalFolders() ([]string, error) {
 	var ids []string
-	err := s.scanKeys([]byte{pSeqTop}, func(k []byte) error {
-		if len(k) < 3 || int(k[1])<<8|int(k[2]) != len(k)-3 {
-			return fmt.Errorf("%w: %q", ErrCorrupt, k)
+	for _, p := range []byte{pSeqTop, pMarker, pForget} {
+		err := s.scanKeys([]byte{p}, func(k []byte) error {
+			if len(k) < 3 || int(k[1])<<8|int(k[2]) != len(k)-3 {
+				return fmt.Errorf("%w: %q", ErrCorrupt, k)
+			}
+			ids = append(ids, string(k[3:]))
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		ids = append(ids, string(k[3:]))
-		return nil
-	})
-	return ids, err
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // ForgetLocal drops every local record of folder with its sequences and

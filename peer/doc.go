@@ -130,14 +130,17 @@
 // tombstone (index.ScanOptions.Present), no pull pass starts, the trash
 // never makes .syncd, status says why, and an idle folder is checked every
 // ten seconds. Back, the folder is watched again (index.Scanner.Rewatch)
-// and scanned in full. Only a folder with no local record gets a marker
-// made. .syncd/folder names the folder and holds a token that the index
-// keeps (index.Store.MarkerToken); a marker of another folder, or of
-// another copy of this one, is taken as away too (checkMarker). The local
-// records of a folder no longer configured are forgotten
-// (index.Store.ForgetLocal; no tombstone, and the token goes), so that one
-// added again starts over; a folder's runs, and that forgetting, never
-// overlap, and a forget cut short is finished before the folder runs.
+// and scanned in full. Only a folder with no local record and no marker
+// token (neverSynced) gets a marker made. .syncd/folder names the folder
+// and holds a token that the index keeps (index.Store.MarkerToken); a
+// marker of another folder, or with another token (this folder as another
+// device or an earlier add of it made it), is taken as away too
+// (checkMarker). A byte-for-byte copy of the disk carries the same token
+// and is not told apart. The local state of a folder no longer configured
+// (records, token) is forgotten (index.Store.ForgetLocal; no tombstone),
+// so that one added again starts over; a folder's runs, and that
+// forgetting, never overlap, and a forget cut short is finished before the
+// folder runs.
 //
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,

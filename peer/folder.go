@@ -229,7 +229,7 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		err := f.present()
 		if ae, ok := err.(*awayError); ok && ae.noMarker {
-			if seq, serr := f.e.o.Store.LocalSeq(f.cfg.ID); serr == nil && seq == 0 {
+			if f.neverSynced() {
 				merr := os.Mkdir(markerDir(f.cfg.Root), 0o700)
 				if merr == nil {
 					continue
@@ -286,6 +286,19 @@ func (f *folder) finishForget(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+// neverSynced reports whether the folder has neither a local record nor a
+// marker token here: new, or added again after a removal. Only such a
+// folder gets a marker made; one that had a marker is away without it.
+func (f *folder) neverSynced() bool {
+	st := f.e.o.Store
+	seq, err := st.LocalSeq(f.cfg.ID)
+	if err != nil || seq != 0 {
+		return false
+	}
+	tok, err := st.MarkerToken(f.cfg.ID)
+	return err == nil && tok == ""
 }
 
 // cleared takes back the error msg that fail showed, if it is still the
@@ -402,7 +415,7 @@ func (f *folder) run(ctx context.Context) {
 				// Still there: nothing to do. Away or remounted: the loop
 				// pauses (and status says why) or watches again without
 				// waiting for an event.
-				wait = f.present() == nil && !f.rootRemounted()
+				wait = f.present() == nil && !f.rootRemounted() && f.awaySeen == ""
 			}
 		}
 	}

@@ -99,7 +99,7 @@ func (f *folder) checkMarker() error {
 	case want == "":
 		return f.adoptMarker(m.Token)
 	case m.Token != want:
-		return &awayError{msg: fmt.Sprintf("%s is another copy of the folder %q than the one this device syncs (another disk, or an older copy of it); syncing this folder is paused so that nothing is deleted or rolled back on other devices; mount the disk this device synced, or to sync this copy from now on, remove the folder with syncd folder remove and add it again", f.cfg.Root, f.cfg.ID)}
+		return &awayError{msg: fmt.Sprintf("%s is another copy of the folder %q than the one this device syncs (another disk, or an older copy of it); syncing this folder is paused so that nothing is deleted or rolled back on other devices; mount the disk this device synced, or to sync this copy from now on, remove the folder with syncd folder remove while syncd runs, then add it again", f.cfg.Root, f.cfg.ID)}
 	}
 	return nil
 }

@@ -499,3 +499,51 @@ func TestUnmountAsPullBegins(t *testing.T) {
 	waitFor(t, "alpha's new file to reach bravo", converge, func() bool { return fileIs(b, "photos/new.jpg", "new") })
 	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
 }
+
+// TestAnotherCopyOfEmptyFolder: bravo's folder has no record yet (nothing
+// to sync) when a disk with another copy of folder "f" (another token) is
+// mounted in its place: it pauses, and removing the folder and adding it
+// again, as the message says, syncs that copy. Before that, the marker
+// being gone altogether does not make bravo make one: it had one.
+func TestAnotherCopyOfEmptyFolder(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	b.start(a) // alpha is not running: nothing to sync
+	waitFor(t, "bravo's marker token", converge, func() bool {
+		tok, err := b.store.MarkerToken("f")
+		return err == nil && tok != ""
+	})
+	if seq, err := b.store.LocalSeq("f"); seq != 0 || err != nil {
+		t.Fatalf("bravo's LocalSeq = %d, %v; want 0", seq, err)
+	}
+	if err := os.RemoveAll(markerDir(b.root)); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitPaused(t, b)
+	if _, err := os.Lstat(markerDir(b.root)); err == nil {
+		t.Error("bravo made a marker again for a folder that had one")
+	}
+
+	if err := os.MkdirAll(markerDir(b.root), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(markerFile(b.root), []byte(`{"syncd_folder":"f","token":"0123"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "bravo to say it is another copy", converge, func() bool {
+		return strings.Contains(folderErr(b), "another copy")
+	})
+	configure(b, "")
+	waitFor(t, "bravo to forget the folder's token", converge, func() bool {
+		tok, err := b.store.MarkerToken("f")
+		return err == nil && tok == ""
+	})
+	configure(b, b.root)
+	waitFor(t, "bravo to take the copy's token", converge, func() bool {
+		tok, err := b.store.MarkerToken("f")
+		return err == nil && tok == "0123"
+	})
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+}

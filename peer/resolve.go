@@ -37,7 +37,10 @@ func winner(cands []candidate) int {
 				best = i
 			}
 		case index.Equal:
-			if diverged(c.Rec, cands[best].Rec) && beats(c, cands[best]) {
+			// The same order as for concurrent versions, whether or not
+			// the contents differ: which of two equal records came first
+			// must not decide against a third.
+			if beats(c, cands[best]) {
 				best = i
 			}
 		}

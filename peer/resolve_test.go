@@ -45,6 +45,30 @@ func TestWinner(t *testing.T) {
 	}
 }
 
+// TestWinnerEqualVersions: records with equal versions (after a lost
+// index) are ordered as concurrent ones, whatever their order: two with the
+// same content and different mtimes, and a third with other content, give
+// the same winner in every order.
+func TestWinnerEqualVersions(t *testing.T) {
+	v := index.Counter{Device: 9, Value: 1}
+	a := candidate{1, rec(1, false, 1, v)}
+	a2 := candidate{2, rec(5, false, 1, v)}
+	b := candidate{3, rec(3, false, 2, v)}
+	for _, order := range [][]candidate{{a, a2, b}, {a2, a, b}, {b, a, a2}, {b, a2, a}, {a, b, a2}, {a2, b, a}} {
+		w := winner(order)
+		if w < 0 || order[w].Device != a2.Device {
+			t.Errorf("winner of %v = %d, want the newest (device %d)", order, w, a2.Device)
+		}
+	}
+	// Different contents alone: the newer wins, in either order.
+	if w := winner([]candidate{a, b}); w != 1 {
+		t.Errorf("winner(a, b) = %d, want b (newer, other content)", w)
+	}
+	if w := winner([]candidate{b, a}); w != 0 {
+		t.Errorf("winner(b, a) = %d, want b", w)
+	}
+}
+
 func TestConflictName(t *testing.T) {
 	mt := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
 	loser := index.Record{ModTime: mt, Version: index.Vector{{Device: 0x0123456789abcdef, Value: 7}, {Device: 5, Value: 1}}}
