@@ -16,12 +16,24 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(removeBinaryAfter{m}, map[string]func(){
 		"syncd": func() { os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr)) },
 		// syncd-fake-daemon serves a canned status on $SYNCD_HOME's control
 		// socket until interrupted: it stands in for 'syncd run' (run.go).
 		"syncd-fake-daemon": fakeDaemonMain,
 	})
+}
+
+// removeBinaryAfter runs the tests, then removes the syncd binary that
+// syncdBinary built for them (a crashed run's is removed by the next).
+type removeBinaryAfter struct{ m *testing.M }
+
+func (r removeBinaryAfter) Run() int {
+	code := r.m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	return code
 }
 
 // TestScripts runs testdata/script/*.txtar: the CLI contract.
