@@ -42,7 +42,7 @@ mkdir -p "$work/laptop-photos/2026/holiday"
 echo "a day at the sea" > "$work/laptop-photos/2026/holiday/notes.txt"
 head -c 12000000 /dev/urandom > "$work/laptop-photos/2026/holiday/beach.raw"
 head -c 300000 /dev/urandom > "$work/laptop-photos/2026/cat.jpg"
-(cd "$work/laptop-photos" && find . -type f | sort | xargs sha256sum) > "$work/want"
+(cd "$work/laptop-photos" && find . -path ./.syncd -prune -o -type f -print | sort | xargs sha256sum) > "$work/want"
 
 say "wait for them on the desktop"
 start=$(date +%s.%N)
@@ -67,6 +67,9 @@ say "an edit on the desktop comes back to the laptop"
 echo "and a walk in the dunes" >> "$work/desktop-photos/2026/holiday/notes.txt"
 for i in $(seq 100); do grep -q dunes "$work/laptop-photos/2026/holiday/notes.txt" && break; sleep 0.05; done
 cat "$work/laptop-photos/2026/holiday/notes.txt"
+if ! grep -q dunes "$work/laptop-photos/2026/holiday/notes.txt"; then
+  echo "the edit did not come back; logs:"; cat "$work/laptop.log" "$work/desktop.log"; exit 1
+fi
 echo "(the previous version is kept in $work/laptop-photos/.syncd/trash/)"
 
 say "done; stopping the daemons and removing $work"
