@@ -51,6 +51,60 @@ func liveLocal(t *testing.T, d *testDev, rel string) {
 	}
 }
 
+// unmount takes the disk holding root away: the folder moves aside (to the
+// path returned) and leaves an empty mount point. It may run in a hook.
+func unmount(t *testing.T, root string) string {
+	drive := root + ".drive"
+	if err := os.Rename(root, drive); err != nil {
+		t.Error(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Error(err)
+	}
+	return drive
+}
+
+// remount puts back at root the disk that unmount took away to drive.
+func remount(t *testing.T, root, drive string) {
+	t.Helper()
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(drive, root); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mountPointEmpty fails the test unless nothing was written at root, an
+// empty mount point.
+func mountPointEmpty(t *testing.T, root string) {
+	t.Helper()
+	if ents, err := os.ReadDir(root); err != nil || len(ents) > 0 {
+		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
+	}
+}
+
+// moveEntries moves every entry of directory from into directory to.
+func moveEntries(t *testing.T, from, to string) {
+	t.Helper()
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fastPresence makes folders look for their disk every 50 ms for the test.
+func fastPresence(t *testing.T) {
+	old := presenceEvery
+	presenceEvery = 50 * time.Millisecond
+	t.Cleanup(func() { presenceEvery = old }) // after the devices stop
+}
+
 // TestUnmountedFolderDeletesNothing: bravo's folder is on a disk that goes
 // away, leaving its empty mount point. A rescan there deletes nothing,
 // here or on alpha, and alpha's new file is not written onto the disk
@@ -58,13 +112,7 @@ func liveLocal(t *testing.T, d *testDev, rel string) {
 func TestUnmountedFolderDeletesNothing(t *testing.T) {
 	_, a, b := pair2(t)
 	syncedFile(t, a, b, "photos/2019/beach.jpg", []byte("waves"))
-	drive := b.root + ".drive"
-	if err := os.Rename(b.root, drive); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(b.root, 0o755); err != nil { // the empty mount point
-		t.Fatal(err)
-	}
+	drive := unmount(t, b.root)
 	b.rescan()
 	waitPaused(t, b)
 	liveLocal(t, b, "photos/2019/beach.jpg")
@@ -80,19 +128,12 @@ func TestUnmountedFolderDeletesNothing(t *testing.T) {
 	if n := pullPasses(b); n != passes {
 		t.Errorf("bravo ran %d pull passes while its disk was away", n-passes)
 	}
-	if ents, err := os.ReadDir(b.root); err != nil || len(ents) > 0 {
-		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
-	}
+	mountPointEmpty(t, b.root)
 	if !fileIs(a, "photos/2019/beach.jpg", "waves") {
 		t.Error("alpha lost beach.jpg while bravo's disk was away")
 	}
 
-	if err := os.Remove(b.root); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(drive, b.root); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, b.root, drive)
 	b.rescan()
 	got := waitConverged(t, converge, a, b)
 	for _, p := range []string{"photos/2019/beach.jpg", "photos/2019/sunset.jpg"} {
@@ -149,26 +190,12 @@ func TestRemountedFolderWatchedAgain(t *testing.T) {
 	a.write("photos/a.jpg", []byte("a"))
 	waitConverged(t, converge, a, b)
 
-	drive := b.root + ".drive"
-	if err := os.Rename(b.root, drive); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(b.root, 0o755); err != nil { // the empty mount point
-		t.Fatal(err)
-	}
+	drive := unmount(t, b.root)
 	b.rescan()
 	waitPaused(t, b)
 
 	// Mounted again: the same entries in a new root directory.
-	ents, err := os.ReadDir(drive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if err := os.Rename(filepath.Join(drive, e.Name()), filepath.Join(b.root, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	moveEntries(t, drive, b.root)
 	b.rescan()
 	waitFor(t, "bravo's folder to resume", converge, func() bool { return folderErr(b) == "" })
 	b.write("new.txt", []byte("written after the mount"))
@@ -180,25 +207,12 @@ func TestRemountedFolderWatchedAgain(t *testing.T) {
 // TestAwayNoticedWhileIdle: an idle folder whose disk goes away says so
 // within presenceEvery, with no event to wake it; back, it says nothing.
 func TestAwayNoticedWhileIdle(t *testing.T) {
-	old := presenceEvery
-	presenceEvery = 50 * time.Millisecond
-	t.Cleanup(func() { presenceEvery = old }) // after the devices stop
+	fastPresence(t)
 	_, a, b := pair2(t)
 	syncedFile(t, a, b, "a.txt", []byte("a"))
-	drive := b.root + ".drive"
-	if err := os.Rename(b.root, drive); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(b.root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	drive := unmount(t, b.root)
 	waitPaused(t, b)
-	if err := os.Remove(b.root); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(drive, b.root); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, b.root, drive)
 	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
 	if !strings.Contains(b.logText(), "folder is back") {
 		t.Error("bravo's log does not say that the folder is back")
@@ -414,9 +428,7 @@ func TestOtherDiskAtMountPoint(t *testing.T) {
 // directory, with the same marker. Bravo notices, watches the new one, and
 // a file written there reaches alpha through the watcher.
 func TestQuickRemountWatchedAgain(t *testing.T) {
-	old := presenceEvery
-	presenceEvery = 50 * time.Millisecond
-	t.Cleanup(func() { presenceEvery = old }) // after the devices stop
+	fastPresence(t)
 	n := newTestNet(t)
 	a, b := n.addDevice("alpha"), n.addDevice("bravo")
 	startWatching(t, a, b, nil)
@@ -429,15 +441,7 @@ func TestQuickRemountWatchedAgain(t *testing.T) {
 	if err := os.Mkdir(fresh, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ents, err := os.ReadDir(b.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if err := os.Rename(filepath.Join(b.root, e.Name()), filepath.Join(fresh, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	moveEntries(t, b.root, fresh)
 	if err := os.Rename(b.root, b.root+".unmounted"); err != nil {
 		t.Fatal(err)
 	}
@@ -471,13 +475,7 @@ func TestUnmountAsPullBegins(t *testing.T) {
 				return
 			}
 			fired.Do(func() {
-				drive = d.root + ".drive"
-				if err := os.Rename(d.root, drive); err != nil {
-					t.Error(err)
-				}
-				if err := os.Mkdir(d.root, 0o755); err != nil { // the empty mount point
-					t.Error(err)
-				}
+				drive = unmount(t, d.root)
 			})
 		}
 	})
@@ -486,15 +484,8 @@ func TestUnmountAsPullBegins(t *testing.T) {
 	a.write("photos/new.jpg", []byte("new"))
 	a.rescan()
 	waitPaused(t, b)
-	if ents, err := os.ReadDir(b.root); err != nil || len(ents) > 0 {
-		t.Fatalf("the empty mount point holds %d entries (%v), want none", len(ents), err)
-	}
-	if err := os.Remove(b.root); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(drive, b.root); err != nil {
-		t.Fatal(err)
-	}
+	mountPointEmpty(t, b.root)
+	remount(t, b.root, drive)
 	b.rescan()
 	waitFor(t, "alpha's new file to reach bravo", converge, func() bool { return fileIs(b, "photos/new.jpg", "new") })
 	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })

@@ -616,7 +616,9 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 	var cmp index.Ordering
 	if hasLocal {
 		cmp = local.Version.Compare(win.Version)
-		if cmp == index.Greater || cmp == index.Equal && !diverged(local, win) {
+		// Equal with other content: a lost index (winner); settled as
+		// concurrent versions are.
+		if cmp == index.Greater || cmp == index.Equal && sameContent(local, win) {
 			return job{}, false, nil
 		}
 	}

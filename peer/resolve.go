@@ -32,14 +32,12 @@ func winner(cands []candidate) int {
 		switch c.Rec.Version.Compare(cands[best].Rec.Version) {
 		case index.Greater:
 			best = i
-		case index.Concurrent:
-			if beats(c, cands[best]) {
-				best = i
-			}
-		case index.Equal:
-			// The same order as for concurrent versions, whether or not
-			// the contents differ: which of two equal records came first
-			// must not decide against a third.
+		case index.Concurrent, index.Equal:
+			// Equal versions with different contents come only from a
+			// device whose records were lost (its first scan gave an edit
+			// a version it had used before): they are ordered as
+			// concurrent ones, and so are equal ones with the same
+			// content, so that which came first never decides.
 			if beats(c, cands[best]) {
 				best = i
 			}
@@ -47,13 +45,6 @@ func winner(cands []candidate) int {
 	}
 	return best
 }
-
-// diverged reports whether a and b, whose versions are equal, differ in
-// content. That happens only after a device's records were lost (its index
-// moved away or deleted) and its first scan gave an edit a version it had
-// used before; such records are ordered as concurrent ones, so that every
-// device picks the same and the other content is kept as a conflict copy.
-func diverged(a, b index.Record) bool { return !sameContent(a, b) }
 
 // beats orders concurrent versions: a live file beats a deletion (the
 // modification wins and the file comes back), then the newer mtime wins,
