@@ -19,6 +19,15 @@ func BenchmarkCut(b *testing.B) {
 	}
 }
 
+// BenchmarkCutRange rolls the gear hash over every byte (no cut).
+func BenchmarkCutRange(b *testing.B) {
+	data := gen("bench", 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		cutRange(data, 0, 0, len(data), ^uint64(0))
+	}
+}
+
 func BenchmarkSum(b *testing.B) {
 	data := gen("bench", 64<<20)
 	b.SetBytes(int64(len(data)))

@@ -148,12 +148,69 @@ func Cut(data []byte) int {
 	return n
 }
 
+// window is how many bytes the gear hash remembers: fp<<1 per byte shifts a
+// byte's contribution out after 64 bytes, so fp at any position is a
+// function of the 64 bytes before it, once 64 bytes have been rolled.
+const window = 64
+
+// part is the length of each of cutRange's four chains in a round.
+const part = 8 << 10
+
 // cutRange rolls the gear hash fp over data[i:end] and returns the position
-// after the first byte where fp&mask == 0 (ok), or fp and end. It is
-// unrolled four bytes at a time so that the dependency chain through fp is
-// one shift and one add per four bytes:
-// fp(i+k) = fp<<k + sum(gear[data[i+j]] << (k-1-j)).
+// after the first byte where fp&mask == 0 (ok), or fp and end.
+//
+// The dependency chain through fp (a shift and an add per byte) would set
+// the speed, so cutRange takes the range in rounds of four parts of part
+// bytes, rolled in step as four chains: the first from fp, the others from
+// a fresh fp rolled over the window before their part, which equals the
+// true one (see window). A round with a cut is rolled again on one chain
+// to find its first. Short parts keep what a cut early in a round wastes
+// small.
 func cutRange(data []byte, fp uint64, i, end int, mask uint64) (uint64, int, bool) {
+	const h = part
+	data = data[:end]
+	for ; i+4*h <= end; i += 4 * h {
+		f0, f1, f2, f3 := fp, uint64(0), uint64(0), uint64(0)
+		for k := i + h - window; k < i+h; k++ {
+			f1 = f1<<1 + gear[data[k]]
+			f2 = f2<<1 + gear[data[k+h]]
+			f3 = f3<<1 + gear[data[k+2*h]]
+		}
+		for j := i; j < i+h; j += 4 {
+			d0 := data[j : j+4 : j+4]
+			d1 := data[j+h : j+h+4 : j+h+4]
+			d2 := data[j+2*h : j+2*h+4 : j+2*h+4]
+			d3 := data[j+3*h : j+3*h+4 : j+3*h+4]
+			a0 := f0<<1 + gear[d0[0]]
+			b0 := f1<<1 + gear[d1[0]]
+			c0 := f2<<1 + gear[d2[0]]
+			e0 := f3<<1 + gear[d3[0]]
+			a1 := a0<<1 + gear[d0[1]]
+			b1 := b0<<1 + gear[d1[1]]
+			c1 := c0<<1 + gear[d2[1]]
+			e1 := e0<<1 + gear[d3[1]]
+			a2 := a1<<1 + gear[d0[2]]
+			b2 := b1<<1 + gear[d1[2]]
+			c2 := c1<<1 + gear[d2[2]]
+			e2 := e1<<1 + gear[d3[2]]
+			f0 = a2<<1 + gear[d0[3]]
+			f1 = b2<<1 + gear[d1[3]]
+			f2 = c2<<1 + gear[d2[3]]
+			f3 = e2<<1 + gear[d3[3]]
+			if a0&mask == 0 || a1&mask == 0 || a2&mask == 0 || f0&mask == 0 ||
+				b0&mask == 0 || b1&mask == 0 || b2&mask == 0 || f1&mask == 0 ||
+				c0&mask == 0 || c1&mask == 0 || c2&mask == 0 || f2&mask == 0 ||
+				e0&mask == 0 || e1&mask == 0 || e2&mask == 0 || f3&mask == 0 {
+				return cutSerial(data, fp, i, i+4*h, mask) // finds the round's first cut
+			}
+		}
+		fp = f3
+	}
+	return cutSerial(data, fp, i, end, mask)
+}
+
+// cutSerial is cutRange on one chain, four bytes at a time.
+func cutSerial(data []byte, fp uint64, i, end int, mask uint64) (uint64, int, bool) {
 	data = data[:end]
 	for ; i+4 <= end; i += 4 {
 		d := data[i : i+4 : i+4]

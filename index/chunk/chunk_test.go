@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,4 +252,35 @@ func FuzzChunk(f *testing.F) {
 			t.Fatalf("Chunk and Blocks disagree")
 		}
 	})
+}
+
+// cutRef is cutRange as protocol v1 states it: one byte at a time.
+func cutRef(data []byte, fp uint64, i, end int, mask uint64) (uint64, int, bool) {
+	for ; i < end; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&mask == 0 {
+			return fp, i + 1, true
+		}
+	}
+	return fp, end, false
+}
+
+// TestCutRangeChains compares cutRange, which rolls four chains in step, with
+// one chain rolled byte by byte, from any start, over ranges up to 2 MiB,
+// with masks that cut every few bytes to almost never.
+func TestCutRangeChains(t *testing.T) {
+	data := gen("x", 8<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, m := range []uint64{maskS, maskL, 0xFFFF000000000000, 0xFFF0000000000000, 0xFF00000000000000, 0xF000000000000000} {
+		for range 3000 {
+			i := r.IntN(len(data))
+			end := i + r.IntN(min(len(data)-i, 1<<r.IntN(22))+1)
+			fp := r.Uint64()
+			fa, ia, oa := cutRef(data, fp, i, end, m)
+			fb, ib, ob := cutRange(data, fp, i, end, m)
+			if fa != fb || ia != ib || oa != ob {
+				t.Fatalf("mask %x [%d,%d): %x %d %v vs %x %d %v", m, i, end, fa, ia, oa, fb, ib, ob)
+			}
+		}
+	}
 }
