@@ -74,6 +74,9 @@ func folderAdd(g globalFlags, args []string) error {
 	if err := checkOutsideHome(path, paths); err != nil {
 		return err
 	}
+	if err := checkMounted(cmd, path); err != nil {
+		return err
+	}
 	created := false
 	err = updateConfig(paths.Config, func(c *Config) error {
 		if f, ok := c.folder(folderID); ok {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A folder added where a disk would be mounted but is not would be synced
+// onto the disk under it (usually the system's): the whole library from the
+// other devices would fill it, and the folder's marker would be made there,
+// so the real disk, once mounted, would look like another copy. 'folder add'
+// refuses two such places.
+var (
+	fstabPath     = "/etc/fstab"
+	mountinfoPath = "/proc/self/mountinfo"
+	// mediaParents are where removable disks get a directory of their
+	// own while they are mounted (udisks: /media/USER/LABEL or
+	// /run/media/USER/LABEL; by hand: /mnt/NAME).
+	mediaParents     = []string{"/mnt", "/media"}
+	mediaUserParents = []string{"/media", "/run/media"}
+)
+
+// maxMountTable bounds what is read of /etc/fstab and of the mount table.
+const maxMountTable = 16 << 20
+
+// checkMounted refuses a folder at or below a mount point that /etc/fstab
+// names but where nothing is mounted now, and a folder whose first missing
+// directory would be made where removable disks get theirs (a disk that is
+// not mounted, or not yet). Tables that cannot be read refuse nothing.
+func checkMounted(cmd, path string) error {
+	real := resolveExisting(path)
+	if mp := unmountedFstabMount(real); mp != "" {
+		return withHint(fmt.Errorf("%s: %s is where /etc/fstab mounts a disk, but none is mounted there now", cmd, mp),
+			"mount it first (mount "+mp+"), then add the folder; a folder there now would be synced onto the disk under it")
+	}
+	missing := firstMissing(real)
+	if missing == "" {
+		return nil
+	}
+	parent := filepath.Dir(missing)
+	for _, m := range mediaParents {
+		if parent == m {
+			return mediaErr(cmd, missing)
+		}
+	}
+	for _, m := range mediaUserParents {
+		if filepath.Dir(parent) == m {
+			return mediaErr(cmd, missing)
+		}
+	}
+	return nil
+}
+
+func mediaErr(cmd, missing string) error {
+	return withHint(fmt.Errorf("%s: %s does not exist; is its disk mounted?", cmd, missing),
+		"mount the disk first, then add the folder; if the folder is meant to be on this system's disk, create "+missing+" yourself first")
+}
+
+// firstMissing returns the shortest prefix of the clean absolute path p
+// that does not exist, or "" when p exists.
+func firstMissing(p string) string {
+	missing := ""
+	for cur := p; ; cur = filepath.Dir(cur) {
+		if _, err := os.Lstat(cur); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = cur
+		if filepath.Dir(cur) == cur {
+			return missing
+		}
+	}
+}
+
+// unmountedFstabMount returns the mount point of /etc/fstab (other than /)
+// that p is at or below and where nothing is mounted, or "".
+func unmountedFstabMount(p string) string {
+	fstab, err := mountPoints(fstabPath, 1)
+	if err != nil || len(fstab) == 0 {
+		return ""
+	}
+	mounted, err := mountPoints(mountinfoPath, 4)
+	if err != nil {
+		return ""
+	}
+	for cur := p; cur != "/" && cur != "."; cur = filepath.Dir(cur) {
+		if fstab[cur] && !mounted[cur] {
+			return cur
+		}
+	}
+	return ""
+}
+
+// mountPoints reads the set of absolute paths in whitespace-separated
+// column col (from 0) of the table at name, skipping comments. Both
+// /etc/fstab and /proc/self/mountinfo escape spaces and the like as \ooo.
+func mountPoints(name string, col int) (map[string]bool, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	set := make(map[string]bool)
+	sc := bufio.NewScanner(io.LimitReader(f, maxMountTable))
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) <= col {
+			continue
+		}
+		if p := unescapeOctal(fields[col]); filepath.IsAbs(p) {
+			set[filepath.Clean(p)] = true
+		}
+	}
+	return set, sc.Err()
+}
+
+// unescapeOctal undoes the \ooo escapes of fstab and mountinfo.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] >= '0' && s[i+1] <= '3' && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
