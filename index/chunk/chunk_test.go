@@ -284,3 +284,28 @@ func TestCutRangeChains(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCutRange compares cutRange with cutRef on inputs up to 256 KiB built
+// from the fuzzer's bytes, from any start and fp, with masks of 1 to 24 top
+// bits (a cut every other byte to about one in 16 MiB).
+func FuzzCutRange(f *testing.F) {
+	f.Add([]byte("syncd"), uint32(100<<10), uint32(0), uint64(0), uint8(17))
+	f.Add([]byte{0}, uint32(64<<10), uint32(3), uint64(1), uint8(0))
+	f.Add([]byte("abc"), uint32(256<<10), uint32(40000), ^uint64(0), uint8(21))
+	f.Fuzz(func(t *testing.T, seed []byte, n, start uint32, fp uint64, bits uint8) {
+		if len(seed) == 0 {
+			seed = []byte{0}
+		}
+		data := make([]byte, n%(256<<10)+1)
+		for i := range data {
+			data[i] = seed[i%len(seed)] ^ byte(i*131>>7)
+		}
+		i := int(start) % len(data)
+		mask := ^uint64(0) << (64 - (int(bits)%24 + 1))
+		fa, ia, oa := cutRef(data, fp, i, len(data), mask)
+		fb, ib, ob := cutRange(data, fp, i, len(data), mask)
+		if fa != fb || ia != ib || oa != ob {
+			t.Fatalf("mask %x [%d,%d): want %x %d %v, got %x %d %v", mask, i, len(data), fa, ia, oa, fb, ib, ob)
+		}
+	})
+}
