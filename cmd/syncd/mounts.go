@@ -21,8 +21,9 @@ var (
 	mountinfoPath = "/proc/self/mountinfo"
 	// mediaParents are where removable disks get a directory of their
 	// own while they are mounted (udisks: /media/USER/LABEL or
-	// /run/media/USER/LABEL; by hand: /mnt/NAME).
-	mediaParents     = []string{"/mnt", "/media"}
+	// /run/media/USER/LABEL, whose USER directory goes too; by hand or
+	// pmount: /mnt/NAME, /media/NAME).
+	mediaParents     = []string{"/mnt", "/media", "/run/media"}
 	mediaUserParents = []string{"/media", "/run/media"}
 )
 
@@ -30,12 +31,21 @@ var (
 const maxMountTable = 16 << 20
 
 // checkMounted refuses a folder at or below a mount point that /etc/fstab
-// names but where nothing is mounted now, and a folder whose first missing
+// names but where nothing is mounted now, a folder whose first missing
 // directory would be made where removable disks get theirs (a disk that is
-// not mounted, or not yet). Tables that cannot be read refuse nothing.
+// not mounted, or not yet) unless a disk is mounted right there, and a
+// folder through a symlink to something missing. Tables that cannot be
+// read refuse nothing.
 func checkMounted(cmd, path string) error {
+	if target, ok := dangling(path); ok {
+		return danglingErr(cmd, path, target)
+	}
+	mounted, err := mountPoints(mountinfoPath, 4)
+	if err != nil {
+		mounted = nil // unknown: the fstab rule refuses nothing
+	}
 	real := resolveExisting(path)
-	if mp := unmountedFstabMount(real); mp != "" {
+	if mp := unmountedFstabMount(real, mounted); mp != "" {
 		return withHint(fmt.Errorf("%s: %s is where /etc/fstab mounts a disk, but none is mounted there now", cmd, mp),
 			"mount it first (mount "+mp+"), then add the folder; a folder there now would be synced onto the disk under it")
 	}
@@ -44,6 +54,12 @@ func checkMounted(cmd, path string) error {
 		return nil
 	}
 	parent := filepath.Dir(missing)
+	if target, ok := dangling(parent); ok {
+		return danglingErr(cmd, parent, target)
+	}
+	if mounted[parent] {
+		return nil // a disk is mounted right there
+	}
 	for _, m := range mediaParents {
 		if parent == m {
 			return mediaErr(cmd, missing)
@@ -62,6 +78,25 @@ func mediaErr(cmd, missing string) error {
 		"mount the disk first, then add the folder; if the folder is meant to be on this system's disk, create "+missing+" yourself first")
 }
 
+func danglingErr(cmd, link, target string) error {
+	return withHint(fmt.Errorf("%s: %s is a symlink to %s, which does not exist; is its disk mounted?", cmd, link, target),
+		"mount the disk first, or create "+target+", or pick another path")
+}
+
+// dangling reports whether p is a symlink whose target does not exist, and
+// the target.
+func dangling(p string) (string, bool) {
+	fi, err := os.Lstat(p)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return "", false
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
+	target, err := os.Readlink(p)
+	return target, err == nil
+}
+
 // firstMissing returns the shortest prefix of the clean absolute path p
 // that does not exist, or "" when p exists.
 func firstMissing(p string) string {
@@ -78,48 +113,60 @@ func firstMissing(p string) string {
 }
 
 // unmountedFstabMount returns the mount point of /etc/fstab (other than /)
-// that p is at or below and where nothing is mounted, or "".
-func unmountedFstabMount(p string) string {
-	fstab, err := mountPoints(fstabPath, 1)
-	if err != nil || len(fstab) == 0 {
+// that p is at or below and where nothing is mounted, or "". It stops at
+// the first mount point up from p: what is mounted there is p's disk,
+// whatever is (or is not) mounted further up. mounted nil refuses nothing.
+func unmountedFstabMount(p string, mounted map[string]bool) string {
+	if mounted == nil {
 		return ""
 	}
-	mounted, err := mountPoints(mountinfoPath, 4)
+	fstab, err := mountPoints(fstabPath, 1)
 	if err != nil {
 		return ""
 	}
 	for cur := p; cur != "/" && cur != "."; cur = filepath.Dir(cur) {
-		if fstab[cur] && !mounted[cur] {
+		if mounted[cur] {
+			return ""
+		}
+		if fstab[cur] {
 			return cur
 		}
 	}
 	return ""
 }
 
-// mountPoints reads the set of absolute paths in whitespace-separated
-// column col (from 0) of the table at name, skipping comments. Both
+// errTableTooLarge is returned for a mount table over maxMountTable.
+var errTableTooLarge = errors.New("mount table too large")
+
+// mountPoints reads the set of absolute paths in column col (from 0, split
+// on spaces and tabs) of the table at name, skipping comments. Both
 // /etc/fstab and /proc/self/mountinfo escape spaces and the like as \ooo.
+// A table that cannot be read whole is an error.
 func mountPoints(name string, col int) (map[string]bool, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	lr := &io.LimitedReader{R: f, N: maxMountTable + 1}
 	set := make(map[string]bool)
-	sc := bufio.NewScanner(io.LimitReader(f, maxMountTable))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		fields := strings.Fields(line)
+		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
 		if len(fields) <= col {
 			continue
 		}
 		if p := unescapeOctal(fields[col]); filepath.IsAbs(p) {
 			set[filepath.Clean(p)] = true
 		}
+	}
+	if lr.N == 0 {
+		return nil, errTableTooLarge
 	}
 	return set, sc.Err()
 }

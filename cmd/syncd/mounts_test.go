@@ -16,7 +16,7 @@ func mountTables(t *testing.T, dir, fstab, mountinfo string) {
 	t.Cleanup(func() { fstabPath, mountinfoPath, mediaParents, mediaUserParents = oldF, oldM, oldP, oldU })
 	fstabPath = filepath.Join(dir, "fstab")
 	mountinfoPath = filepath.Join(dir, "mountinfo")
-	mediaParents = []string{filepath.Join(dir, "mnt"), filepath.Join(dir, "media")}
+	mediaParents = []string{filepath.Join(dir, "mnt"), filepath.Join(dir, "media"), filepath.Join(dir, "run/media")}
 	mediaUserParents = []string{filepath.Join(dir, "media"), filepath.Join(dir, "run/media")}
 	for name, text := range map[string]string{fstabPath: fstab, mountinfoPath: mountinfo} {
 		if text == "" {
@@ -30,11 +30,12 @@ func mountTables(t *testing.T, dir, fstab, mountinfo string) {
 
 func TestCheckMountedFstab(t *testing.T) {
 	dir := t.TempDir()
-	usb, spaced := filepath.Join(dir, "usb"), filepath.Join(dir, "my disk")
+	usb, spaced, nbsp := filepath.Join(dir, "usb"), filepath.Join(dir, "my disk"), filepath.Join(dir, "my\u00a0disk")
 	fstab := "# /etc/fstab\n" +
 		"UUID=1 / ext4 defaults 0 1\n" +
 		"UUID=2 " + usb + " ext4 noauto,user 0 2\n" +
 		"LABEL=x " + strings.ReplaceAll(spaced, " ", `\040`) + " vfat noauto 0 0\n" +
+		"LABEL=y " + nbsp + " vfat noauto 0 0\n" +
 		"/swapfile none swap sw 0 0\n"
 	root := "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
 	if err := os.Mkdir(usb, 0o700); err != nil { // the empty mount point
@@ -48,6 +49,9 @@ func TestCheckMountedFstab(t *testing.T) {
 		{"escaped space", root, filepath.Join(spaced, "music"), spaced + " is where /etc/fstab"},
 		{"elsewhere", root, filepath.Join(dir, "home/photos"), ""},
 		{"mounted", root + "40 22 8:17 / " + usb + " rw - ext4 /dev/sdb1 rw\n", filepath.Join(usb, "photos"), ""},
+		{"mounted, escaped", root + "40 22 8:17 / " + strings.ReplaceAll(spaced, " ", `\040`) + " rw - vfat /dev/sdb1 rw\n", filepath.Join(spaced, "music"), ""},
+		{"a disk mounted below it", root + "40 22 8:17 / " + filepath.Join(usb, "disk") + " rw - ext4 /dev/sdb1 rw\n", filepath.Join(usb, "disk/photos"), ""},
+		{"no-break space is not a separator", root, filepath.Join(nbsp, "x"), nbsp + " is where /etc/fstab"},
 		{"no mount table", "", filepath.Join(usb, "photos"), ""},
 	}
 	for _, tc := range cases {
@@ -66,9 +70,15 @@ func TestCheckMountedFstab(t *testing.T) {
 
 func TestCheckMountedMedia(t *testing.T) {
 	dir := t.TempDir()
-	mountTables(t, dir, "", "")
-	for _, d := range []string{"media/ann/Stick", "mnt", "run/media/bob"} {
+	mountTables(t, dir, "", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"+
+		"40 22 8:17 / "+filepath.Join(dir, "media/data")+" rw - ext4 /dev/sdb1 rw\n")
+	for _, d := range []string{"media/ann/Stick", "media/data", "mnt", "run/media/bob", "home/ann"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"home/ann/Photos": "media/ann/USB/Photos", "home/ann/Music": "media/ann/Stick"} {
+		if err := os.Symlink(filepath.Join(dir, target), filepath.Join(dir, link)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,11 +86,16 @@ func TestCheckMountedMedia(t *testing.T) {
 		{"media/ann/USB/photos", "media/ann/USB does not exist; is its disk mounted?"},
 		{"media/ann/USB", "media/ann/USB does not exist"},
 		{"run/media/bob/USB/photos", "run/media/bob/USB does not exist"},
+		{"run/media/dave/USB/photos", "run/media/dave does not exist"}, // /run is emptied at boot
 		{"media/carol/USB/photos", "media/carol does not exist"},
 		{"mnt/usb/photos", "mnt/usb does not exist"},
 		{"media/ann/Stick/photos", ""}, // the disk is there
+		{"media/data/photos", ""},      // a disk mounted at /media/NAME
 		{"mnt/photos-new", "mnt/photos-new does not exist"},
 		{"home/ann/Sync/photos", ""}, // not where disks are mounted
+		{"home/ann/Photos", "home/ann/Photos is a symlink to " + filepath.Join(dir, "media/ann/USB/Photos") + ", which does not exist"},
+		{"home/ann/Photos/2024", "home/ann/Photos is a symlink to"},
+		{"home/ann/Music/new", ""}, // through a symlink to a mounted disk
 	}
 	for _, tc := range cases {
 		want := tc.want
@@ -88,6 +103,29 @@ func TestCheckMountedMedia(t *testing.T) {
 			want = filepath.Join(dir, want)
 		}
 		checkErr(t, checkMounted("folder add", filepath.Join(dir, tc.path)), want)
+	}
+	// A disk mounted at /mnt itself.
+	mountTables(t, dir, "", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 22 8:17 / "+filepath.Join(dir, "mnt")+" rw - ext4 /dev/sdb1 rw\n")
+	checkErr(t, checkMounted("folder add", filepath.Join(dir, "mnt/sync")), "")
+}
+
+// TestMountTableTooLarge: a table cut off at its bound is not taken for a
+// whole one (a mount point listed past it would look unmounted).
+func TestMountTableTooLarge(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "mountinfo")
+	line := "40 22 8:17 / /mnt/x rw - ext4 /dev/sdb1 rw\n"
+	big := strings.Repeat(line, maxMountTable/len(line)+1)
+	if err := os.WriteFile(name, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mountPoints(name, 4); err == nil {
+		t.Errorf("mountPoints of a %d-byte table: no error", len(big))
+	}
+	if err := os.WriteFile(name, []byte(big[:maxMountTable-len(line)]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := mountPoints(name, 4); err != nil || !set["/mnt/x"] {
+		t.Errorf("mountPoints of a table within the bound: %v, %v", set, err)
 	}
 }
 
