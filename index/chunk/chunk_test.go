@@ -285,13 +285,60 @@ func TestCutRangeChains(t *testing.T) {
 	}
 }
 
+// TestCutRangePartEdges places the first cut of a range at the first and
+// last bytes of each of a round's four parts (where a chain's fresh fp
+// starts and ends), and around the window, and compares with cutRef.
+func TestCutRangePartEdges(t *testing.T) {
+	data := gen("edges", 4<<20)
+	const mask = 0xFFFF000000000000 // a cut every 64 KiB on average
+	var cuts []int                  // positions after a cut, from fp 0 at 0
+	for i, fp := 0, uint64(0); i < len(data); i++ {
+		fp = fp<<1 + gear[data[i]]
+		if i >= window && fp&mask == 0 {
+			cuts = append(cuts, i+1)
+		}
+	}
+	tried := 0
+	for _, c := range cuts {
+		for p := range 4 {
+			for _, off := range []int{0, 1, 2, 3, 4, 5, window - 2, window - 1, window, window + 1, part - 2, part - 1} {
+				i := c - 1 - p*part - off // so that the cut is after byte p*part+off of the range
+				if i < window {
+					continue
+				}
+				fp := roll(data[i-window : i])
+				end := min(len(data), i+8*part+100)
+				if _, k, ok := cutRef(data, fp, i, end, mask); !ok || k != c {
+					continue // another cut comes first
+				}
+				tried++
+				if f, k, ok := cutRange(data, fp, i, end, mask); !ok || k != c {
+					t.Fatalf("range from %d, first cut at %d (part %d, offset %d): cutRange gave %x %d %v", i, c, p, off, f, k, ok)
+				}
+			}
+		}
+	}
+	if tried < 1000 {
+		t.Fatalf("only %d placements tried", tried)
+	}
+}
+
+// roll returns the gear hash of b from fp 0.
+func roll(b []byte) uint64 {
+	var fp uint64
+	for _, c := range b {
+		fp = fp<<1 + gear[c]
+	}
+	return fp
+}
+
 // FuzzCutRange compares cutRange with cutRef on inputs up to 256 KiB built
 // from the fuzzer's bytes, from any start and fp, with masks of 1 to 24 top
 // bits (a cut every other byte to about one in 16 MiB).
 func FuzzCutRange(f *testing.F) {
 	f.Add([]byte("syncd"), uint32(100<<10), uint32(0), uint64(0), uint8(17))
 	f.Add([]byte{0}, uint32(64<<10), uint32(3), uint64(1), uint8(0))
-	f.Add([]byte("abc"), uint32(256<<10), uint32(40000), ^uint64(0), uint8(21))
+	f.Add([]byte("abc"), uint32(256<<10-1), uint32(40000), ^uint64(0), uint8(21))
 	f.Fuzz(func(t *testing.T, seed []byte, n, start uint32, fp uint64, bits uint8) {
 		if len(seed) == 0 {
 			seed = []byte{0}
