@@ -461,34 +461,48 @@ func TestQuickRemountWatchedAgain(t *testing.T) {
 // TestUnmountAsPullBegins: bravo's disk goes away after its run loop
 // looked and before a pull pass opens the folder's root. The pass writes
 // nothing below the mount point and the folder pauses; once the disk is
-// back, alpha's file arrives.
+// back, alpha's file arrives: after a rescan request, and with none, by
+// the folder's next look for its disk alone.
 func TestUnmountAsPullBegins(t *testing.T) {
-	var armed atomic.Bool
-	var fired sync.Once
-	var drive string
-	_, a, b := startTwo(t, func(d *testDev, o *Options) {
-		if d.name != "bravo" {
-			return
+	for _, look := range []bool{false, true} {
+		name := "rescan"
+		if look {
+			name = "next look"
 		}
-		o.hooks.beforeOpenRoot = func() {
-			if !armed.Load() {
-				return
+		t.Run(name, func(t *testing.T) {
+			if look {
+				fastPresence(t)
 			}
-			fired.Do(func() {
-				drive = unmount(t, d.root)
+			var armed atomic.Bool
+			var fired sync.Once
+			var drive string
+			_, a, b := startTwo(t, func(d *testDev, o *Options) {
+				if d.name != "bravo" {
+					return
+				}
+				o.hooks.beforeOpenRoot = func() {
+					if !armed.Load() {
+						return
+					}
+					fired.Do(func() {
+						drive = unmount(t, d.root)
+					})
+				}
 			})
-		}
-	})
-	syncedFile(t, a, b, "a.txt", []byte("a"))
-	armed.Store(true)
-	a.write("photos/new.jpg", []byte("new"))
-	a.rescan()
-	waitPaused(t, b)
-	mountPointEmpty(t, b.root)
-	remount(t, b.root, drive)
-	b.rescan()
-	waitFor(t, "alpha's new file to reach bravo", converge, func() bool { return fileIs(b, "photos/new.jpg", "new") })
-	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+			syncedFile(t, a, b, "a.txt", []byte("a"))
+			armed.Store(true)
+			a.write("photos/new.jpg", []byte("new"))
+			a.rescan()
+			waitPaused(t, b)
+			mountPointEmpty(t, b.root)
+			remount(t, b.root, drive)
+			if !look {
+				b.rescan()
+			}
+			waitFor(t, "alpha's new file to reach bravo", converge, func() bool { return fileIs(b, "photos/new.jpg", "new") })
+			waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+		})
+	}
 }
 
 // TestAnotherCopyOfEmptyFolder: bravo's folder has no record yet (nothing
