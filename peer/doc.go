@@ -77,7 +77,13 @@
 //     file syncs and the directory comes back everywhere.
 //
 // A local change the scanner has not seen yet is caught by the final check
-// before a rename: it becomes a conflict copy, never overwritten.
+// before a rename: it becomes a conflict copy, never overwritten. A save
+// made after the final check, as the new version takes its place, is not
+// overwritten either: where the check moved the old entry away the rename
+// will not replace (RENAME_NOREPLACE) and the check runs again; where it
+// kept the old entry as a hard link in the trash the new version is
+// exchanged with it (RENAME_EXCHANGE) and anything other than that entry
+// comes out as a conflict copy (pull.go, replaceChecked).
 //
 // # Pulling
 //

@@ -110,6 +110,9 @@ type hooks struct {
 	// (folder-relative) is complete and synced in its temp file and its
 	// directory is open, just before the final check of the target.
 	beforeFinalCheck func(path string)
+	// afterFinalCheck runs when the final check of path's target has kept
+	// what was there, just before the new version takes its place.
+	afterFinalCheck func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
 	// beforeOpen runs once per open of a pull of path (its temp file, or

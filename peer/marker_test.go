@@ -233,7 +233,7 @@ func TestTrashNeverMakesTheMarker(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "x.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = f.toTrash("x.txt", at{f.rootFD, "x.txt", filepath.Join(root, "x.txt")}, false)
+	_, err = f.toTrash("x.txt", at{f.rootFD, "x.txt", filepath.Join(root, "x.txt")}, false)
 	if err == nil || !strings.Contains(err.Error(), ".syncd") {
 		t.Errorf("toTrash without a marker = %v, want an error naming .syncd", err)
 	}

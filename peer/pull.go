@@ -714,14 +714,11 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	case err != nil:
 		return err
 	case !fi.IsDir():
-		if err := f.keepOld(j, t, fi); err != nil {
+		// Moved away, never linked: a directory cannot take the name by
+		// an exchange, so what the user puts there since makes mkdir fail
+		// (EEXIST) and the next pass checks it, instead of an unlink.
+		if _, err := f.keepOld(j, t, fi, false); err != nil {
 			return err
-		}
-		// keepOld may have kept the file as a hard link in the trash (made
-		// for a rename over the target, which a directory cannot do): the
-		// name must go before the directory can take it.
-		if err := unix.Unlinkat(t.dirfd, t.name, 0); err != nil && err != unix.ENOENT {
-			return &fs.PathError{Op: "remove", Path: t.full, Err: err}
 		}
 		if err := t.mkdir(perm); err != nil {
 			return err
@@ -810,11 +807,7 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 	if err := unix.Symlinkat(j.win.Target, tmp.dirfd, tmp.name); err != nil {
 		return &os.LinkError{Op: "symlink", Old: j.win.Target, New: tmp.full, Err: err}
 	}
-	if err := f.finalCheck(j, t); err != nil {
-		unix.Unlinkat(tmp.dirfd, tmp.name, 0)
-		return err
-	}
-	if err := tmp.renameTo(t); err != nil {
+	if _, err := f.replaceChecked(j, tmp, t); err != nil {
 		unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 		return err
 	}
@@ -864,37 +857,153 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 // finalCheck runs just before the new version is renamed over t: a local
 // change the scanner has not seen yet becomes a conflict copy, a concurrent
 // loser becomes the conflict copy, and any other old content goes to the
-// trash, so nothing is overwritten without a way back.
-func (f *folder) finalCheck(j job, t at) error {
+// trash, so nothing is overwritten without a way back. linked is what it
+// left at t, kept as a hard link in the trash (nil when it moved t away, or
+// nothing was there): place checks that it is still that as it replaces it.
+func (f *folder) finalCheck(j job, t at) (linked fs.FileInfo, err error) {
 	fi, err := t.lstat()
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return f.keepOld(j, t, fi)
+	return f.keepOld(j, t, fi, true)
 }
 
-// keepOld moves what is at t (fi) out of the way without losing it.
-func (f *folder) keepOld(j job, t at, fi fs.FileInfo) error {
+// keepOld moves what is at t (fi) out of the way without losing it; with
+// mayLink, unchanged old content is kept as a hard link in the trash and
+// left at t (linked), for a rename to replace atomically.
+func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.FileInfo, err error) {
 	switch {
 	case !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local):
 		// Unscanned local content: a new local version, concurrent with win.
-		self := f.e.o.Self.Key()
-		v := index.Vector{{Device: self, Value: 1}}
-		if j.hasLocal {
-			v = j.local.Version.Update(self)
-		}
-		loser := index.Record{ModTime: fi.ModTime().UnixNano(), Version: v}
-		return f.makeConflictCopy(j.path, t, loser)
+		return nil, f.makeConflictCopy(j.path, t, f.unscannedLoser(j, fi))
 	case j.conflict:
-		return f.makeConflictCopy(j.path, t, j.local)
-	case fi.IsDir():
-		return f.moveToTrash(j.path, t)
-	default:
-		return f.linkToTrash(j.path, t)
+		return nil, f.makeConflictCopy(j.path, t, j.local)
+	case fi.IsDir() || !mayLink:
+		return nil, f.moveToTrash(j.path, t)
 	}
+	ok, err := f.toTrash(j.path, t, true)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return fi, nil
+}
+
+// unscannedLoser is the record of local content at j.path (fi) that the
+// scanner has not seen: a new local version, concurrent with j.win.
+func (f *folder) unscannedLoser(j job, fi fs.FileInfo) index.Record {
+	self := f.e.o.Self.Key()
+	v := index.Vector{{Device: self, Value: 1}}
+	if j.hasLocal {
+		v = j.local.Version.Update(self)
+	}
+	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v}
+}
+
+// placeTries bounds how often replaceChecked checks again a target that
+// was put back while a new version was about to replace it.
+const placeTries = 3
+
+// errReplaced is place's error when something was put at the target after
+// the final check moved what was there away.
+var errReplaced = errors.New("replaced while the new version was being put in its place")
+
+// replaceChecked puts the new version of j.path, complete at tmp, in the
+// place of t after the final check has kept what is there. Something put
+// at t in between is checked in turn; keep is true when tmp is still the
+// new version and worth keeping for a retry.
+func (f *folder) replaceChecked(j job, tmp, t at) (keep bool, err error) {
+	for try := 1; ; try++ {
+		linked, err := f.finalCheck(j, t)
+		if err != nil {
+			return true, err
+		}
+		if h := f.e.o.hooks.afterFinalCheck; h != nil {
+			h(j.path)
+		}
+		err = f.place(j, tmp, t, linked)
+		if !errors.Is(err, errReplaced) {
+			return false, err
+		}
+		if try == placeTries {
+			return true, err
+		}
+	}
+}
+
+// place renames tmp over t, whose old entry the final check kept: moved
+// away (linked nil: nothing may be at t now; something there is
+// errReplaced), or linked into the trash and left at t (linked). The
+// latter is exchanged atomically with tmp (RENAME_EXCHANGE) and what comes
+// out is looked at (keepExchanged), so a save made at t since the check is
+// never replaced unseen. Where the file system has neither rename, a plain
+// one replaces t.
+func (f *folder) place(j job, tmp, t at, linked fs.FileInfo) error {
+	if linked != nil {
+		err := renameExchange(t.dirfd, tmp.name, t.name)
+		switch {
+		case err == nil:
+			f.keepExchanged(j, tmp, linked)
+			return nil
+		case errors.Is(err, unix.ENOENT):
+			// Removed since the check: nothing to replace.
+		case unsupportedRename(err):
+			return tmp.renameTo(t)
+		default:
+			return &os.LinkError{Op: "rename", Old: tmp.full, New: t.full, Err: err}
+		}
+	}
+	err := renameNoReplace(t.dirfd, tmp.name, t.name)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return errReplaced
+	case unsupportedRename(err):
+		return tmp.renameTo(t)
+	}
+	return &os.LinkError{Op: "rename", Old: tmp.full, New: t.full, Err: err}
+}
+
+// keepExchanged looks at what an exchange took out of j.path, now at tmp's
+// name: the entry linked into the trash is dropped; anything else (a save
+// made since the final check, or that entry written to since) becomes a
+// conflict copy, or goes to the trash. It never removes anything else.
+func (f *folder) keepExchanged(j job, tmp at, linked fs.FileInfo) {
+	fi, err := tmp.lstat()
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	// Not the change time: the exchange itself moves it.
+	if err == nil && inodeOf(fi) == inodeOf(linked) && fi.Size() == linked.Size() &&
+		fi.ModTime().Equal(linked.ModTime()) && fi.Mode() == linked.Mode() {
+		unix.Unlinkat(tmp.dirfd, tmp.name, 0) // its other name is in the trash
+		return
+	}
+	if err == nil {
+		err = f.makeConflictCopy(j.path, tmp, f.unscannedLoser(j, fi))
+	}
+	if err != nil {
+		if terr := f.moveToTrash(j.path, tmp); terr != nil {
+			f.e.o.Logger.Error("could not keep what was saved at a path while a new version replaced it; it is still at its temporary name",
+				"folder", f.cfg.ID, "path", j.path, "name", tmp.full, "err", terr)
+		}
+	}
+}
+
+// renameExchange swaps oldname and newname in the directory dirfd (a
+// variable for tests).
+var renameExchange = func(dirfd int, oldname, newname string) error {
+	return unix.Renameat2(dirfd, oldname, dirfd, newname, unix.RENAME_EXCHANGE)
+}
+
+// unsupportedRename reports whether a renameat2 flag is not supported here
+// (file system, kernel, or a seccomp filter: EPERM).
+func unsupportedRename(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPERM)
 }
 
 // changedAt reports whether what is at t (fi) is not the file r records:
@@ -955,15 +1064,11 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	return nil
 }
 
-// linkToTrash keeps a hard link of t in the trash, so that t can then be
-// replaced atomically by a rename (where hard links are not possible, t
-// moves there).
-func (f *folder) linkToTrash(p string, t at) error { return f.toTrash(p, t, true) }
-
 // moveToTrash moves t into the trash.
 func (f *folder) moveToTrash(p string, t at) error {
 	f.clearTempsUnder(t)
-	return f.toTrash(p, t, false)
+	_, err := f.toTrash(p, t, false)
+	return err
 }
 
 // trashTries bounds the names toTrash tries for one entry.
@@ -971,8 +1076,9 @@ const trashTries = 100
 
 // toTrash puts t in the trash as NAME~STAMP (NAME-2~STAMP and so on if
 // that exists: an entry already there is never replaced), in the trash's
-// copy of p's directory, which it makes if needed.
-func (f *folder) toTrash(p string, t at, link bool) error {
+// copy of p's directory, which it makes if needed. With link it keeps a
+// hard link there instead, where it can (linked), and leaves t in place.
+func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
 	dir, base := path.Split(p)
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
@@ -984,12 +1090,12 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 	entry := ".syncd/trash/" + dir + base
 	m, err := f.openParent(".syncd/trash", ".syncd/trash", false)
 	if err != nil {
-		return fmt.Errorf("move %s into the trash: %w", p, err)
+		return false, fmt.Errorf("move %s into the trash: %w", p, err)
 	}
 	defer m.close()
 	d, err := openParentAt(m.fd, markerDir(f.cfg.Root), "trash/"+dir+base, "trash/"+dir+base, privateDir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer d.close()
 	dst := at{d.fd, base + stamp, nativePath(f.cfg.Root, entry+stamp)}
@@ -1001,7 +1107,7 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 		if link {
 			err := unix.Linkat(t.dirfd, t.name, dst.dirfd, dst.name, 0)
 			if err == nil {
-				return nil
+				return true, nil
 			}
 			if err == unix.EEXIST {
 				continue
@@ -1012,12 +1118,12 @@ func (f *folder) toTrash(p string, t at, link bool) error {
 			if err != nil {
 				// Named without the entry's stamp: a retry's failure is
 				// the same cause.
-				return fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
+				return false, fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
 			}
-			return nil
+			return false, nil
 		}
 	}
-	return fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
+	return false, fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
 }
 
 // errnoOf is the system error inside err, or err.

@@ -355,12 +355,13 @@ func (c *commits) commit(items []pending) {
 		}
 		placed, err := renameNew(p)
 		if err == nil && !placed {
-			if err := f.finalCheck(p.j, at{p.parent.fd, p.base, p.target}); err != nil {
+			var keep bool
+			keep, err = f.replaceChecked(p.j, at{p.parent.fd, p.tmpBase, p.tmp}, at{p.parent.fd, p.base, p.target})
+			if err != nil && keep {
 				f.keepTemp(p.tmp)
 				c.failed(p.j, err)
 				continue
 			}
-			err = renameOver(p)
 		}
 		if err != nil {
 			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
@@ -419,8 +420,7 @@ func renameNew(p pending) (placed bool, err error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS),
-		errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EPERM):
+	case errors.Is(err, unix.EEXIST), unsupportedRename(err):
 		// Something is there, or this file system or a seccomp filter
 		// (EPERM) does not allow such a rename: the plain way.
 		return false, nil
@@ -432,16 +432,6 @@ func renameNew(p pending) (placed bool, err error) {
 // newname exists (a variable for tests).
 var renameNoReplace = func(dirfd int, oldname, newname string) error {
 	return unix.Renameat2(dirfd, oldname, dirfd, newname, unix.RENAME_NOREPLACE)
-}
-
-// renameOver renames p's temp file over its target, in the directory that
-// holds both: the final check has just moved whatever was there out of the
-// way.
-func renameOver(p pending) error {
-	if err := unix.Renameat(p.parent.fd, p.tmpBase, p.parent.fd, p.base); err != nil {
-		return &os.LinkError{Op: "rename", Old: p.tmp, New: p.target, Err: err}
-	}
-	return nil
 }
 
 // syncContents makes the temp files' data durable. A small batch is synced

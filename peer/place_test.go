@@ -1,0 +1,226 @@
+package peer
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// holds reports whether a regular file under root holds exactly want; with
+// outsideTrash, only files outside .syncd count (a conflict copy or the
+// file itself, not the trash).
+func holds(root, want string, outsideTrash bool) bool {
+	found := false
+	walkFiles(root, func(p string, _ os.FileInfo) {
+		if outsideTrash && strings.Contains(p, string(filepath.Separator)+".syncd"+string(filepath.Separator)) {
+			return
+		}
+		if b, err := os.ReadFile(p); err == nil && string(b) == want {
+			found = true
+		}
+	})
+	return found
+}
+
+// TestSaveAfterFinalCheckKept: the user saves doc.txt on bravo right after
+// the final check has kept what was there and before alpha's new version
+// takes its place (the afterFinalCheck hook). The save is never replaced
+// unseen: bravo keeps alpha's version at doc.txt and the save as a
+// conflict copy (or, for a save made in place of a conflict copy just
+// made, at least in the trash).
+func TestSaveAfterFinalCheckKept(t *testing.T) {
+	cases := []struct {
+		name         string
+		unscanned    bool // bravo has an unscanned edit when alpha's version arrives
+		inPlace      bool // the save writes the old file instead of renaming a new one over it
+		outsideTrash bool // the save must be a conflict copy, not only in the trash
+	}{
+		{"rename over the file linked into the trash", false, false, true},
+		{"write in place after the link", false, true, true},
+		{"save after an unscanned edit became a conflict copy", true, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var armed, fired atomic.Bool
+			var once sync.Once
+			const save = "bravo's save after the final check"
+			_, a, b := startTwo(t, func(d *testDev, o *Options) {
+				if d.name != "bravo" {
+					return
+				}
+				root := d.root
+				o.hooks.afterFinalCheck = func(p string) {
+					if p != "doc.txt" || !armed.Load() {
+						return
+					}
+					once.Do(func() {
+						target := filepath.Join(root, "doc.txt")
+						if tc.inPlace {
+							if err := os.WriteFile(target, []byte(save), 0o644); err != nil {
+								t.Error(err)
+							}
+						} else {
+							tmp := filepath.Join(root, ".doc.txt.swp")
+							if err := os.WriteFile(tmp, []byte(save), 0o644); err != nil {
+								t.Error(err)
+							}
+							if err := os.Rename(tmp, target); err != nil {
+								t.Error(err)
+							}
+						}
+						fired.Store(true)
+					})
+				}
+			})
+			syncedFile(t, a, b, "doc.txt", []byte("v1"))
+			if tc.unscanned {
+				b.write("doc.txt", []byte("bravo's edit, unscanned"))
+			}
+			armed.Store(true)
+			a.write("doc.txt", []byte("v2 from alpha"))
+			a.rescan()
+			waitFor(t, "the save to be made after bravo's final check", converge, fired.Load)
+			waitFor(t, "alpha's version on bravo", converge, func() bool { return fileIs(b, "doc.txt", "v2 from alpha") })
+			if !holds(b.root, save, tc.outsideTrash) {
+				where := "anywhere on bravo, trash included"
+				if tc.outsideTrash {
+					where = "in a conflict copy on bravo"
+				}
+				t.Errorf("the save is not %s: replaced by the new version", where)
+			}
+			if tc.unscanned && !holds(b.root, "bravo's edit, unscanned", true) {
+				t.Error("bravo's unscanned edit is not in a conflict copy")
+			}
+			if !tc.inPlace && !tc.unscanned && !holds(b.root, "v1", false) { // else the user wrote over it
+				t.Error("the old version v1 is not in bravo's trash")
+			}
+		})
+	}
+}
+
+// onLog is a log handler that runs fn when a record whose message holds msg
+// is handled: a way to act right where the puller logs.
+type onLog struct {
+	slog.Handler
+	msg string
+	fn  func()
+}
+
+func (h *onLog) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		h.fn()
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *onLog) WithAttrs(a []slog.Attr) slog.Handler {
+	return &onLog{h.Handler.WithAttrs(a), h.msg, h.fn}
+}
+
+func (h *onLog) WithGroup(g string) slog.Handler {
+	return &onLog{h.Handler.WithGroup(g), h.msg, h.fn}
+}
+
+// TestSaveBeforeDirectoryTakesName: alpha replaces file x by a directory
+// while bravo has an unscanned edit of x. Bravo's edit becomes a conflict
+// copy; the user saves x again right then (at the conflict's log line),
+// before the directory is made. That save is kept too, never removed to
+// make room for the directory, and so is alpha's directory.
+func TestSaveBeforeDirectoryTakesName(t *testing.T) {
+	var armed, fired atomic.Bool
+	var once sync.Once
+	const save = "bravo's second save"
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		root := d.root
+		o.Logger = slog.New(&onLog{o.Logger.Handler(), "conflict: kept the other version", func() {
+			if !armed.Load() {
+				return
+			}
+			once.Do(func() {
+				if err := os.WriteFile(filepath.Join(root, "x"), []byte(save), 0o644); err != nil {
+					t.Error(err)
+				}
+				fired.Store(true)
+			})
+		}})
+	})
+	syncedFile(t, a, b, "x", []byte("v1"))
+	b.write("x", []byte("bravo's first edit, unscanned"))
+	armed.Store(true)
+	if err := os.Remove(filepath.Join(a.root, "x")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("x/inside.txt", []byte("in the directory"))
+	a.rescan()
+	waitFor(t, "bravo's conflict copy", converge, fired.Load)
+	// Which of x's versions wins depends on whether bravo's scan of the
+	// save comes before its next pass (then the save is concurrent with
+	// alpha's directory); either way nothing is lost.
+	waitConverged(t, converge, a, b)
+	for _, want := range []string{"in the directory", "bravo's first edit, unscanned", save} {
+		if !holds(b.root, want, false) {
+			t.Errorf("%q is nowhere on bravo, trash included", want)
+		}
+	}
+}
+
+// TestSaveOverSymlinkKept: alpha points symlink ln elsewhere; right after
+// bravo's final check of ln, the user replaces ln by a file. The new link
+// takes ln's place and the user's file is kept as a conflict copy.
+func TestSaveOverSymlinkKept(t *testing.T) {
+	var armed, fired atomic.Bool
+	var once sync.Once
+	const save = "a file saved where the link was"
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		root := d.root
+		o.hooks.afterFinalCheck = func(p string) {
+			if p != "ln" || !armed.Load() {
+				return
+			}
+			once.Do(func() {
+				tmp := filepath.Join(root, ".ln.new")
+				if err := os.WriteFile(tmp, []byte(save), 0o644); err != nil {
+					t.Error(err)
+				}
+				if err := os.Rename(tmp, filepath.Join(root, "ln")); err != nil {
+					t.Error(err)
+				}
+				fired.Store(true)
+			})
+		}
+	})
+	if err := os.Symlink("one", filepath.Join(a.root, "ln")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	armed.Store(true)
+	if err := os.Remove(filepath.Join(a.root, "ln")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("two", filepath.Join(a.root, "ln")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo's ln to point to two", converge, func() bool {
+		target, err := os.Readlink(filepath.Join(b.root, "ln"))
+		return err == nil && target == "two"
+	})
+	if !fired.Load() {
+		t.Fatal("the save was not made after bravo's final check")
+	}
+	if !holds(b.root, save, true) {
+		t.Error("the file saved where the link was is not in a conflict copy on bravo")
+	}
+}
