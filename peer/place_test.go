@@ -224,3 +224,45 @@ func TestSaveOverSymlinkKept(t *testing.T) {
 		t.Error("the file saved where the link was is not in a conflict copy on bravo")
 	}
 }
+
+// TestUnscannedSymlinkRetargetKept: bravo points symlink ln elsewhere and
+// has not scanned it when alpha's new target arrives: bravo's link is kept
+// as a conflict copy (not only in the trash), alpha's takes ln.
+func TestUnscannedSymlinkRetargetKept(t *testing.T) {
+	_, a, b := pair2(t)
+	if err := os.Symlink("one", filepath.Join(a.root, "ln")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	relink := func(d *testDev, target string) {
+		t.Helper()
+		p := filepath.Join(d.root, "ln")
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relink(b, "bravo's target") // not scanned
+	relink(a, "two")
+	a.rescan()
+	waitFor(t, "bravo's ln to point to two", converge, func() bool {
+		target, err := os.Readlink(filepath.Join(b.root, "ln"))
+		return err == nil && target == "two"
+	})
+	kept := false
+	ents, err := os.ReadDir(b.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(b.root, e.Name())); err == nil && target == "bravo's target" {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Error("bravo's unscanned link is not kept as a conflict copy")
+	}
+}

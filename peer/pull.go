@@ -1015,6 +1015,9 @@ func (f *folder) changedAt(t at, fi fs.FileInfo, r index.Record) bool {
 	if changedOnDisk(fi, r) {
 		return true
 	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return linkTarget(t) != r.Target // pointed elsewhere, not scanned yet
+	}
 	if !ctimeMoved(fi, r) {
 		return false
 	}
@@ -1124,6 +1127,16 @@ func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
 		}
 	}
 	return false, fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
+}
+
+// linkTarget is the target of the symlink t, or "" if it cannot be read.
+func linkTarget(t at) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(t.dirfd, t.name, buf)
+	if err != nil || n >= len(buf) {
+		return ""
+	}
+	return string(buf[:n])
 }
 
 // errnoOf is the system error inside err, or err.
