@@ -75,6 +75,13 @@
 //   - directory deleted on one side while a file was added inside it on the
 //     other: the directory is not removed while it holds anything; the new
 //     file syncs and the directory comes back everywhere.
+//   - directory replaced by a file (or symlink) on one side while something
+//     was added or changed inside it on the other: the directory, as it is
+//     there, becomes a conflict copy (it syncs everywhere) and the file
+//     takes the name; with nothing new inside it goes to the trash.
+//   - a pulled change of mode or mtime only: the file's content is checked
+//     after the change, so an edit of the same size made just then is not
+//     hidden by the new mtime; the scan makes it a new version.
 //
 // A local change the scanner has not seen yet is caught by the final check
 // before a rename: it becomes a conflict copy, never overwritten. A save

@@ -113,6 +113,9 @@ type hooks struct {
 	// afterFinalCheck runs when the final check of path's target has kept
 	// what was there, just before the new version takes its place.
 	afterFinalCheck func(path string)
+	// beforeMetaChange runs when applyMeta has found path as recorded,
+	// just before it changes its mode and mtime.
+	beforeMetaChange func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
 	// beforeOpen runs once per open of a pull of path (its temp file, or

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // holds reports whether a regular file under root holds exactly want; with
@@ -265,4 +266,93 @@ func TestUnscannedSymlinkRetargetKept(t *testing.T) {
 	if !kept {
 		t.Error("bravo's unscanned link is not kept as a conflict copy")
 	}
+}
+
+// TestDirReplacedByFileKeepsNewInside: while apart, alpha replaces
+// directory d by a file and bravo adds d/new.txt. Once they meet, bravo's
+// new file is not put in the trash with the directory: the directory is
+// kept as a conflict copy, which both devices then have, and alpha's file
+// takes d.
+func TestDirReplacedByFileKeepsNewInside(t *testing.T) {
+	n, a, b := startTwo(t, nil)
+	a.write("d/old.txt", []byte("old"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	offline(n, a, b, func() {
+		if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
+			t.Fatal(err)
+		}
+		a.write("d", []byte("d is a file now"))
+		b.write("d/new.txt", []byte("new on b"))
+	})
+	waitFor(t, "bravo's new file in a conflict copy on both", converge, func() bool {
+		return holds(a.root, "new on b", true) && holds(b.root, "new on b", true)
+	})
+	waitConverged(t, converge, a, b)
+	if !fileIs(b, "d", "d is a file now") {
+		t.Errorf("bravo's d = %q, want alpha's file", readFile(t, b, "d"))
+	}
+}
+
+// TestDirReplacedByFileTrashesDeleted: alpha replaces directory d, whose
+// content it deleted, by a file; bravo has nothing new in d. The directory
+// goes to bravo's trash as before, with no conflict copy.
+func TestDirReplacedByFileTrashesDeleted(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("d/old.txt", []byte("old"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("d", []byte("d is a file now"))
+	a.rescan()
+	waitFor(t, "alpha's file d on bravo", converge, func() bool { return fileIs(b, "d", "d is a file now") })
+	tr := waitConverged(t, converge, a, b)
+	if cc := conflictCopies(tr); len(cc) > 0 {
+		t.Errorf("conflict copies %v, want none", cc)
+	}
+	if !holds(b.root, "old", false) {
+		t.Error("d/old.txt is not in bravo's trash")
+	}
+}
+
+// TestEditDuringMetadataPullSyncs: alpha changes only the mtime of f.txt;
+// as bravo is about to set it, the user writes f.txt in place with the
+// same size. The new mtime must not hide that edit: it reaches alpha.
+func TestEditDuringMetadataPullSyncs(t *testing.T) {
+	var armed, fired atomic.Bool
+	var once sync.Once
+	const edit = "edited on bravo!" // as long as alpha's content
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		root := d.root
+		o.hooks.beforeMetaChange = func(p string) {
+			if p != "f.txt" || !armed.Load() {
+				return
+			}
+			once.Do(func() {
+				file, err := os.OpenFile(filepath.Join(root, "f.txt"), os.O_WRONLY, 0)
+				if err == nil {
+					_, err = file.WriteAt([]byte(edit), 0)
+					file.Close()
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				fired.Store(true)
+			})
+		}
+	})
+	syncedFile(t, a, b, "f.txt", []byte("written on alpha"))
+	armed.Store(true)
+	later := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(a.root, "f.txt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "the edit during bravo's metadata change", converge, fired.Load)
+	waitFor(t, "bravo's edit on alpha", converge, func() bool { return holds(a.root, edit, true) })
 }

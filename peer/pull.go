@@ -881,6 +881,10 @@ func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.F
 		return nil, f.makeConflictCopy(j.path, t, f.unscannedLoser(j, fi))
 	case j.conflict:
 		return nil, f.makeConflictCopy(j.path, t, j.local)
+	case fi.IsDir() && f.dirHoldsLive(j.path, t):
+		// Something inside is not deleted by the versions known here
+		// (added or changed here): all of it stays in sight.
+		return nil, f.makeConflictCopy(j.path, t, f.unscannedLoser(j, fi))
 	case fi.IsDir() || !mayLink:
 		return nil, f.moveToTrash(j.path, t)
 	}
@@ -889,6 +893,75 @@ func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.F
 		return nil, err
 	}
 	return fi, nil
+}
+
+// maxDirCheck bounds the entries dirHoldsLive looks at; a larger
+// directory counts as holding something live.
+const maxDirCheck = 10000
+
+// dirHoldsLive reports whether the directory t (folder path p), which a
+// file or symlink is about to replace, holds anything that the versions
+// known here do not delete: an entry with no local record (new, not scanned
+// yet), one changed since it was scanned, or one whose winning version is
+// not a deletion (added or changed here, which the other device has not
+// seen). An entry it cannot read counts as live.
+func (f *folder) dirHoldsLive(p string, t at) bool {
+	st := f.e.o.Store
+	devs, err := st.Devices(f.cfg.ID)
+	if err != nil {
+		return true
+	}
+	// Read through t's descriptor, never its path: a parent swapped for a
+	// symlink cannot show another directory's entries here.
+	dfd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return true
+	}
+	defer unix.Close(dfd)
+	root, err := os.OpenRoot(procFD(dfd))
+	if err != nil {
+		return true
+	}
+	defer root.Close()
+	live, n := false, 0
+	fs.WalkDir(root.FS(), ".", func(q string, de fs.DirEntry, err error) error {
+		if err != nil {
+			live = true
+			return fs.SkipAll
+		}
+		if q == "." {
+			return nil
+		}
+		if n++; n > maxDirCheck {
+			live = true
+			return fs.SkipAll
+		}
+		fi, err := de.Info()
+		if err != nil {
+			live = true
+			return fs.SkipAll
+		}
+		rel := p + "/" + q
+		local, ok, err := st.Local(f.cfg.ID, rel)
+		switch {
+		case err != nil || !ok || local.Deleted || changedOnDisk(fi, local) || ctimeMoved(fi, local):
+			live = true
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := root.Readlink(q)
+			live = err != nil || target != local.Target
+		}
+		if !live {
+			j, ok, err := f.evaluate(rel, devs)
+			live = err != nil || !ok || !j.win.Deleted
+		}
+		if live {
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return live
 }
 
 // unscannedLoser is the record of local content at j.path (fi) that the

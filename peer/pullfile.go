@@ -130,6 +130,9 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	if err != nil || changedOnDisk(fi, j.local) || ctimeMoved(fi, j.local) {
 		return false, nil
 	}
+	if h := f.e.o.hooks.beforeMetaChange; h != nil {
+		h(j.path)
+	}
 	// fchmod refuses an O_PATH descriptor; its /proc link reaches the
 	// same inode, whatever happens to the path meanwhile.
 	if err := chmodFD(int(fd.Fd()), uint32(mode)); err != nil {
@@ -145,11 +148,45 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	if fi, err = fd.Stat(); err != nil {
 		return true, err
 	}
+	// The new mtime would hide a write of the same size made between the
+	// check above and utimensat: the record would match the disk and no
+	// scan would look again. So the content is checked after the change;
+	// other content is left for the scan, which makes it a new version.
+	if !f.holdsContent(fd, fi, j.win) {
+		f.requestScan([]string{j.path})
+		return true, nil
+	}
 	if err := f.record(j.win, fi); err != nil {
 		return true, err
 	}
 	f.own.note(j.path, fi)
 	return true, nil
+}
+
+// holdsContent reports whether the file open (O_PATH) as fd, whose stat
+// is fi, holds r's content and was not written to while it was hashed.
+// Without a scanner to hash with it trusts the stat, as before.
+func (f *folder) holdsContent(fd *os.File, fi fs.FileInfo, r index.Record) bool {
+	if f.sc == nil {
+		return true
+	}
+	rfd, err := retryEINTR(func() (int, error) {
+		return unix.Open(procFD(int(fd.Fd())), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return false
+	}
+	file := os.NewFile(uintptr(rfd), fd.Name())
+	defer file.Close()
+	if fi.Size() != r.Size {
+		return false
+	}
+	n, content, err := f.sc.HashOpen(file, r.Size)
+	if err != nil || n != r.Size || content != r.Content {
+		return false
+	}
+	after, err := file.Stat()
+	return err == nil && after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) && index.Ctime(after) == index.Ctime(fi)
 }
 
 // metaOpen opens a file for applyMeta: O_PATH, which opens a symlink as
