@@ -931,8 +931,8 @@ func (f *folder) dirHoldsLive(p string, t at) bool {
 			live = true
 			return fs.SkipAll
 		}
-		if q == "." {
-			return nil
+		if q == "." || strings.HasPrefix(de.Name(), index.TempPrefix) {
+			return nil // syncd's own temp files go before the move (clearTempsUnder)
 		}
 		if n++; n > maxDirCheck {
 			live = true
