@@ -51,6 +51,10 @@ type ScanOptions struct {
 	// and again before it writes any tombstone. An error stops the scan
 	// there, keeping every record, and Scan returns it.
 	Present func() error
+	// Temp, if set, is told of every syncd temp file (TempPrefix) a scan
+	// walks past, by its folder path, so that one left behind (its
+	// directory renamed while it was kept for a resume) can be removed.
+	Temp func(rel string)
 }
 
 // ScanResult counts what a scan saw and did.
@@ -407,6 +411,9 @@ func (s *scan) walkDir(rel string) {
 		name := de.Name()
 		child := prefix + name
 		old, had := next(name)
+		if s.sc.o.Temp != nil && de.Type().IsRegular() && strings.HasPrefix(name, TempPrefix) {
+			s.sc.o.Temp(child)
+		}
 		if ValidPath(child) != nil || s.ignored(child, de.IsDir()) {
 			s.goneRec(old, had)
 			walked(name, false)

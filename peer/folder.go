@@ -329,7 +329,7 @@ func (f *folder) requestScan(paths []string) {
 // for file events, remote changes or the periodic rescan.
 func (f *folder) run(ctx context.Context) {
 	st := f.e.o.Store
-	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now, Present: f.present})
+	sc := index.NewScanner(st, f.cfg.ID, f.cfg.Root, index.ScanOptions{Logger: f.e.o.Logger, Self: f.e.o.Self.Key(), Now: f.e.o.Now, Present: f.present, Temp: f.foundTemp})
 	f.sc = sc
 	if !f.finishForget(ctx) || !f.waitPresent(ctx) {
 		return

@@ -701,6 +701,19 @@ func (f *folder) keepTemp(tmp string) {
 // pass did not keep: the versions they were for are applied or no longer
 // wanted (every failed path is tried again in the next pass), and a temp
 // file nobody resumes would stay forever.
+// foundTemp takes note of a temp file that a scan walked past (folder path
+// rel) and that is not kept already: one left behind, say, when its
+// directory was renamed while it was kept for a resume. Like a kept one,
+// it goes after the next pass unless that pass uses it.
+func (f *folder) foundTemp(rel string) {
+	p := nativePath(f.cfg.Root, rel)
+	f.mu.Lock()
+	if _, ok := f.temps[p]; !ok {
+		f.temps[p] = f.pass
+	}
+	f.mu.Unlock()
+}
+
 func (f *folder) dropTemps() {
 	var drop []string
 	f.mu.Lock()
