@@ -349,6 +349,29 @@ func TestRenameNoReplaceRefused(t *testing.T) {
 	}
 }
 
+// TestRenameExchangeRefused: where RENAME_EXCHANGE is refused, an update
+// of a file still arrives (by a plain rename) and the old version is in
+// the trash.
+func TestRenameExchangeRefused(t *testing.T) {
+	for _, refusal := range []error{syscall.EPERM, syscall.ENOSYS, syscall.EINVAL, syscall.EOPNOTSUPP} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			var tried atomic.Int64
+			old := renameExchange
+			renameExchange = func(int, string, string) error { tried.Add(1); return refusal }
+			t.Cleanup(func() { renameExchange = old })
+			_, a, b := startTwo(t, nil)
+			syncedFile(t, a, b, "u.txt", []byte("first version"))
+			syncedFile(t, a, b, "u.txt", []byte("second version"))
+			if tried.Load() == 0 {
+				t.Error("RENAME_EXCHANGE was not tried for the update")
+			}
+			if !holds(b.root, "first version", false) {
+				t.Error("the first version is not in bravo's trash")
+			}
+		})
+	}
+}
+
 // newFilesArriveDespite syncs two new files, one in new directories,
 // between two fresh devices while a call of the pull is refused (what;
 // tried counts its tries): they arrive anyway, and the call was tried.

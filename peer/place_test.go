@@ -28,6 +28,35 @@ func holds(root, want string, outsideTrash bool) bool {
 	return found
 }
 
+// oneShot is a test's action that runs once, the first time it is offered
+// after arm, and records that it ran.
+type oneShot struct {
+	armed, fired atomic.Bool
+	once         sync.Once
+}
+
+func (s *oneShot) arm() { s.armed.Store(true) }
+
+// offer runs fn if s is armed and fn has not run yet.
+func (s *oneShot) offer(fn func()) {
+	if s.armed.Load() {
+		s.once.Do(func() { fn(); s.fired.Store(true) })
+	}
+}
+
+// saveByRename saves data at target the way editors do: a new file
+// renamed over it.
+func saveByRename(t *testing.T, target, data string) {
+	tmp := filepath.Join(filepath.Dir(target), ".save-"+filepath.Base(target))
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestSaveAfterFinalCheckKept: the user saves doc.txt on bravo right after
 // the final check has kept what was there and before alpha's new version
 // takes its place (the afterFinalCheck hook). The save is never replaced
@@ -47,34 +76,23 @@ func TestSaveAfterFinalCheckKept(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var armed, fired atomic.Bool
-			var once sync.Once
+			var save1 oneShot
 			const save = "bravo's save after the final check"
 			_, a, b := startTwo(t, func(d *testDev, o *Options) {
 				if d.name != "bravo" {
 					return
 				}
-				root := d.root
+				target := filepath.Join(d.root, "doc.txt")
 				o.hooks.afterFinalCheck = func(p string) {
-					if p != "doc.txt" || !armed.Load() {
+					if p != "doc.txt" {
 						return
 					}
-					once.Do(func() {
-						target := filepath.Join(root, "doc.txt")
-						if tc.inPlace {
-							if err := os.WriteFile(target, []byte(save), 0o644); err != nil {
-								t.Error(err)
-							}
-						} else {
-							tmp := filepath.Join(root, ".doc.txt.swp")
-							if err := os.WriteFile(tmp, []byte(save), 0o644); err != nil {
-								t.Error(err)
-							}
-							if err := os.Rename(tmp, target); err != nil {
-								t.Error(err)
-							}
+					save1.offer(func() {
+						if !tc.inPlace {
+							saveByRename(t, target, save)
+						} else if err := os.WriteFile(target, []byte(save), 0o644); err != nil {
+							t.Error(err)
 						}
-						fired.Store(true)
 					})
 				}
 			})
@@ -82,10 +100,10 @@ func TestSaveAfterFinalCheckKept(t *testing.T) {
 			if tc.unscanned {
 				b.write("doc.txt", []byte("bravo's edit, unscanned"))
 			}
-			armed.Store(true)
+			save1.arm()
 			a.write("doc.txt", []byte("v2 from alpha"))
 			a.rescan()
-			waitFor(t, "the save to be made after bravo's final check", converge, fired.Load)
+			waitFor(t, "the save to be made after bravo's final check", converge, save1.fired.Load)
 			waitFor(t, "alpha's version on bravo", converge, func() bool { return fileIs(b, "doc.txt", "v2 from alpha") })
 			if !holds(b.root, save, tc.outsideTrash) {
 				where := "anywhere on bravo, trash included"
@@ -133,35 +151,30 @@ func (h *onLog) WithGroup(g string) slog.Handler {
 // before the directory is made. That save is kept too, never removed to
 // make room for the directory, and so is alpha's directory.
 func TestSaveBeforeDirectoryTakesName(t *testing.T) {
-	var armed, fired atomic.Bool
-	var once sync.Once
+	var save2 oneShot
 	const save = "bravo's second save"
 	_, a, b := startTwo(t, func(d *testDev, o *Options) {
 		if d.name != "bravo" {
 			return
 		}
-		root := d.root
+		target := filepath.Join(d.root, "x")
 		o.Logger = slog.New(&onLog{o.Logger.Handler(), "conflict: kept the other version", func() {
-			if !armed.Load() {
-				return
-			}
-			once.Do(func() {
-				if err := os.WriteFile(filepath.Join(root, "x"), []byte(save), 0o644); err != nil {
+			save2.offer(func() {
+				if err := os.WriteFile(target, []byte(save), 0o644); err != nil {
 					t.Error(err)
 				}
-				fired.Store(true)
 			})
 		}})
 	})
 	syncedFile(t, a, b, "x", []byte("v1"))
 	b.write("x", []byte("bravo's first edit, unscanned"))
-	armed.Store(true)
+	save2.arm()
 	if err := os.Remove(filepath.Join(a.root, "x")); err != nil {
 		t.Fatal(err)
 	}
 	a.write("x/inside.txt", []byte("in the directory"))
 	a.rescan()
-	waitFor(t, "bravo's conflict copy", converge, fired.Load)
+	waitFor(t, "bravo's conflict copy", converge, save2.fired.Load)
 	// Which of x's versions wins depends on whether bravo's scan of the
 	// save comes before its next pass (then the save is concurrent with
 	// alpha's directory); either way nothing is lost.
@@ -177,28 +190,17 @@ func TestSaveBeforeDirectoryTakesName(t *testing.T) {
 // bravo's final check of ln, the user replaces ln by a file. The new link
 // takes ln's place and the user's file is kept as a conflict copy.
 func TestSaveOverSymlinkKept(t *testing.T) {
-	var armed, fired atomic.Bool
-	var once sync.Once
+	var save3 oneShot
 	const save = "a file saved where the link was"
 	_, a, b := startTwo(t, func(d *testDev, o *Options) {
 		if d.name != "bravo" {
 			return
 		}
-		root := d.root
+		target := filepath.Join(d.root, "ln")
 		o.hooks.afterFinalCheck = func(p string) {
-			if p != "ln" || !armed.Load() {
-				return
+			if p == "ln" {
+				save3.offer(func() { saveByRename(t, target, save) })
 			}
-			once.Do(func() {
-				tmp := filepath.Join(root, ".ln.new")
-				if err := os.WriteFile(tmp, []byte(save), 0o644); err != nil {
-					t.Error(err)
-				}
-				if err := os.Rename(tmp, filepath.Join(root, "ln")); err != nil {
-					t.Error(err)
-				}
-				fired.Store(true)
-			})
 		}
 	})
 	if err := os.Symlink("one", filepath.Join(a.root, "ln")); err != nil {
@@ -206,7 +208,7 @@ func TestSaveOverSymlinkKept(t *testing.T) {
 	}
 	a.rescan()
 	waitConverged(t, converge, a, b)
-	armed.Store(true)
+	save3.arm()
 	if err := os.Remove(filepath.Join(a.root, "ln")); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +220,7 @@ func TestSaveOverSymlinkKept(t *testing.T) {
 		target, err := os.Readlink(filepath.Join(b.root, "ln"))
 		return err == nil && target == "two"
 	})
-	if !fired.Load() {
+	if !save3.fired.Load() {
 		t.Fatal("the save was not made after bravo's final check")
 	}
 	if !holds(b.root, save, true) {
@@ -321,20 +323,19 @@ func TestDirReplacedByFileTrashesDeleted(t *testing.T) {
 // as bravo is about to set it, the user writes f.txt in place with the
 // same size. The new mtime must not hide that edit: it reaches alpha.
 func TestEditDuringMetadataPullSyncs(t *testing.T) {
-	var armed, fired atomic.Bool
-	var once sync.Once
+	var edit1 oneShot
 	const edit = "edited on bravo!" // as long as alpha's content
 	_, a, b := startTwo(t, func(d *testDev, o *Options) {
 		if d.name != "bravo" {
 			return
 		}
-		root := d.root
+		target := filepath.Join(d.root, "f.txt")
 		o.hooks.beforeMetaChange = func(p string) {
-			if p != "f.txt" || !armed.Load() {
+			if p != "f.txt" {
 				return
 			}
-			once.Do(func() {
-				file, err := os.OpenFile(filepath.Join(root, "f.txt"), os.O_WRONLY, 0)
+			edit1.offer(func() {
+				file, err := os.OpenFile(target, os.O_WRONLY, 0)
 				if err == nil {
 					_, err = file.WriteAt([]byte(edit), 0)
 					file.Close()
@@ -342,17 +343,16 @@ func TestEditDuringMetadataPullSyncs(t *testing.T) {
 				if err != nil {
 					t.Error(err)
 				}
-				fired.Store(true)
 			})
 		}
 	})
 	syncedFile(t, a, b, "f.txt", []byte("written on alpha"))
-	armed.Store(true)
+	edit1.arm()
 	later := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(filepath.Join(a.root, "f.txt"), later, later); err != nil {
 		t.Fatal(err)
 	}
 	a.rescan()
-	waitFor(t, "the edit during bravo's metadata change", converge, fired.Load)
+	waitFor(t, "the edit during bravo's metadata change", converge, edit1.fired.Load)
 	waitFor(t, "bravo's edit on alpha", converge, func() bool { return holds(a.root, edit, true) })
 }
