@@ -98,6 +98,13 @@ type Options struct {
 	// limiters may be changed while running with SetLimit.
 	SendRate *rate.Limiter
 	RecvRate *rate.Limiter
+	// NewRoot, if set, checks a folder's root before the folder's marker
+	// is first made there (a folder that never synced here): an error
+	// keeps the folder waiting, shown as its error, and NewRoot is asked
+	// again every 10 seconds. The daemon refuses a root where /etc/fstab
+	// mounts a disk that is not mounted: the folder would be synced onto
+	// the disk under it, and its marker made there.
+	NewRoot func(root string) error
 
 	// hooks inject faults in tests; the zero value (production) does
 	// nothing.

@@ -230,11 +230,10 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 		err := f.present()
 		if ae, ok := err.(*awayError); ok && ae.noMarker {
 			if f.neverSynced() {
-				merr := os.Mkdir(markerDir(f.cfg.Root), 0o700)
-				if merr == nil {
+				err = f.makeMarker()
+				if err == nil {
 					continue
 				}
-				err = fmt.Errorf("cannot make the folder marker %s (%v); check the folder's permissions", markerDir(f.cfg.Root), errnoOf(merr))
 			}
 		}
 		if err == nil {
@@ -254,6 +253,20 @@ func (f *folder) waitPresent(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+// makeMarker makes the marker of a folder that never synced here, once
+// Options.NewRoot accepts its root.
+func (f *folder) makeMarker() error {
+	if check := f.e.o.NewRoot; check != nil {
+		if err := check(f.cfg.Root); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(markerDir(f.cfg.Root), 0o700); err != nil {
+		return fmt.Errorf("cannot make the folder marker %s (%v); check the folder's permissions", markerDir(f.cfg.Root), errnoOf(err))
+	}
+	return nil
 }
 
 // finishForget completes a forget of the folder's records that a crash or

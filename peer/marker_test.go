@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -551,4 +552,64 @@ func TestAnotherCopyOfEmptyFolder(t *testing.T) {
 		return err == nil && tok == "0123"
 	})
 	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+}
+
+// TestNewRootRefused: a folder that never synced here, whose root
+// Options.NewRoot refuses (a disk that should be mounted there is not),
+// gets no marker and no files, and shows why; once NewRoot accepts the
+// root, the folder gets its marker and syncs.
+func TestNewRootRefused(t *testing.T) {
+	fastPresence(t)
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	a.write("photos/beach.jpg", []byte("waves"))
+	a.start(b)
+	var mounted atomic.Bool
+	var asked atomic.Int32
+	const why = "no disk is mounted there"
+	err := b.startWith(func(o *Options) {
+		o.NewRoot = func(root string) error {
+			if root != b.root {
+				t.Errorf("NewRoot(%q), want %q", root, b.root)
+			}
+			asked.Add(1)
+			if mounted.Load() {
+				return nil
+			}
+			return errors.New(why)
+		}
+	}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.srv.Close)
+	waitFor(t, "bravo to show why its folder waits", converge, func() bool { return folderErr(b) == why })
+	waitFor(t, "bravo to ask again", converge, func() bool { return asked.Load() >= 3 })
+	mountPointEmpty(t, b.root)
+
+	mounted.Store(true)
+	waitConverged(t, converge, a, b)
+	if !fileIs(b, "photos/beach.jpg", "waves") {
+		t.Error("bravo has no beach.jpg after its root was accepted")
+	}
+	if fi, err := os.Lstat(markerDir(b.root)); err != nil || !fi.IsDir() {
+		t.Errorf("bravo's marker: %v", err)
+	}
+	waitFor(t, "bravo's error to clear", converge, func() bool { return folderErr(b) == "" })
+
+	// A folder that has synced is not asked about again.
+	n0 := asked.Load()
+	mounted.Store(false)
+	b.stop()
+	if err := b.startWith(func(o *Options) {
+		o.NewRoot = func(string) error { asked.Add(1); return errors.New(why) }
+	}, a); err != nil {
+		t.Fatal(err)
+	}
+	a.write("photos/sunset.jpg", []byte("red"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if !fileIs(b, "photos/sunset.jpg", "red") || asked.Load() != n0 {
+		t.Errorf("after a restart: sunset.jpg synced %v, NewRoot asked %d more times; want synced, none", fileIs(b, "photos/sunset.jpg", "red"), asked.Load()-n0)
+	}
 }

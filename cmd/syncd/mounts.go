@@ -40,16 +40,11 @@ func checkMounted(cmd, path string) error {
 	if target, ok := dangling(path); ok {
 		return danglingErr(cmd, path, target)
 	}
-	mounted, err := mountPoints(mountinfoPath, 4)
-	if err != nil {
-		mounted = nil // unknown: the fstab rule refuses nothing
-	}
-	real := resolveExisting(path)
-	if mp := unmountedFstabMount(real, mounted); mp != "" {
+	if mp := fstabUnmounted(path); mp != "" {
 		return withHint(fmt.Errorf("%s: %s is where /etc/fstab mounts a disk, but none is mounted there now", cmd, mp),
 			"mount it first (mount "+mp+"), then add the folder; a folder there now would be synced onto the disk under it")
 	}
-	missing := firstMissing(real)
+	missing := firstMissing(resolveExisting(path))
 	if missing == "" {
 		return nil
 	}
@@ -57,7 +52,7 @@ func checkMounted(cmd, path string) error {
 	if target, ok := dangling(parent); ok {
 		return danglingErr(cmd, parent, target)
 	}
-	if mounted[parent] {
+	if mounted, err := mountPoints(mountinfoPath, 4); err == nil && mounted[parent] {
 		return nil // a disk is mounted right there
 	}
 	for _, m := range mediaParents {
@@ -71,6 +66,29 @@ func checkMounted(cmd, path string) error {
 		}
 	}
 	return nil
+}
+
+// checkRootMounted is the daemon's peer.Options.NewRoot: a folder that
+// never synced here gets its marker, and its files, only once the disk
+// that /etc/fstab mounts at or above its path is mounted. It catches what
+// 'folder add' cannot: a folder added while its disk was mounted, and the
+// daemon started before the disk (at boot), or a folder added to
+// config.toml by hand.
+func checkRootMounted(root string) error {
+	if mp := fstabUnmounted(root); mp != "" {
+		return fmt.Errorf("%s is where /etc/fstab mounts a disk, but none is mounted there now; this folder waits until one is (mount %s): synced now, it would fill the disk under it", mp, mp)
+	}
+	return nil
+}
+
+// fstabUnmounted returns the mount point of /etc/fstab that path is at or
+// below and where nothing is mounted now, or "" (see unmountedFstabMount).
+func fstabUnmounted(path string) string {
+	mounted, err := mountPoints(mountinfoPath, 4)
+	if err != nil {
+		return "" // unknown: the fstab rule refuses nothing
+	}
+	return unmountedFstabMount(resolveExisting(path), mounted)
 }
 
 func mediaErr(cmd, missing string) error {

@@ -172,3 +172,27 @@ func TestFolderAddUnmountedDisk(t *testing.T) {
 		t.Errorf("folder list after the refusal: %d %q", code, stdout.String())
 	}
 }
+
+// TestCheckRootMounted: the daemon's check of a new folder's root refuses
+// a root at or below an unmounted fstab mount point, in one line naming it
+// and saying that the folder waits, and accepts it once a disk is mounted
+// there.
+func TestCheckRootMounted(t *testing.T) {
+	dir := t.TempDir()
+	usb := filepath.Join(dir, "usb")
+	if err := os.MkdirAll(filepath.Join(usb, "photos"), 0o700); err != nil { // on the disk under the mount point
+		t.Fatal(err)
+	}
+	fstab := "UUID=2 " + usb + " ext4 nofail 0 2\n"
+	root := "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+	for _, p := range []string{usb, filepath.Join(usb, "photos")} {
+		mountTables(t, dir, fstab, root)
+		err := checkRootMounted(p)
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), usb+" is where /etc/fstab mounts a disk, but none is mounted there now; this folder waits") {
+			t.Errorf("checkRootMounted(%s) = %v, want one line naming %s", p, err, usb)
+		}
+	}
+	mountTables(t, dir, fstab, root+"40 22 8:17 / "+usb+" rw - ext4 /dev/sdb1 rw\n")
+	checkErr(t, checkRootMounted(filepath.Join(usb, "photos")), "")
+	checkErr(t, checkRootMounted(filepath.Join(dir, "elsewhere")), "")
+}

@@ -197,7 +197,8 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 		// folders reaches the sessions at once (Configure, the hello
 		// header); the engine's own ping, a request with its answer, is
 		// only a backstop, and every 5 s it was most of an idle daemon's CPU.
-		Ping: 30 * time.Second,
+		Ping:    30 * time.Second,
+		NewRoot: checkRootMounted,
 	})
 	d.apply(d.cfg)
 	d.server = transport.NewServer(topts, d.engine.Handler())
