@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -29,9 +30,11 @@ var (
 	ErrDecode        = errors.New("cannot decode record")
 )
 
-// ValidPath reports whether p is an acceptable record path: relative,
-// slash-separated, clean, no "..", no empty segment, no backslash, drive
-// letter or NUL, at most MaxPathLen bytes, not "." and not inside .syncd/.
+// ValidPath reports whether p is an acceptable record path: valid UTF-8,
+// relative, slash-separated, clean, no "..", no empty segment, no
+// backslash, drive letter or NUL, at most MaxPathLen bytes, not "." and
+// not inside .syncd/. (Linux allows any bytes in a name; the records,
+// CBOR text, hold UTF-8 only.)
 func ValidPath(p string) error {
 	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidPath, truncate(p), why) }
 	switch {
@@ -41,6 +44,8 @@ func ValidPath(p string) error {
 		return bad(fmt.Sprintf("longer than %d bytes", MaxPathLen))
 	case strings.IndexByte(p, 0) >= 0:
 		return bad("contains NUL")
+	case !utf8.ValidString(p):
+		return bad("not valid UTF-8")
 	case strings.IndexByte(p, '\\') >= 0:
 		return bad("contains a backslash")
 	case p[0] == '/':

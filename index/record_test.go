@@ -36,6 +36,9 @@ func TestValidPath(t *testing.T) {
 		{"C:/x", false},
 		{"c:", false},
 		{"a\x00b", false},
+		{"caf\xe9.mp3", false},
+		{"d/caf\xc3", false},
+		{"caf\u00e9/\u00e9t\u00e9.mp3", true},
 		{".syncd", false},
 		{".syncd/trash/x", false},
 		{strings.Repeat("a", MaxPathLen), true},
@@ -231,7 +234,7 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 func FuzzValidPath(f *testing.F) {
-	for _, s := range []string{"a", "a/b", "../a", "/a", ".syncd/x", "a//b", "C:/x", "a\\b"} {
+	for _, s := range []string{"a", "a/b", "../a", "/a", ".syncd/x", "a//b", "C:/x", "a\\b", "caf\xe9"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -240,6 +243,15 @@ func FuzzValidPath(f *testing.F) {
 		}
 		if strings.Contains("/"+p+"/", "/../") || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
 			t.Fatalf("ValidPath(%q) = nil for an unsafe path", p)
+		}
+		// Every valid path can be stored: its record decodes again.
+		r := Record{Path: p, Kind: Dir, Mode: 0o755, ModTime: 1, Version: Vector{{Device: 1, Value: 1}}, HashVersion: HashVersion}
+		b, err := EncodeRecord(&r)
+		if err != nil {
+			t.Fatalf("EncodeRecord(%q) = %v", p, err)
+		}
+		if got, err := DecodeRecord(b); err != nil || got.Path != p {
+			t.Fatalf("DecodeRecord of %q = %q, %v", p, got.Path, err)
 		}
 	})
 }

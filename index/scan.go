@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -29,6 +30,13 @@ import (
 // TempPrefix starts the names of syncd's own temporary files; the scanner
 // and the watcher skip them anywhere in the folder.
 const TempPrefix = ".syncd-tmp-"
+
+// IsTemp reports whether a directory entry is one of syncd's temp files:
+// a file being pulled, or a symlink about to take its place.
+func IsTemp(de fs.DirEntry) bool {
+	t := de.Type()
+	return (t.IsRegular() || t&fs.ModeSymlink != 0) && strings.HasPrefix(de.Name(), TempPrefix)
+}
 
 // IgnoreFile is the name of the ignore file in the folder root.
 const IgnoreFile = ".syncdignore"
@@ -63,6 +71,7 @@ type ScanResult struct {
 	Changed               int   // new or changed records written (not tombstones)
 	Deleted               int   // tombstones written
 	Errors                int   // paths that could not be read (logged, skipped)
+	Unsyncable            int   // names no record can hold (ValidPath; logged, skipped)
 	Busy                  int   // files that changed while hashed (retried next scan)
 	Bytes                 int64 // bytes hashed
 }
@@ -274,6 +283,23 @@ func (s *scan) pathErr(rel, op string, err error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	s.res.Errors++
+	s.logOnce(rel, op, err)
+}
+
+// nameErr logs once, and counts, a path found on disk that no record can
+// hold: a name that is not UTF-8 or holds a backslash, a path too long, a
+// symlink's target that is not UTF-8. It is not synced; the user can
+// rename it.
+func (s *scan) nameErr(rel string, err error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.res.Unsyncable++
+	s.logOnce(rel, "name", err)
+}
+
+// logOnce logs a per-path error unless it is the one logged last for that
+// path. Called with rmu held.
+func (s *scan) logOnce(rel, op string, err error) {
 	msg := err.Error()
 	if s.sc.errSeen[rel] == msg {
 		s.sc.log.Debug("scan: skipped", "path", rel, "op", op, "err", err)
@@ -299,7 +325,13 @@ func (s *scan) target(p string) {
 		s.walkDir("")
 		return
 	}
-	if ValidPath(rel) != nil || s.ignored(rel, false) {
+	if s.ignored(rel, false) {
+		return
+	}
+	if err := ValidPath(rel); err != nil {
+		if _, lerr := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(rel))); lerr == nil {
+			s.nameErr(rel, fmt.Errorf("%w; rename it to sync it", err))
+		}
 		return
 	}
 	parts := strings.Split(rel, "/")
@@ -411,10 +443,16 @@ func (s *scan) walkDir(rel string) {
 		name := de.Name()
 		child := prefix + name
 		old, had := next(name)
-		if s.sc.o.Temp != nil && de.Type().IsRegular() && strings.HasPrefix(name, TempPrefix) {
+		if s.sc.o.Temp != nil && IsTemp(de) {
 			s.sc.o.Temp(child)
 		}
-		if ValidPath(child) != nil || s.ignored(child, de.IsDir()) {
+		if s.ignored(child, de.IsDir()) {
+			s.goneRec(old, had)
+			walked(name, false)
+			continue
+		}
+		if err := ValidPath(child); err != nil {
+			s.nameErr(child, fmt.Errorf("%w; rename it to sync it", err))
 			s.goneRec(old, had)
 			walked(name, false)
 			continue
@@ -503,6 +541,10 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 			s.pathErr(rel, "readlink", fmt.Errorf("target of %d bytes not storable", len(target)))
 			return
 		}
+		if !utf8.ValidString(target) {
+			s.nameErr(rel, fmt.Errorf("the symlink's target %q is not valid UTF-8; point it elsewhere to sync it", target))
+			return
+		}
 		if live && old.Kind == Symlink && old.Target == target {
 			return
 		}
@@ -551,7 +593,9 @@ func (s *scan) hashEntry(e entry) {
 	open := s.sc.hooks.open
 	if open == nil {
 		open = func(name string) (*os.File, error) {
-			return OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+			// O_NONBLOCK: a FIFO put in the file's place since the walk's
+			// lstat would block the open until a writer came.
+			return OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		}
 	}
 	f, err := open(abs)
@@ -561,7 +605,16 @@ func (s *scan) hashEntry(e entry) {
 		}
 		return
 	}
-	size, blocks, content, err := s.sc.hashOpen(f, e.info.Size())
+	var size int64
+	var blocks []Block
+	var content Hash
+	if ofi, serr := f.Stat(); serr != nil || !ofi.Mode().IsRegular() {
+		// Not the file the walk saw (a FIFO, a device): never read it; the
+		// re-stat below leaves it to the next scan.
+		size = -1
+	} else {
+		size, blocks, content, err = s.sc.hashOpen(f, e.info.Size())
+	}
 	f.Close()
 	if err != nil {
 		s.pathErr(e.rel, "read", err)

@@ -1,13 +1,17 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -615,5 +619,110 @@ func TestScanAboveOwnPastVersions(t *testing.T) {
 		if v := e.rec(p).Version; !cmp.Equal(v, Vector{{Device: self, Value: 1}}) {
 			t.Errorf("%s: version %v, want the first, {self: 1}", p, v)
 		}
+	}
+}
+
+// TestUnsyncableNames: names no record can hold (not UTF-8, a backslash,
+// a symlink's target that is not UTF-8) are skipped, counted and named in
+// one warning each, once, and the rest of the folder, their directory
+// included, goes on syncing: the index stays readable.
+func TestUnsyncableNames(t *testing.T) {
+	e := newScanEnv(t)
+	var logs bytes.Buffer
+	e.sc = NewScanner(e.st, "f", e.root, ScanOptions{Self: self, Workers: 2,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	e.write("d/caf\xe9.mp3", "latin-1 name")
+	e.write(`d/AC\DC - Back in Black.mp3`, "song")
+	e.write("d/ok.mp3", "ok")
+	if err := os.Symlink("caf\xe9.mp3", filepath.Join(e.root, "d/link")); err != nil {
+		t.Fatal(err)
+	}
+	res := e.scan()
+	if res.Unsyncable != 3 || res.Errors != 0 {
+		t.Errorf("scan = %+v, want 3 unsyncable names and no errors", res)
+	}
+	e.rec("d/ok.mp3")
+	if err := e.st.LocalSince("f", 0, func(Record) error { return nil }); err != nil {
+		t.Errorf("LocalSince (what peers are served) = %v", err)
+	}
+	for _, want := range []string{`not valid UTF-8; rename it`, `contains a backslash; rename it`, `target \"caf\\xe9.mp3\" is not valid UTF-8`} {
+		if n := strings.Count(logs.String(), want); n != 1 {
+			t.Errorf("%d warnings with %q, want 1; log:\n%s", n, want, logs.String())
+		}
+	}
+
+	e.write("d/ok2.mp3", "next to them")
+	res = e.scan("d/caf\xe9.mp3", "d/ok2.mp3")
+	if res.Unsyncable != 1 {
+		t.Errorf("scan of the paths = %+v, want the non-UTF-8 one counted", res)
+	}
+	e.rec("d/ok2.mp3")
+	if res := e.scan(); res.Unsyncable != 3 {
+		t.Errorf("second full scan = %+v, want 3 unsyncable names", res)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 3 {
+		t.Errorf("%d warnings after three scans, want 3 (each name once); log:\n%s", n, logs.String())
+	}
+}
+
+// statEntry is a directory entry from an lstat made earlier.
+type statEntry struct{ fi fs.FileInfo }
+
+func (d statEntry) Name() string               { return d.fi.Name() }
+func (d statEntry) IsDir() bool                { return d.fi.IsDir() }
+func (d statEntry) Type() fs.FileMode          { return d.fi.Mode().Type() }
+func (d statEntry) Info() (fs.FileInfo, error) { return d.fi, nil }
+
+// TestFIFOSwappedIn: a file replaced by a FIFO between the walk's lstat
+// and the open is neither waited on nor read; the scan ends, and the next
+// one skips the FIFO as a special file.
+func TestFIFOSwappedIn(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("pipe", "was a file")
+	e.write("ok", "ok")
+	e.sc.hooks.readDir = func(name string) ([]fs.DirEntry, error) {
+		ents, err := os.ReadDir(name)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]fs.DirEntry, len(ents))
+		for i, de := range ents {
+			fi, err := de.Info() // the walk's lstat
+			if err != nil {
+				return nil, err
+			}
+			out[i] = statEntry{fi}
+		}
+		p := filepath.Join(name, "pipe")
+		if err := os.Remove(p); err != nil {
+			t.Error(err)
+		}
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Error(err)
+		}
+		return out, nil
+	}
+	done := make(chan ScanResult, 1)
+	go func() { done <- e.scan() }()
+	select {
+	case res := <-done:
+		if res.Busy != 1 {
+			t.Errorf("scan = %+v, want the swapped file left for the next scan", res)
+		}
+	case <-time.After(10 * time.Second):
+		// Let the blocked open return, so that the test can end.
+		if f, err := os.OpenFile(filepath.Join(e.root, "pipe"), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("the scan blocked in the open of a FIFO put in a file's place")
+	}
+	e.rec("ok")
+	e.sc.hooks.readDir = nil
+	if res := e.scan(); res.Busy != 0 || res.Errors != 0 {
+		t.Errorf("next scan = %+v", res)
+	}
+	if _, ok, _ := e.st.Local("f", "pipe"); ok {
+		t.Error("the FIFO has a record")
 	}
 }

@@ -252,7 +252,7 @@ func (w *watcher) addTree(rel string) {
 // event should trigger a scan.
 func (w *watcher) event(ev fsnotify.Event) bool {
 	r, err := filepath.Rel(w.sc.root, ev.Name)
-	if err != nil || strings.HasPrefix(r, "..") {
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
 		return false
 	}
 	rel := filepath.ToSlash(r)

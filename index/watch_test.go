@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,13 @@ func TestWatchEvents(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	e.write("fresh/h", "x")
 	c.waitFor(t, "fresh/h", has("fresh/h"))
+	// Names that begin with ".." are inside the folder.
+	for _, p := range []string{"..data", "...", "..hidden/notes.txt"} {
+		e.write(p, "x")
+		c.waitFor(t, p, has(strings.SplitN(p, "/", 2)[0]))
+	}
+	e.write("..hidden/more.txt", "x")
+	c.waitFor(t, "..hidden/more.txt (a new directory whose name begins with ..)", has("..hidden/more.txt"))
 	// Removal.
 	if err := os.Remove(filepath.Join(e.root, "new.txt")); err != nil {
 		t.Fatal(err)

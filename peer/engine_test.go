@@ -3,9 +3,11 @@ package peer
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +263,89 @@ func TestUnsharedFolderLearnsNothing(t *testing.T) {
 				t.Errorf("GET %s as %s = %d, want %d", tc.path, tc.as.name, resp.StatusCode, tc.want)
 			}
 		})
+	}
+}
+
+// TestUnsyncableNameShown: a file whose name is not UTF-8 is not synced,
+// status says so, and the files next to it sync.
+func TestUnsyncableNameShown(t *testing.T) {
+	_, a, b := pair2(t)
+	a.write("music/caf\xe9.mp3", []byte("latin-1 name"))
+	a.write("music/ok.mp3", []byte("ok"))
+	a.rescan()
+	waitFor(t, "ok.mp3 to reach bravo", converge, func() bool { return fileIs(b, "music/ok.mp3", "ok") })
+	waitFor(t, "alpha's status to name the problem", converge, func() bool {
+		return strings.Contains(folderErr(a), "1 names cannot be synced (not UTF-8")
+	})
+	if _, err := os.Lstat(filepath.Join(b.root, "music/caf\xe9.mp3")); !os.IsNotExist(err) {
+		t.Errorf("the unsyncable name reached bravo (%v)", err)
+	}
+}
+
+// TestCleanTrash: entries older than TrashKeep go, files, symlinks and
+// trashed directories alike, and so do the directories that held them once
+// empty; recent entries and anything without a stamp stay; an entry whose
+// stamp a wrong clock wrote (1970, or years ahead) is stamped again with
+// the time now and kept for TrashKeep from then.
+func TestCleanTrash(t *testing.T) {
+	root := t.TempDir()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	f := newFolder(New(Options{Now: func() time.Time { return now }, TrashKeep: 30 * 24 * time.Hour}), FolderConfig{ID: "f", Root: root})
+	trash := trashDir(root)
+	stamp := func(at time.Time) string { return "~" + at.Format(trashStampLayout) }
+	old, recent := now.Add(-31*24*time.Hour), now.Add(-24*time.Hour)
+	files := map[string]time.Time{
+		"photo.jpg":              old,
+		"Album/01.flac":          old, // a trashed directory, whole
+		"photos/2019/beach.jpg":  old, // in the folder's directories
+		"photos/2020/sunset.jpg": recent,
+		"notes.txt":              recent,
+		"boot.jpg":               time.Unix(60, 0),                            // trashed while the clock said 1970
+		"ahead.jpg":              time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), // a clock years ahead
+	}
+	for rel, at := range files {
+		p := filepath.Join(trash, rel)
+		if strings.HasPrefix(rel, "Album/") {
+			p = filepath.Join(trash, "Album"+stamp(at), "01.flac")
+		} else {
+			p += stamp(at)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(rel), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("target", filepath.Join(trash, "link"+stamp(old))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(trash, "mine.txt"), []byte("a user's file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	left := func() []string {
+		var names []string
+		filepath.WalkDir(trash, func(p string, de fs.DirEntry, err error) error {
+			if err == nil && p != trash {
+				rel, _ := filepath.Rel(trash, p)
+				names = append(names, rel)
+			}
+			return nil
+		})
+		return names
+	}
+
+	f.cleanTrash()
+	want := []string{
+		"ahead.jpg" + stamp(now), "boot.jpg" + stamp(now), "mine.txt", "notes.txt" + stamp(recent),
+		"photos", "photos/2020", "photos/2020/sunset.jpg" + stamp(recent),
+	}
+	if got := left(); !slices.Equal(got, want) {
+		t.Errorf("after the first clean, the trash holds\n%q\nwant\n%q", got, want)
+	}
+	now = now.Add(31 * 24 * time.Hour)
+	f.cleanTrash()
+	if got := left(); !slices.Equal(got, []string{"mine.txt"}) {
+		t.Errorf("31 days later, the trash holds %q, want only the user's file", got)
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
@@ -479,8 +482,12 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	}
 	f.mu.Lock()
 	switch {
+	case res.Errors > 0 && res.Unsyncable > 0:
+		f.scanErr = fmt.Sprintf("%d paths could not be read (permission denied?) and %d names cannot be synced (not UTF-8, a backslash, too long): they are not synced; the log names them", res.Errors, res.Unsyncable)
 	case res.Errors > 0:
 		f.scanErr = fmt.Sprintf("%d paths could not be read (permission denied?) and are not synced; the log names them", res.Errors)
+	case res.Unsyncable > 0:
+		f.scanErr = fmt.Sprintf("%d names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them; rename them to sync them", res.Unsyncable)
 	case paths == nil:
 		f.scanErr = ""
 	}
@@ -543,24 +550,68 @@ func (e *Engine) Rescan(folderID string, paths ...string) {
 // trashDir is where deleted and overwritten content is kept.
 func trashDir(root string) string { return nativePath(root, ".syncd/trash") }
 
-// cleanTrash removes trash entries older than TrashKeep.
+// cleanTrash removes trash entries older than TrashKeep: files, symlinks
+// and whole directories (a folder that was replaced), named NAME~STAMP,
+// and then the directories that held them, once empty. Anything without a
+// stamp is not syncd's and stays. A stamp before minTrashStamp or more than
+// a day ahead was written by a wrong clock (a device without a battery-
+// backed clock, before it set its time): the entry is stamped again with
+// the time now instead of being judged by it, so that a version trashed
+// then is still kept for TrashKeep.
 func (f *folder) cleanTrash() {
-	cutoff := f.e.o.Now().Add(-f.e.o.TrashKeep)
-	dir := trashDir(f.cfg.Root)
-	_ = walkFiles(dir, func(p string, fi os.FileInfo) {
-		if stamp, ok := trashStamp(p); ok && stamp.Before(cutoff) {
-			os.Remove(p)
+	now := f.e.o.Now()
+	cutoff := now.Add(-f.e.o.TrashKeep)
+	root := trashDir(f.cfg.Root)
+	var dirs []string // unstamped directories, parents first
+	_ = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return nil
 		}
+		stamp, ok := trashStamp(p)
+		switch {
+		case !ok:
+			if de.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		case stamp.Before(minTrashStamp) || stamp.After(now.Add(24*time.Hour)):
+			restamp(p, now)
+		case stamp.Before(cutoff):
+			if err := os.RemoveAll(p); err != nil {
+				f.e.o.Logger.Warn("could not remove an old trash entry", "folder", f.cfg.ID, "path", p, "err", err)
+			}
+		}
+		if de.IsDir() {
+			return fs.SkipDir // a trashed directory goes, or stays, whole
+		}
+		return nil
 	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = unix.Rmdir(dirs[i]) // fails unless empty
+	}
+}
+
+// minTrashStamp is earlier than any trash entry syncd can have made with a
+// right clock.
+var minTrashStamp = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// restamp renames the trash entry p to carry the stamp of now; if that
+// name is taken, p stays as it is (and is kept).
+func restamp(p string, now time.Time) {
+	i := strings.LastIndex(p, "~")
+	np := p[:i+1] + now.UTC().Format(trashStampLayout)
+	_ = unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, np, unix.RENAME_NOREPLACE)
 }
 
 const trashStampLayout = "20060102-150405.000000000"
 
+// trashStamp is the time in the name of the trash entry p (NAME~STAMP).
 func trashStamp(p string) (time.Time, bool) {
-	i := strings.LastIndex(p, "~")
+	base := filepath.Base(p)
+	i := strings.LastIndex(base, "~")
 	if i < 0 {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(trashStampLayout, p[i+1:])
+	t, err := time.Parse(trashStampLayout, base[i+1:])
 	return t, err == nil
 }

@@ -376,3 +376,13 @@ func (d *testDev) logText() string {
 	defer d.logMu.Unlock()
 	return d.logs.String()
 }
+
+// walkFiles calls fn for every regular file under dir.
+func walkFiles(dir string, fn func(string, os.FileInfo)) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			fn(p, fi)
+		}
+		return nil
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -40,5 +41,78 @@ func TestKeptTempMovedWithItsDirectory(t *testing.T) {
 	waitConverged(t, converge, a, b)
 	if left := tempsIn(t, b.root); len(left) > 0 {
 		t.Errorf("temp files left on bravo: %v", left)
+	}
+}
+
+// crashAtLink starts alpha and bravo; bravo's folder goroutine dies (as in
+// a kill -9: nothing after it runs) once armed, when a pull of d/l has put
+// its temp symlink in place and checked the target.
+func crashAtLink(t *testing.T, crash *oneShot) (*testNet, *testDev, *testDev) {
+	return startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.afterFinalCheck = func(p string) {
+			if p == "d/l" && crash.armed.Load() {
+				crash.offer(func() {})
+				runtime.Goexit()
+			}
+		}
+	})
+}
+
+// TestCrashSymlinkTempMoved: bravo dies while placing a symlink pulled
+// from alpha, leaving its temp symlink; while it is down the user renames
+// the directory. Once it runs again, no temp is left in its folder.
+func TestCrashSymlinkTempMoved(t *testing.T) {
+	var crash oneShot
+	_, a, b := crashAtLink(t, &crash)
+	syncedFile(t, a, b, "d/keep.txt", []byte("keep"))
+	crash.arm()
+	if err := os.Symlink("keep.txt", filepath.Join(a.root, "d/l")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo to die placing d/l", converge, crash.fired.Load)
+	b.stop()
+	if left := tempsIn(t, b.root); len(left) != 1 {
+		t.Fatalf("temps after the crash: %q, want the symlink's", left)
+	}
+	if err := os.Rename(filepath.Join(b.root, "d"), filepath.Join(b.root, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	b.start(a)
+	waitConverged(t, converge, a, b)
+	if left := tempsIn(t, b.root); len(left) > 0 {
+		t.Errorf("temps left in bravo's folder: %q", left)
+	}
+}
+
+// TestCrashSymlinkTempDeleted: as above, but alpha deletes the directory,
+// and bravo learns of it before it stops: once it runs again, the temp
+// symlink does not keep it from deleting the directory too.
+func TestCrashSymlinkTempDeleted(t *testing.T) {
+	var crash oneShot
+	_, a, b := crashAtLink(t, &crash)
+	syncedFile(t, a, b, "d/keep.txt", []byte("keep"))
+	crash.arm()
+	if err := os.Symlink("keep.txt", filepath.Join(a.root, "d/l")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo to die placing d/l", converge, crash.fired.Load)
+	if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo to learn of the deletion", converge, func() bool {
+		r, ok, _ := b.store.Remote("f", a.id, "d")
+		return ok && r.Deleted
+	})
+	b.stop()
+	b.start(a)
+	waitConverged(t, converge, a, b)
+	if _, err := os.Lstat(filepath.Join(b.root, "d")); !os.IsNotExist(err) {
+		t.Errorf("bravo's d is still there (%v)", err)
 	}
 }

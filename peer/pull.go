@@ -842,6 +842,9 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 		return nil
 	}
 	if fi.IsDir() {
+		// A temp file left inside by a crash is not worth keeping the
+		// directory for: nothing in it is pulled any more.
+		f.clearTempsUnder(t)
 		if err := unix.Unlinkat(t.dirfd, t.name, unix.AT_REMOVEDIR); err != nil {
 			// Not empty: something new or ignored lives inside; keep it.
 			f.requestScan([]string{j.path})
@@ -1259,16 +1262,6 @@ func changedOnDisk(fi fs.FileInfo, r index.Record) bool {
 // one recorded: a directory's moves with every entry put in or taken out.
 func ctimeMoved(fi fs.FileInfo, r index.Record) bool {
 	return r.Kind == index.File && fi.Mode().IsRegular() && r.Ctime != 0 && index.Ctime(fi) != r.Ctime
-}
-
-// walkFiles calls fn for every regular file under dir.
-func walkFiles(dir string, fn func(string, os.FileInfo)) error {
-	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			fn(p, fi)
-		}
-		return nil
-	})
 }
 
 func isDiskFull(err error) bool { return errors.Is(err, syscall.ENOSPC) }

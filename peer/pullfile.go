@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -774,7 +773,7 @@ func (f *folder) clearTempsUnder(t at) {
 		switch {
 		case e.IsDir():
 			f.clearTempsUnder(sub)
-		case e.Type().IsRegular() && strings.HasPrefix(e.Name(), index.TempPrefix):
+		case index.IsTemp(e):
 			unix.Unlinkat(fd, e.Name(), 0)
 			f.mu.Lock()
 			delete(f.temps, sub.full)
@@ -795,7 +794,7 @@ func (f *folder) findTemps() {
 		if p == filepath.Join(root, ".syncd") {
 			return filepath.SkipDir
 		}
-		if de.Type().IsRegular() && strings.HasPrefix(de.Name(), index.TempPrefix) {
+		if index.IsTemp(de) {
 			f.keepTemp(p)
 		}
 		return nil

@@ -26,6 +26,7 @@ func TestStatusActions(t *testing.T) {
 		{"disk full while pulling; free some space, syncing resumes by itself", "free space"},
 		{"folder path /x is missing or not a directory; create it", "create /x"},
 		{"3 paths could not be read (permission denied?) and are not synced", "chmod"},
+		{"2 names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them", "rename the files"},
 		{"watching for changes stopped (inotify watch limit reached)", "max_user_watches"},
 		{"something else", "log"},
 	} {
