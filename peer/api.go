@@ -143,13 +143,13 @@ func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Syncd-Epoch", strconv.FormatUint(cur, 10))
 	w.Header().Set("Content-Type", "application/x-syncd-records")
 	bw := bufio.NewWriterSize(w, 64<<10)
-	n, err := e.writeChanges(bw, fid, since)
+	n, err := e.writeChanges(bw, fid, cur, since)
 	if err == nil && n == 0 && wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-changed:
 			t.Stop()
-			_, err = e.writeChanges(bw, fid, since)
+			_, err = e.writeChanges(bw, fid, cur, since)
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
@@ -163,10 +163,16 @@ func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 
 var errEnoughForNow = errors.New("enough records for one response")
 
-func (e *Engine) writeChanges(w *bufio.Writer, fid string, since uint64) (int, error) {
+// writeChanges writes the folder's local records above since, of epoch,
+// that are on disk: up to durableTop.
+func (e *Engine) writeChanges(w *bufio.Writer, fid string, epoch, since uint64) (int, error) {
+	top, err := e.durableTop(fid, epoch)
+	if err != nil || top <= since {
+		return 0, err
+	}
 	n := 0
-	err := e.o.Store.LocalSince(fid, since, func(rec index.Record) error {
-		if n >= maxPerPoll/2 {
+	err = e.o.Store.LocalSince(fid, since, func(rec index.Record) error {
+		if n >= maxPerPoll/2 || rec.Sequence > top {
 			return errEnoughForNow
 		}
 		rec.Inode, rec.Ctime = 0, 0
@@ -177,6 +183,32 @@ func (e *Engine) writeChanges(w *bufio.Writer, fid string, since uint64) (int, e
 		err = nil
 	}
 	return n, err
+}
+
+// durableTop returns the folder's top local sequence once every record up
+// to it is on disk. A peer remembers the last sequence it was served: were
+// a served record lost in a power cut (the index syncs to disk only at
+// such points), its sequence would be handed out again to another record,
+// which that peer would never ask for. The index is synced at most once
+// per change, whatever the number of peers asking.
+func (e *Engine) durableTop(fid string, epoch uint64) (uint64, error) {
+	top, err := e.o.Store.LocalSeq(fid)
+	if err != nil {
+		return 0, err
+	}
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	if d, ok := e.durable[fid]; ok && d[0] == epoch && d[1] >= top {
+		return top, nil
+	}
+	if err := e.o.Store.Sync(); err != nil {
+		return 0, fmt.Errorf("sync the index: %w", err)
+	}
+	if h := e.o.hooks.afterIndexSync; h != nil {
+		h()
+	}
+	e.durable[fid] = [2]uint64{epoch, top}
+	return top, nil
 }
 
 // handleBlock serves a block of the folder by hash, from any local file of

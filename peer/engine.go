@@ -144,6 +144,8 @@ type hooks struct {
 	// holdNone has every pull worker close its temp file itself, as past
 	// the limit of temp files held open for their commits.
 	holdNone bool
+	// afterIndexSync runs when durableTop has synced the index.
+	afterIndexSync func()
 }
 
 func (o *Options) defaults() {
@@ -207,6 +209,11 @@ type Engine struct {
 
 	fetchedBytes atomic.Int64 // block bytes received from peers
 	held         heldFiles    // temp files held open for their commits, in all folders
+
+	// syncMu guards durable: by folder, the epoch and the top local
+	// sequence known to be on disk (durableTop).
+	syncMu  sync.Mutex
+	durable map[string][2]uint64
 }
 
 // fetched returns the block bytes received from peers so far.
@@ -219,6 +226,7 @@ func New(o Options) *Engine {
 		o:        o,
 		inflight: semaphore.NewWeighted(o.MaxInflight),
 		peers:    map[deviceid.ID]*conn{},
+		durable:  map[string][2]uint64{},
 		folders:  map[string]*folder{},
 		started:  map[string]func(){},
 		lastTask: map[string]chan struct{}{},
