@@ -107,6 +107,8 @@ func Open(dir string, o Options) (*Store, error) {
 		WithDetectConflicts(false)
 	if o.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
+	} else if err := checkTables(dir, bo); err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
