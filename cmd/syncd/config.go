@@ -151,6 +151,9 @@ func parseConfig(file string, data []byte) (*Config, error) {
 	if !utf8.Valid(data) {
 		return nil, &configError{File: file, Msg: "not valid UTF-8"}
 	}
+	if line := manyDots(string(data)); line > 0 {
+		return nil, &configError{File: file, Line: line, Msg: fmt.Sprintf("more than %d dots outside quotes on one line (a key of that many parts)", maxLineDots)}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		var pe toml.ParseError
@@ -165,6 +168,52 @@ func parseConfig(file string, data []byte) (*Config, error) {
 		return nil, d.err
 	}
 	return c, nil
+}
+
+// maxLineDots bounds the dots outside quoted strings on one line of the
+// config: the TOML decoder's time and memory grow with the square of a
+// dotted key's parts (BurntSushi/toml issue #496: a 40 KB key took 5 GB),
+// and no key of syncd's config has more than two.
+const maxLineDots = 64
+
+// manyDots returns the first line (from 1) with more than maxLineDots dots
+// outside quoted strings and comments, or 0. Multi-line strings are
+// skipped.
+func manyDots(text string) int {
+	var multi string // the delimiter of the multi-line string open, or ""
+	for i, line := range strings.Split(text, "\n") {
+		dots := 0
+		for j := 0; j < len(line); j++ {
+			if multi != "" {
+				if strings.HasPrefix(line[j:], multi) {
+					j += len(multi) - 1
+					multi = ""
+				}
+				continue
+			}
+			switch c := line[j]; c {
+			case '#':
+				j = len(line)
+			case '.':
+				dots++
+			case '"', '\'':
+				if q := strings.Repeat(string(c), 3); strings.HasPrefix(line[j:], q) {
+					multi = q
+					j += 2
+					continue
+				}
+				for j++; j < len(line) && line[j] != c; j++ {
+					if c == '"' && line[j] == '\\' {
+						j++
+					}
+				}
+			}
+		}
+		if dots > maxLineDots {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // configDecoder turns the generic TOML map into a Config, keeping the first

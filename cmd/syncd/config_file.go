@@ -209,6 +209,11 @@ func (c *Config) save(path string) error {
 	if _, err := parseConfig(path, data); err != nil {
 		return fmt.Errorf("refusing to save an invalid config: %w", err)
 	}
+	// A config.toml that is a symlink (into a dotfiles repository, say)
+	// stays one: its target is replaced, not the link.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	if err := renameio.WriteFile(path, data, 0o600); err != nil {
 		return withHint(fmt.Errorf("write config: %w", err), "check the permissions of "+filepath.Dir(path))
 	}
@@ -261,7 +266,12 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 
 // writeNewConfig writes c to path only if no file is there yet.
 func writeNewConfig(path string, c *Config) (created bool, err error) {
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if _, serr := os.Stat(path); fi.Mode()&os.ModeSymlink != 0 && errors.Is(serr, os.ErrNotExist) {
+			target, _ := os.Readlink(path)
+			return false, withHint(fmt.Errorf("%s is a symlink to %s, which does not exist", path, target),
+				"remove the link, or put the config it should lead to in place, then run 'syncd init' again")
+		}
 		return false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, withHint(fmt.Errorf("check config: %w", err), "check the permissions of "+path)

@@ -123,12 +123,42 @@ func folderAdd(g globalFlags, args []string) error {
 // directories (config, identity, index): syncing them would loop and leak
 // private keys.
 func checkOutsideHome(path string, paths Paths) error {
+	if why := nearSyncd(path, paths); why != "" {
+		return withHint(fmt.Errorf("folder add: %s", why), "pick a path outside syncd's home and index")
+	}
+	return nil
+}
+
+// nearSyncd says how path is, contains or is inside one of syncd's own
+// directories (its private keys and index would be synced), as written and
+// once symlinks are resolved, or "".
+func nearSyncd(path string, paths Paths) string {
 	real := resolveExisting(path)
 	for _, dir := range []string{paths.Home, filepath.Dir(paths.Config), paths.Identity, paths.Index} {
 		for _, pair := range [][2]string{{path, dir}, {real, resolveExisting(dir)}} {
 			if rel := nestedPaths(pair[0], pair[1]); rel != "" {
-				return withHint(fmt.Errorf("folder add: %s %s syncd's own directory %s", path, rel, dir),
-					"pick a path outside syncd's home and index")
+				return fmt.Sprintf("%s %s syncd's own directory %s", path, rel, dir)
+			}
+		}
+	}
+	return ""
+}
+
+// checkFolderPlaces refuses a config with a folder the daemon must not
+// sync, whoever wrote it: 'folder add' checks the same before it writes,
+// but config.toml may be edited by hand. A folder at, around or inside
+// syncd's own directories would send its private keys to the peers; two
+// folders one inside the other through a symlink would sync the same
+// files twice.
+func checkFolderPlaces(c *Config, paths Paths) error {
+	for i, f := range c.Folders {
+		if why := nearSyncd(f.Path, paths); why != "" {
+			return &configError{File: paths.Config, Msg: fmt.Sprintf("folder %q: %s", f.ID, why)}
+		}
+		real := resolveExisting(f.Path)
+		for _, g := range c.Folders[:i] {
+			if rel := nestedPaths(real, resolveExisting(g.Path)); rel != "" {
+				return &configError{File: paths.Config, Msg: fmt.Sprintf("folder %q: %s (%s once symlinks are resolved) %s folder %q (%s)", f.ID, f.Path, real, rel, g.ID, g.Path)}
 			}
 		}
 	}

@@ -192,7 +192,10 @@ func reportError(w io.Writer, err error) int {
 	}
 	code := exitFailure
 	var ue *usageError
-	if errors.As(err, &ue) {
+	var ce *configError
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		// A usage or config mistake: restarting will not fix it (the
+		// systemd unit's RestartPreventExitStatus).
 		code = exitUsage
 	}
 	hint := "run 'syncd help' for usage"

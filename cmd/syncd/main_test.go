@@ -126,8 +126,8 @@ func TestReportError(t *testing.T) {
 		{errors.New("boom"), "syncd: boom; run 'syncd help' for usage\n", exitFailure},
 		{withHint(errors.New("two\nlines\n"), "do\tthis"), "syncd: two lines; do this\n", exitFailure},
 		{usageErr("peer add", "bad"), "syncd: peer add: bad; run 'syncd peer add -h' for usage\n", exitUsage},
-		{withHint(&configError{File: "c.toml", Line: 3, Msg: "m"}, "outer hint"), "syncd: c.toml:3: m; outer hint\n", exitFailure},
-		{&configError{File: "c.toml", Line: 3, Msg: "m"}, "syncd: c.toml:3: m; edit c.toml to fix it\n", exitFailure},
+		{withHint(&configError{File: "c.toml", Line: 3, Msg: "m"}, "outer hint"), "syncd: c.toml:3: m; outer hint\n", exitUsage},
+		{&configError{File: "c.toml", Line: 3, Msg: "m"}, "syncd: c.toml:3: m; edit c.toml to fix it\n", exitUsage},
 	}
 	for _, tc := range cases {
 		var b bytes.Buffer

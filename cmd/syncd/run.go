@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,6 +47,12 @@ func runCommand(g globalFlags, args []string) int {
 }
 
 func runDaemon(g globalFlags, args []string) error {
+	// A SIGHUP (reload the config) that comes while the daemon starts is
+	// caught from here on, where its default would end the process, and
+	// answered once the daemon runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var rf runFlags
 	fs := newFlags("run")
 	fs.StringVar(&rf.listen, "listen", "", "address for peer connections (default: the config's listen)")
@@ -107,6 +115,7 @@ func runDaemon(g globalFlags, args []string) error {
 		return err
 	}
 	defer d.close()
+	d.hup = hup
 	return d.run()
 }
 
@@ -135,6 +144,9 @@ type daemon struct {
 	pair   *pairing // nil unless a 'syncd pair' is waiting
 	mdns   *discovery.MDNS
 	reload chan struct{}
+	hup    <-chan os.Signal // SIGHUP
+
+	reloadMu sync.Mutex // serialises reloadConfig
 }
 
 func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
@@ -149,7 +161,7 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 	if d.release, err = acquireLock(paths.Lock); err != nil {
 		return nil, err
 	}
-	if d.cfg, err = loadConfig(paths.Config); err != nil {
+	if d.cfg, err = loadDaemonConfig(paths); err != nil {
 		return nil, err
 	}
 	if d.id, err = transport.LoadIdentity(paths.Identity, time.Now()); err != nil {
@@ -272,10 +284,6 @@ func (d *daemon) run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	disc := d.cfg.Discovery
 	if d.flags.discovery != "" {
 		disc = d.flags.discovery
@@ -308,7 +316,7 @@ func (d *daemon) run() error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-hup:
+			case <-d.hup:
 				d.log.Info("SIGHUP: reloading the config")
 				d.reloadConfig()
 			case <-d.reload:
@@ -330,16 +338,60 @@ func (d *daemon) run() error {
 // reloadConfig re-reads the config; a broken config is reported and the
 // running one kept.
 func (d *daemon) reloadConfig() error {
-	c, err := loadConfig(d.paths.Config)
+	// One at a time (SIGHUP, the control API, a pairing): a config read
+	// before another is never applied after it.
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	c, err := loadDaemonConfig(d.paths)
 	if err != nil {
 		d.log.Error("config not reloaded; the running config stays in force", "err", err)
 		return err
 	}
 	d.mu.Lock()
+	if later := keepRunning(d.cfg, c); len(later) > 0 {
+		d.log.Warn("config reloaded; these settings take effect when syncd starts next, the running ones stay", "settings", strings.Join(later, ", "))
+	}
 	d.cfg = c
 	d.mu.Unlock()
 	d.apply(c)
 	return nil
+}
+
+// keepRunning puts into c the settings of running that only a start of the
+// daemon applies (the listener, discovery, the device name and the trash
+// period are set up once), so that status shows what runs, and names those
+// that c changed.
+func keepRunning(running, c *Config) (later []string) {
+	if c.Name != running.Name {
+		later = append(later, "name")
+	}
+	if c.Listen != running.Listen {
+		later = append(later, "listen")
+	}
+	if c.Discovery != running.Discovery {
+		later = append(later, "discovery")
+	}
+	if !slices.Equal(c.Ifaces, running.Ifaces) {
+		later = append(later, "ifaces")
+	}
+	if c.TrashDays != running.TrashDays {
+		later = append(later, "trash_days")
+	}
+	c.Name, c.Listen, c.Discovery, c.Ifaces, c.TrashDays = running.Name, running.Listen, running.Discovery, running.Ifaces, running.TrashDays
+	return later
+}
+
+// loadDaemonConfig is loadConfig with the checks of what only the daemon
+// can do harm with (checkFolderPlaces).
+func loadDaemonConfig(paths Paths) (*Config, error) {
+	c, err := loadConfig(paths.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFolderPlaces(c, paths); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (d *daemon) close() {
