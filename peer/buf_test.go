@@ -452,22 +452,23 @@ func TestBlockClient(t *testing.T) {
 	}
 	a.rescan()
 	waitConverged(t, converge, a, b)
-	sum := func(list []*countingRT, f func(*countingRT) int64) (s int64) {
+	// The lists are read under mu: a session may dial again meanwhile.
+	sum := func(list *[]*countingRT, f func(*countingRT) int64) (s int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, c := range list {
+		for _, c := range *list {
 			s += f(c)
 		}
 		return s
 	}
-	if got := sum(main, func(c *countingRT) int64 { return c.blocks.Load() }); got != 0 {
+	if got := sum(&main, func(c *countingRT) int64 { return c.blocks.Load() }); got != 0 {
 		t.Errorf("%d block requests went through the session's client", got)
 	}
-	if got := sum(blocks, func(c *countingRT) int64 { return c.blocks.Load() }); got < 3 {
+	if got := sum(&blocks, func(c *countingRT) int64 { return c.blocks.Load() }); got < 3 {
 		t.Errorf("%d block requests went through the block client, want at least 3", got)
 	}
 	waitFor(t, "the idle block connections to be closed", 5*time.Second, func() bool {
-		return sum(blocks, func(c *countingRT) int64 { return c.close.Load() }) > 0
+		return sum(&blocks, func(c *countingRT) int64 { return c.close.Load() }) > 0
 	})
 }
 

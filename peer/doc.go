@@ -24,6 +24,9 @@
 //	    encoding (index.EncodeRecord), at most 50,000 per answer. When there
 //	    are none, the answer waits up to DURATION (at most 60 s) for the
 //	    next local change, so a change reaches a connected peer at once.
+//	    Only records already on disk are sent (the index is synced first,
+//	    at most once per change): a sequence a peer was told of is never
+//	    handed out again for another record after a power cut.
 //	GET /v1/folders/{folder}/blocks/{hash}
 //	    The block's bytes, read from any local file of that folder that the
 //	    index says holds it. The caller verifies the hash; a mismatch is
