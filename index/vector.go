@@ -93,10 +93,7 @@ func (v Vector) Compare(o Vector) Ordering {
 // largest counter of v, so that the result dominates v and everything v was
 // merged from.
 func (v Vector) Update(dev uint64) Vector {
-	var top uint64
-	for _, c := range v {
-		top = max(top, c.Value)
-	}
+	top := v.Top()
 	out := make(Vector, 0, len(v)+1)
 	done := false
 	for _, c := range v {
@@ -113,6 +110,22 @@ func (v Vector) Update(dev uint64) Vector {
 		out = append(out, Counter{Device: dev, Value: top + 1})
 	}
 	return out
+}
+
+// MaxPeerCounter bounds the counters of a version vector that a peer may
+// send. Update makes a counter one above the largest, so a counter near
+// 2^64 from a peer would wrap to zero on the next edit here (an invalid
+// record: every later local change in its scan batch would be lost).
+// Honest counters grow by one per change anywhere, far below this bound.
+const MaxPeerCounter = 1 << 62
+
+// Top returns the largest counter of v (0 for an empty vector).
+func (v Vector) Top() uint64 {
+	var top uint64
+	for _, c := range v {
+		top = max(top, c.Value)
+	}
+	return top
 }
 
 // Merge returns the elementwise maximum of v and o.

@@ -336,3 +336,173 @@ func TestHostileEndlessChanges(t *testing.T) {
 		t.Errorf("the flood wrote outside the folder")
 	}
 }
+
+// TestHugeVersionCounter: a record whose version counter is near 2^64 is
+// refused (an edit here would wrap it to zero, an invalid record that
+// would cost every later change of its scan batch); a record at the bound
+// syncs, an edit of it here is recorded above it, and the victim's other
+// changes keep reaching its other peer. (That edit itself is refused by
+// the other peer, being above the bound: a path a hostile peer pushed to
+// the bound stops syncing, nothing else does.)
+func TestHugeVersionCounter(t *testing.T) {
+	n := newTestNet(t)
+	victim, honest := n.addDevice("victim"), n.addDevice("honest")
+	evil, evilDev := addEvil(t, n, "evil")
+	huge, near := []byte("evil's x"), []byte("evil's z")
+	evil.serve(huge, false)
+	evil.serve(near, false)
+	rec := fileRec("x.txt", huge, evil.id)
+	rec.Version = index.Vector{{Device: evil.id.Key(), Value: ^uint64(0)}}
+	ok := fileRec("z.txt", near, evil.id)
+	ok.Version = index.Vector{{Device: evil.id.Key(), Value: index.MaxPeerCounter}}
+	evil.add(rec, ok)
+	startDev(t, honest, victim)
+	startDev(t, victim, evilDev, honest)
+	waitFor(t, "z.txt on victim", converge, func() bool { return fileIs(victim, "z.txt", string(near)) })
+	if _, err := os.Lstat(filepath.Join(victim.root, "x.txt")); !os.IsNotExist(err) {
+		t.Errorf("the record with a counter of 2^64-1 was taken (%v)", err)
+	}
+	if countLines(victim, "version counter 18446744073709551615 above") != 1 {
+		t.Errorf("the refusal is not logged once:\n%s", victim.logText())
+	}
+	victim.write("z.txt", []byte("victim's edit"))
+	victim.write("y.txt", []byte("unrelated new file"))
+	victim.rescan()
+	waitFor(t, "the victim's new file on honest", converge, func() bool {
+		return fileIs(honest, "y.txt", "unrelated new file")
+	})
+	r, _, _ := victim.store.Local("f", "z.txt")
+	if r.Version.Counter(victim.id.Key()) != index.MaxPeerCounter+1 {
+		t.Errorf("the victim's edit of z.txt has version %v", r.Version)
+	}
+}
+
+// TestChangesBatchBounded: a peer that streams records of many blocks (the
+// same record again and again, cheap to send) does not make the victim hold
+// them all before it stores them: the records held for one index write are
+// bounded by their blocks, not only by their number.
+func TestChangesBatchBounded(t *testing.T) {
+	n := newTestNet(t)
+	victim := n.addDevice("victim")
+	evil := &testDev{net: n, name: "evil", id: deviceFromName("evil")}
+	const nBlocks, copies = 300_000, 40
+	var frame bytes.Buffer
+	func() {
+		blocks := make([]index.Block, nBlocks)
+		for i := range blocks {
+			blocks[i] = index.Block{Offset: int64(i) * index.MinBlockSize, Size: index.MinBlockSize}
+		}
+		size := int64(nBlocks) * index.MinBlockSize
+		rec := index.Record{Path: "big.bin", Kind: index.File, Size: size, Mode: 0o644, ModTime: 1,
+			Content: index.ContentID(size, blocks), Blocks: blocks, Sequence: 1,
+			Version: index.Vector{{Device: evil.id.Key(), Value: 1}}, HashVersion: index.HashVersion}
+		if err := rec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFrame(&frame, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	sent := make(chan struct{})
+	evil.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/hello":
+			json.NewEncoder(w).Encode(Hello{ID: evil.id.String(), Protocol: ProtocolVersion, Folders: []string{"f"}})
+		case "/v1/folders/f/changes":
+			if r.URL.Query().Get("since") != "0" {
+				<-r.Context().Done()
+				return
+			}
+			w.Header().Set("Syncd-Epoch", "7")
+			for range copies {
+				if _, err := w.Write(frame.Bytes()); err != nil {
+					return
+				}
+			}
+			close(sent)
+			<-r.Context().Done() // the response does not end: what is held is not stored at its end
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(evil.srv.Close)
+	n.mu.Lock()
+	n.devs[evil.id] = evil
+	n.mu.Unlock()
+	if err := victim.startWith(func(o *Options) { o.StallTimeout = time.Minute }, evil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(victim.srv.Close)
+	select {
+	case <-sent:
+	case <-time.After(time.Minute):
+		t.Fatal("evil could not send its records")
+	}
+	var ms runtime.MemStats
+	peak := uint64(0)
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+	}
+	if peak > 300<<20 {
+		t.Errorf("heap in use while one changes answer is read = %d MiB, want it bounded (< 300 MiB)", peak>>20)
+	}
+}
+
+// TestSlowBlockBounded: a peer that sends a block a byte now and then
+// (never idle long enough for the watchdog) does not hold the pull pass,
+// and with it another peer's deletion, for longer than the block's
+// deadline.
+func TestSlowBlockBounded(t *testing.T) {
+	old := minBlockRate
+	minBlockRate = 1 << 20 // a 300 KiB block: 2 s (twice StallTimeout) and 0.3 s
+	t.Cleanup(func() { minBlockRate = old })
+	n := newTestNet(t)
+	victim, honest := n.addDevice("victim"), n.addDevice("honest")
+	evil, evilDev := addEvil(t, n, "evil")
+	slow := randBytes(21, 300<<10) // above the prefetcher's size: fetched alone
+	slowBlocks, _ := chunk.Blocks(slow)
+	var dripping atomic.Int64
+	quit := make(chan struct{})
+	evilDev.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blocks/"+slowBlocks[0].Hash.String()) {
+			dripping.Add(1)
+			w.WriteHeader(http.StatusOK)
+			for i := 0; r.Context().Err() == nil && i < len(slow); i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				if _, err := w.Write(slow[i : i+1]); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				time.Sleep(500 * time.Millisecond) // StallTimeout is 1 s
+			}
+			return
+		}
+		evil.ServeHTTP(w, r)
+	})
+	t.Cleanup(func() { close(quit) }) // before the servers close
+	honest.write("gone.txt", []byte("to be deleted"))
+	startDev(t, honest, victim)
+	startDev(t, victim, evilDev, honest)
+	honest.rescan()
+	waitFor(t, "gone.txt on the victim", converge, func() bool { return fileIs(victim, "gone.txt", "to be deleted") })
+	evil.add(fileRec("slow.bin", slow, evil.id))
+	waitFor(t, "the drip to start", converge, func() bool { return dripping.Load() > 0 })
+	if err := os.Remove(filepath.Join(honest.root, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	honest.rescan()
+	waitFor(t, "honest's deletion of gone.txt on the victim", converge, func() bool {
+		_, err := os.Lstat(filepath.Join(victim.root, "gone.txt"))
+		return os.IsNotExist(err)
+	})
+	if countLines(victim, "too slowly") == 0 {
+		t.Errorf("the victim does not say why slow.bin failed:\n%s", victim.logText())
+	}
+}

@@ -35,6 +35,7 @@ type Hello struct {
 var (
 	ErrBadBlock    = errors.New("block data does not match its hash")
 	errStalled     = errors.New("peer stopped sending")
+	errTooSlow     = errors.New("peer sends blocks too slowly; asking elsewhere")
 	errReconnect   = errors.New("shared folders changed")
 	errWrongDevice = errors.New("hello names another device")
 )
@@ -335,6 +336,7 @@ func (c *conn) readChanges(resp *http.Response, fid string, epoch uint64) (newEp
 	fr := newFrameReader(resp.Body)
 	batch := make([]index.Record, 0, maxBatch)
 	var paths []string
+	blocks := 0 // of the records in batch
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -343,7 +345,8 @@ func (c *conn) readChanges(resp *http.Response, fid string, epoch uint64) (newEp
 			return err
 		}
 		f.markDirty(paths...)
-		batch, paths = batch[:0], paths[:0]
+		clear(batch) // no decoded record stays reachable
+		batch, paths, blocks = batch[:0], paths[:0], 0
 		return nil
 	}
 	for {
@@ -371,7 +374,8 @@ func (c *conn) readChanges(resp *http.Response, fid string, epoch uint64) (newEp
 		}
 		batch = append(batch, rec)
 		paths = append(paths, rec.Path)
-		if len(batch) == maxBatch {
+		blocks += len(rec.Blocks)
+		if len(batch) == maxBatch || blocks >= maxBatchBlocks {
 			if err := flush(); err != nil {
 				return 0, 0, 0, err
 			}
@@ -388,6 +392,9 @@ func checkRecord(r *index.Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", r.Path, err)
 	}
+	if top := r.Version.Top(); top > index.MaxPeerCounter {
+		return fmt.Errorf("%s: version counter %d above %d", r.Path, top, uint64(index.MaxPeerCounter))
+	}
 	if r.Sequence == 0 {
 		return fmt.Errorf("%s: no sequence", r.Path)
 	}
@@ -403,11 +410,13 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 	}
 	defer c.blockDone(client)
 	u := fmt.Sprintf("%s/v1/folders/%s/blocks/%s", base, url.PathEscape(fid), b.Hash)
-	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
+	dctx, cancel := c.blockDeadline(ctx, int64(len(buf)))
+	defer cancel()
+	rctx, stop := c.watchdog(dctx, c.e.o.StallTimeout)
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("block %s: %w", b.Hash, stop(err))
+		return fmt.Errorf("block %s: %w", b.Hash, tooSlow(dctx, stop(err)))
 	}
 	body := rctx.wrap(resp.Body)
 	defer body.Close()
@@ -416,7 +425,7 @@ func (c *conn) fetchBlock(ctx context.Context, fid string, b index.Block, buf []
 		return fmt.Errorf("block %s: %s", b.Hash, resp.Status)
 	}
 	_, err = io.ReadFull(body, buf)
-	if err := stop(err); err != nil {
+	if err := tooSlow(dctx, stop(err)); err != nil {
 		return fmt.Errorf("block %s: %w", b.Hash, err)
 	}
 	if n, _ := body.Read(make([]byte, 1)); n != 0 {
@@ -484,7 +493,14 @@ func (c *conn) fetchBatch(ctx context.Context, fid string, blocks []index.Block,
 		body = append(body, b.Hash[:]...)
 	}
 	u := fmt.Sprintf("%s/v1/folders/%s/blocks", base, url.PathEscape(fid))
-	rctx, stop := c.watchdog(ctx, c.e.o.StallTimeout)
+	var total int64
+	for _, b := range bufs {
+		total += int64(len(b))
+	}
+	dctx, cancel := c.blockDeadline(ctx, total)
+	defer cancel()
+	rctx, stop0 := c.watchdog(dctx, c.e.o.StallTimeout)
+	stop := func(err error) error { return tooSlow(dctx, stop0(err)) }
 	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/octet-stream")
 	// Reading blocks changes nothing: the transport may send the request
@@ -585,6 +601,30 @@ type stallCtx struct {
 	timer   *time.Timer
 	idle    time.Duration
 	stopped atomic.Bool // a read after stop must not re-arm the timer
+}
+
+// minBlockRate is the slowest a block answer may come, on average over
+// the whole answer, after a grace of twice StallTimeout (a variable for the
+// tests). A peer that sends a byte now and then never trips the idle
+// watchdog; without a bound on the whole answer it would hold a pull pass,
+// and with it every other peer's changes, for as long as it likes. 16 KiB/s
+// leaves room for a slow uplink shared by six block requests: a block of 4
+// MiB may take 5 minutes.
+var minBlockRate int64 = 16 << 10
+
+// blockDeadline bounds a block answer of n bytes: the context it returns
+// ends with errTooSlow after twice StallTimeout plus n at minBlockRate.
+func (c *conn) blockDeadline(ctx context.Context, n int64) (context.Context, context.CancelFunc) {
+	d := 2*c.e.o.StallTimeout + time.Duration(n)*time.Second/time.Duration(minBlockRate)
+	return context.WithTimeoutCause(ctx, d, errTooSlow)
+}
+
+// tooSlow is errTooSlow if the deadline of blockDeadline ended ctx, else err.
+func tooSlow(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errTooSlow) {
+		return errTooSlow
+	}
+	return err
 }
 
 // watchdog returns a context for one request that is cancelled when no

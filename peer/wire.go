@@ -21,6 +21,10 @@ const (
 	maxHelloBytes = 1 << 20
 	// maxBatch is how many records are stored per index transaction.
 	maxBatch = 512
+	// maxBatchBlocks bounds the blocks of the records held for one such
+	// transaction (a decoded block takes about 50 bytes): a record may
+	// have millions, and 512 of them held at once would take tens of GB.
+	maxBatchBlocks = 1 << 20
 )
 
 // ErrTooLarge is returned when a peer sends a frame over a limit.
