@@ -385,7 +385,7 @@ func TestChangesBatchBounded(t *testing.T) {
 	n := newTestNet(t)
 	victim := n.addDevice("victim")
 	evil := &testDev{net: n, name: "evil", id: deviceFromName("evil")}
-	const nBlocks, copies = 300_000, 40
+	const nBlocks, copies = 200_000, 24 // 4.8M blocks, about 240 MB decoded
 	var frame bytes.Buffer
 	func() {
 		blocks := make([]index.Block, nBlocks)
@@ -435,7 +435,7 @@ func TestChangesBatchBounded(t *testing.T) {
 	t.Cleanup(victim.srv.Close)
 	select {
 	case <-sent:
-	case <-time.After(time.Minute):
+	case <-time.After(3 * time.Minute): // slow under the race detector
 		t.Fatal("evil could not send its records")
 	}
 	var ms runtime.MemStats
@@ -446,8 +446,9 @@ func TestChangesBatchBounded(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
 	}
-	if peak > 300<<20 {
-		t.Errorf("heap in use while one changes answer is read = %d MiB, want it bounded (< 300 MiB)", peak>>20)
+	t.Logf("peak heap in use: %d MiB", peak>>20)
+	if peak > 150<<20 {
+		t.Errorf("heap in use while one changes answer is read = %d MiB, want it bounded (< 150 MiB)", peak>>20)
 	}
 }
 
