@@ -21,26 +21,32 @@ type candidate struct {
 // winner picks the global version of a path among the candidates: the
 // record whose version vector dominates; between concurrent records the
 // rules of doc.go ("Conflicts") decide. Every device, given the same set of
-// records, picks the same winner. It returns -1 for no candidates.
+// records, picks the same winner, whatever their order: the records that
+// another one dominates are out first, and only then do those rules choose
+// among the rest (one pass with a running best is not enough: a record
+// that loses to a concurrent one by the rules, and is then dominated by a
+// newer version, would make the choice depend on the order). It returns -1
+// for no candidates.
 func winner(cands []candidate) int {
 	best := -1
 	for i, c := range cands {
-		if best < 0 {
-			best = i
+		dominated := false
+		for j, o := range cands {
+			if j != i && c.Rec.Version.Compare(o.Rec.Version) == index.Lesser {
+				dominated = true
+				break
+			}
+		}
+		if dominated {
 			continue
 		}
-		switch c.Rec.Version.Compare(cands[best].Rec.Version) {
-		case index.Greater:
+		// Equal versions with different contents come only from a device
+		// whose records were lost (its first scan gave an edit a version it
+		// had used before): they are ordered as concurrent ones, and so are
+		// equal ones with the same content, so that which came first never
+		// decides.
+		if best < 0 || beats(c, cands[best]) {
 			best = i
-		case index.Concurrent, index.Equal:
-			// Equal versions with different contents come only from a
-			// device whose records were lost (its first scan gave an edit
-			// a version it had used before): they are ordered as
-			// concurrent ones, and so are equal ones with the same
-			// content, so that which came first never decides.
-			if beats(c, cands[best]) {
-				best = i
-			}
 		}
 	}
 	return best

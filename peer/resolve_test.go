@@ -130,3 +130,21 @@ func TestCheckRemotePath(t *testing.T) {
 		}
 	}
 }
+
+// TestWinnerAnyOrder: the winner does not depend on the order of the
+// records. Y (A's file) loses by the rules to nothing here, X (A's
+// deletion) dominates Y, and Z (B's edit, older mtime) is concurrent with
+// both: the live Z must win from every order (a deletion never beats a
+// concurrent modification), not X or the superseded Y.
+func TestWinnerAnyOrder(t *testing.T) {
+	c := func(dev, val uint64) index.Counter { return index.Counter{Device: dev, Value: val} }
+	y := candidate{3, rec(100, false, 1, c(1, 1))}
+	x := candidate{1, rec(200, true, 0, c(1, 2))}
+	z := candidate{2, rec(50, false, 2, c(2, 1))}
+	for _, order := range [][]candidate{{x, y, z}, {x, z, y}, {y, x, z}, {y, z, x}, {z, x, y}, {z, y, x}} {
+		if w := winner(order); order[w].Device != z.Device {
+			t.Errorf("winner(devices %d,%d,%d) = device %d (deleted %v), want device 2, the live concurrent version",
+				order[0].Device, order[1].Device, order[2].Device, order[w].Device, order[w].Rec.Deleted)
+		}
+	}
+}
