@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/mdns"
 	"github.com/syncd-project/syncd/transport/deviceid"
@@ -88,6 +89,7 @@ func parseEntry(e *mdns.ServiceEntry) (Found, error) {
 	if n, ok := strings.CutSuffix(instance, "-"+id.Short()); ok && n != "" {
 		f.Name = n
 	}
+	f.Name = printable(f.Name)
 	if ip := e.AddrV4; ip != nil && ip.To4() != nil {
 		f.addAddr(ip.String(), port)
 	}
@@ -143,6 +145,23 @@ func unescapeLabel(s string) string {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// printable keeps what a name from the network may show on a terminal:
+// valid UTF-8 without control characters (an escape sequence in a name
+// would reach the user's terminal in pairing's messages), at most 63 bytes.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	for len(s) > 63 {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
+	}
+	return s
+}
 
 // instanceName is the DNS-SD instance label: the device name reduced to
 // letters, digits and '-', then the short device ID, so that two laptops

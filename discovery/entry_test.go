@@ -185,3 +185,23 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		t.Errorf("BrowseOnce(lo) = %v, want %v", err, ErrNoInterface)
 	}
 }
+
+// TestParseEntryControlChars: a name from the network keeps no control
+// characters (escape sequences would reach the user's terminal through
+// pairing's messages) and no invalid UTF-8.
+func TestParseEntryControlChars(t *testing.T) {
+	id := testID(1)
+	e := &mdns.ServiceEntry{
+		Name:       `\027]0;owned\007\027[2J-` + id.Short() + "." + serviceFQDN,
+		AddrV4:     net.IPv4(198, 18, 0, 1),
+		Port:       22000,
+		InfoFields: []string{"id=" + id.String(), "pair=1"},
+	}
+	f, err := parseEntry(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Name != "]0;owned[2J" {
+		t.Errorf("Found.Name = %q, want the printable rest", f.Name)
+	}
+}

@@ -172,3 +172,26 @@ func listenLocal(t testing.TB) (net.Listener, string) {
 	t.Cleanup(func() { ln.Close() })
 	return ln, ln.Addr().String()
 }
+
+// TestRenewalKeepsSkewedPeer: a pinned peer whose clock runs 2 hours
+// behind accepts the device before and after it renews its leaf (the
+// renewed leaf is valid from when the old one was).
+func TestRenewalKeepsSkewedPeer(t *testing.T) {
+	s, c := newTestIdentity(t, "S"), newTestIdentity(t, "C")
+	renewAt := testNow.Add(LeafLifetime - 20*24*time.Hour) // within 30 days of expiry
+	peerClock := renewAt.Add(-2 * time.Hour)
+	_, addr := startServer(t, Options{Identity: s, Pins: NewPins(c.ID), Now: fixedNow(renewAt)}, helloHandler(s))
+	cli := ClientTLSConfig(Options{Identity: c, Pins: NewPins(s.ID), Now: fixedNow(peerClock)}, s.ID)
+	if _, _, err := tryHello(addr, cli); err != nil {
+		t.Fatalf("before the renewal: %v", err)
+	}
+	if ok, err := s.RenewIfNeeded(renewAt, 30*24*time.Hour); !ok || err != nil {
+		t.Fatalf("RenewIfNeeded = %v, %v", ok, err)
+	}
+	if _, _, err := tryHello(addr, cli); err != nil {
+		t.Fatalf("after the renewal, the peer whose clock is 2 h behind refuses: %v", err)
+	}
+	if got := s.Certificate().Leaf.NotAfter; !got.After(renewAt.Add(LeafLifetime - time.Hour)) {
+		t.Errorf("renewed leaf ends %v", got)
+	}
+}

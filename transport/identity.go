@@ -40,6 +40,8 @@ const (
 	// clockSkew backdates NotBefore so that a peer whose clock is a little
 	// behind still accepts a certificate made a moment ago.
 	clockSkew = time.Hour
+	// renewBackdate is how far back a renewed leaf is valid from.
+	renewBackdate = 7 * 24 * time.Hour
 	// maxIdentityFile bounds every identity file read from disk.
 	maxIdentityFile = 64 << 10
 )
@@ -136,7 +138,7 @@ func CreateIdentity(dir, name string, now time.Time) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create identity: %w", err)
 	}
-	leafDER, err := signLeaf(ca, caKey, leafKey, name, now)
+	leafDER, err := signLeaf(ca, caKey, leafKey, name, now, now.Add(-clockSkew))
 	if err != nil {
 		return nil, fmt.Errorf("create identity: %w", err)
 	}
@@ -285,7 +287,15 @@ func (id *Identity) RenewIfNeeded(now time.Time, within time.Duration) (renewed 
 	if !ok {
 		return false, errors.New("renew leaf: leaf key is not ECDSA")
 	}
-	der, err := signLeaf(id.CA, id.caKey, leafKey, id.Name, now)
+	// The renewed leaf is valid from a week ago (not from an hour ago, as
+	// a new identity's): a pinned peer whose clock runs behind accepted
+	// the old leaf, and must not refuse this device from the moment it
+	// renews (renewal comes 30 days before the old leaf ends).
+	from := now.Add(-renewBackdate)
+	if from.Before(id.CA.NotBefore) {
+		from = id.CA.NotBefore
+	}
+	der, err := signLeaf(id.CA, id.caKey, leafKey, id.Name, now, from)
 	if err != nil {
 		return false, fmt.Errorf("renew leaf: %w", err)
 	}
@@ -304,9 +314,9 @@ func (id *Identity) RenewIfNeeded(now time.Time, within time.Duration) (renewed 
 	return true, nil
 }
 
-// signLeaf makes a leaf for key, valid from now (backdated by clockSkew) for
-// LeafLifetime but never past the CA.
-func signLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, key *ecdsa.PrivateKey, name string, now time.Time) ([]byte, error) {
+// signLeaf makes a leaf for key, valid from notBefore until LeafLifetime
+// after now but never past the CA.
+func signLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, key *ecdsa.PrivateKey, name string, now, notBefore time.Time) ([]byte, error) {
 	notAfter := now.Add(LeafLifetime)
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
@@ -318,7 +328,7 @@ func signLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, key *ecdsa.PrivateK
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"syncd"}},
-		NotBefore:             now.Add(-clockSkew),
+		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncd-project/syncd/transport"
 )
 
 // TestDaemonRefusesFolderAroundHome: a folder written into config.toml by
@@ -234,4 +238,28 @@ func TestDanglingConfigSymlink(t *testing.T) {
 	if code == exitOK || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "is a symlink to "+missing+", which does not exist") {
 		t.Errorf("init with a dangling config symlink: exit %d, %q", code, errb.String())
 	}
+}
+
+// TestRenewWhileRunning: a running daemon renews its leaf certificate when
+// it nears its end, not only when it starts.
+func TestRenewWhileRunning(t *testing.T) {
+	old := renewEvery
+	renewEvery = 10 * time.Millisecond
+	t.Cleanup(func() { renewEvery = old })
+	made := time.Now().Add(-(transport.LeafLifetime - 10*24*time.Hour)) // 10 days left
+	id, err := transport.CreateIdentity(t.TempDir(), "a", made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{id: id, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.renewLoop(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 5*time.Second, "the leaf to be renewed", func() string {
+		if until := id.Leaf().NotAfter; until.Before(time.Now().Add(300 * 24 * time.Hour)) {
+			return "leaf ends " + until.Format(time.DateOnly)
+		}
+		return ""
+	})
 }

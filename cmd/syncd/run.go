@@ -31,8 +31,12 @@ import (
 // memoryLimit is the soft memory limit of the daemon (GOMEMLIMIT overrides).
 const memoryLimit = 80 << 20
 
-// renewWithin is when run renews the leaf certificate.
+// renewWithin is when run renews the leaf certificate: at start, and then
+// every renewEvery while it runs (a daemon may run for longer than a leaf
+// lives).
 const renewWithin = 30 * 24 * time.Hour
+
+var renewEvery = 24 * time.Hour // a variable for the tests
 
 type runFlags struct {
 	listen    string
@@ -295,6 +299,7 @@ func (d *daemon) run() error {
 	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler()) })
 	g.Go(func() error { return d.store.RunGC(ctx, 10*time.Minute) })
 	g.Go(func() error { return trimMemory(ctx) })
+	g.Go(func() error { d.renewLoop(ctx); return nil })
 	if disc == "mdns" {
 		_, port, _ := net.SplitHostPort(d.ln.Addr().String())
 		p, _ := strconv.Atoi(port)
@@ -333,6 +338,28 @@ func (d *daemon) run() error {
 	}
 	d.log.Info("syncd stopped")
 	return err
+}
+
+// renewLoop renews the device's leaf certificate when it nears its end,
+// looking every renewEvery, until ctx ends. A failure is logged and tried
+// again next time; the running daemon goes on with the old leaf.
+func (d *daemon) renewLoop(ctx context.Context) {
+	t := time.NewTicker(renewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			renewed, err := d.id.RenewIfNeeded(time.Now(), renewWithin)
+			switch {
+			case err != nil:
+				d.log.Error("could not renew the device certificate; peers refuse this device once it ends", "until", d.id.Leaf().NotAfter.Format(time.DateOnly), "err", err)
+			case renewed:
+				d.log.Info("renewed the device certificate", "until", d.id.Leaf().NotAfter.Format(time.DateOnly))
+			}
+		}
+	}
 }
 
 // reloadConfig re-reads the config; a broken config is reported and the
