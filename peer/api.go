@@ -198,7 +198,7 @@ func (e *Engine) durableTop(fid string, epoch uint64) (uint64, error) {
 	}
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
-	if d, ok := e.durable[fid]; ok && d[0] == epoch && d[1] >= top {
+	if d, ok := e.durable[fid]; ok && d.epoch == epoch && d.top >= top {
 		return top, nil
 	}
 	if err := e.o.Store.Sync(); err != nil {
@@ -207,7 +207,7 @@ func (e *Engine) durableTop(fid string, epoch uint64) (uint64, error) {
 	if h := e.o.hooks.afterIndexSync; h != nil {
 		h()
 	}
-	e.durable[fid] = [2]uint64{epoch, top}
+	e.durable[fid] = durableSeq{epoch, top}
 	return top, nil
 }
 

@@ -210,11 +210,14 @@ type Engine struct {
 	fetchedBytes atomic.Int64 // block bytes received from peers
 	held         heldFiles    // temp files held open for their commits, in all folders
 
-	// syncMu guards durable: by folder, the epoch and the top local
-	// sequence known to be on disk (durableTop).
+	// syncMu guards durable: by folder, the top local sequence known to
+	// be on disk (durableTop).
 	syncMu  sync.Mutex
-	durable map[string][2]uint64
+	durable map[string]durableSeq
 }
+
+// durableSeq is a folder's top local sequence on disk, in its epoch.
+type durableSeq struct{ epoch, top uint64 }
 
 // fetched returns the block bytes received from peers so far.
 func (e *Engine) fetched() int64 { return e.fetchedBytes.Load() }
@@ -226,7 +229,7 @@ func New(o Options) *Engine {
 		o:        o,
 		inflight: semaphore.NewWeighted(o.MaxInflight),
 		peers:    map[deviceid.ID]*conn{},
-		durable:  map[string][2]uint64{},
+		durable:  map[string]durableSeq{},
 		folders:  map[string]*folder{},
 		started:  map[string]func(){},
 		lastTask: map[string]chan struct{}{},

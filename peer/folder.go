@@ -482,12 +482,15 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	}
 	f.mu.Lock()
 	switch {
-	case res.Errors > 0 && res.Unsyncable > 0:
-		f.scanErr = fmt.Sprintf("%d paths could not be read (permission denied?) and %d names cannot be synced (not UTF-8, a backslash, too long): they are not synced; the log names them", res.Errors, res.Unsyncable)
-	case res.Errors > 0:
-		f.scanErr = fmt.Sprintf("%d paths could not be read (permission denied?) and are not synced; the log names them", res.Errors)
-	case res.Unsyncable > 0:
-		f.scanErr = fmt.Sprintf("%d names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them; rename them to sync them", res.Unsyncable)
+	case res.Errors+res.Unsyncable > 0:
+		var what []string
+		if res.Errors > 0 {
+			what = append(what, fmt.Sprintf("%d paths could not be read (permission denied?)", res.Errors))
+		}
+		if res.Unsyncable > 0 {
+			what = append(what, fmt.Sprintf("%d names cannot be synced (not UTF-8, a backslash, too long; rename them)", res.Unsyncable))
+		}
+		f.scanErr = strings.Join(what, " and ") + ": they are not synced; the log names them"
 	case paths == nil:
 		f.scanErr = ""
 	}

@@ -44,11 +44,13 @@ func TestKeptTempMovedWithItsDirectory(t *testing.T) {
 	}
 }
 
-// crashAtLink starts alpha and bravo; bravo's folder goroutine dies (as in
-// a kill -9: nothing after it runs) once armed, when a pull of d/l has put
-// its temp symlink in place and checked the target.
-func crashAtLink(t *testing.T, crash *oneShot) (*testNet, *testDev, *testDev) {
-	return startTwo(t, func(d *testDev, o *Options) {
+// crashAtLink starts alpha and bravo with d/keep.txt synced; then alpha
+// makes the symlink d/l, and bravo's folder goroutine dies (as in a kill
+// -9: nothing after it runs) while pulling it, once its temp symlink is in
+// place and the target checked. bravo's engine still runs otherwise.
+func crashAtLink(t *testing.T) (*testNet, *testDev, *testDev) {
+	var crash oneShot
+	n, a, b := startTwo(t, func(d *testDev, o *Options) {
 		if d.name != "bravo" {
 			return
 		}
@@ -59,14 +61,6 @@ func crashAtLink(t *testing.T, crash *oneShot) (*testNet, *testDev, *testDev) {
 			}
 		}
 	})
-}
-
-// TestCrashSymlinkTempMoved: bravo dies while placing a symlink pulled
-// from alpha, leaving its temp symlink; while it is down the user renames
-// the directory. Once it runs again, no temp is left in its folder.
-func TestCrashSymlinkTempMoved(t *testing.T) {
-	var crash oneShot
-	_, a, b := crashAtLink(t, &crash)
 	syncedFile(t, a, b, "d/keep.txt", []byte("keep"))
 	crash.arm()
 	if err := os.Symlink("keep.txt", filepath.Join(a.root, "d/l")); err != nil {
@@ -74,6 +68,14 @@ func TestCrashSymlinkTempMoved(t *testing.T) {
 	}
 	a.rescan()
 	waitFor(t, "bravo to die placing d/l", converge, crash.fired.Load)
+	return n, a, b
+}
+
+// TestCrashSymlinkTempMoved: bravo dies while placing a symlink pulled
+// from alpha, leaving its temp symlink; while it is down the user renames
+// the directory. Once it runs again, no temp is left in its folder.
+func TestCrashSymlinkTempMoved(t *testing.T) {
+	_, a, b := crashAtLink(t)
 	b.stop()
 	if left := tempsIn(t, b.root); len(left) != 1 {
 		t.Fatalf("temps after the crash: %q, want the symlink's", left)
@@ -92,15 +94,7 @@ func TestCrashSymlinkTempMoved(t *testing.T) {
 // and bravo learns of it before it stops: once it runs again, the temp
 // symlink does not keep it from deleting the directory too.
 func TestCrashSymlinkTempDeleted(t *testing.T) {
-	var crash oneShot
-	_, a, b := crashAtLink(t, &crash)
-	syncedFile(t, a, b, "d/keep.txt", []byte("keep"))
-	crash.arm()
-	if err := os.Symlink("keep.txt", filepath.Join(a.root, "d/l")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	waitFor(t, "bravo to die placing d/l", converge, crash.fired.Load)
+	_, a, b := crashAtLink(t)
 	if err := os.RemoveAll(filepath.Join(a.root, "d")); err != nil {
 		t.Fatal(err)
 	}
