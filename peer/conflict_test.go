@@ -614,3 +614,103 @@ func TestConflictCopyNeverReplacesAFile(t *testing.T) {
 		t.Errorf("the trash does not hold the losing version")
 	}
 }
+
+// TestSupersededVersionStaysGone plays a deletion that loses to a
+// concurrent edit while a third device still holds the deleted version:
+// alpha edits p (Y), charlie takes Y and goes away, alpha deletes p,
+// bravo's offline edit Z (older mtime) beats the deletion. When charlie
+// comes back, Y, which alpha deleted, must not come back: the version alpha
+// records for Z has seen Y (it merges both vectors), so Z replaces Y on
+// charlie and nothing is a conflict.
+func TestSupersededVersionStaysGone(t *testing.T) {
+	n := newTestNet(t)
+	a, b, c := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("charlie")
+	a.start(b, c)
+	b.start(a, c)
+	c.start(a, b)
+	syncedFile(t, a, b, "p.txt", []byte("base"))
+	waitConverged(t, converge, a, b, c)
+
+	n.setLink(a, b, false)
+	n.setLink(b, c, false)
+	time.Sleep(100 * time.Millisecond)
+	b.write("p.txt", []byte("Z from bravo"))
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(b.root, "p.txt"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "bravo scans Z", converge, func() bool {
+		r, _, _ := b.store.Local("f", "p.txt")
+		return r.ModTime == old.UnixNano()
+	})
+	before, err := os.Stat(filepath.Join(b.root, "p.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write("p.txt", []byte("Y from alpha"))
+	a.rescan()
+	waitFor(t, "charlie takes Y", converge, func() bool { return readFile(t, c, "p.txt") == "Y from alpha" })
+
+	n.setLink(a, c, false)
+	time.Sleep(100 * time.Millisecond)
+	if err := os.Remove(filepath.Join(a.root, "p.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	time.Sleep(300 * time.Millisecond)
+	n.setLink(a, b, true)
+	waitConverged(t, converge, a, b)
+	if got := readFile(t, a, "p.txt"); got != "Z from bravo" {
+		t.Fatalf("p.txt on alpha = %q, want bravo's edit (it beats the deletion)", got)
+	}
+	// Bravo takes alpha's version of Z (the same content): were charlie
+	// to meet bravo before, Y and bravo's Z would be concurrent for them.
+	waitFor(t, "bravo records alpha's version of Z", converge, func() bool {
+		ra, _, _ := a.store.Local("f", "p.txt")
+		rb, _, _ := b.store.Local("f", "p.txt")
+		return ra.Version.Compare(rb.Version) == index.Equal
+	})
+	// Only the version changed for bravo: its file is not touched.
+	after, err := os.Stat(filepath.Join(b.root, "p.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if index.Ctime(after) != index.Ctime(before) {
+		t.Errorf("bravo's p.txt was changed (ctime %d, was %d) for a new version of the same content", index.Ctime(after), index.Ctime(before))
+	}
+
+	n.setLink(a, c, true)
+	n.setLink(b, c, true)
+	got := waitConverged(t, converge, a, b, c)
+	for _, d := range []*testDev{a, b, c} {
+		if data := readFile(t, d, "p.txt"); data != "Z from bravo" {
+			t.Errorf("p.txt on %s = %q, want %q (Y was deleted after it was made)", d.name, data, "Z from bravo")
+		}
+	}
+	if cc := conflictCopies(got); len(cc) != 0 {
+		t.Errorf("conflict copies %v, want none (Z has seen Y)", cc)
+	}
+}
+
+// TestSameNewFileOnBoth writes the same new file on both devices; the
+// receiver has not scanned its copy when the sender's version arrives.
+// Identical content is no conflict: no conflict copy appears.
+func TestSameNewFileOnBoth(t *testing.T) {
+	_, a, b := pair2(t)
+	syncedFile(t, a, b, "first.txt", []byte("both running")) // past bravo's first scan
+	data := randBytes(7, 300<<10)
+	b.write("photo.jpg", data)
+	a.write("photo.jpg", data)
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	b.rescan()
+	time.Sleep(300 * time.Millisecond)
+	got = waitConverged(t, converge, a, b)
+	if cc := conflictCopies(got); len(cc) != 0 {
+		t.Errorf("conflict copies %v, want none (both sides wrote the same content)", cc)
+	}
+	if readFile(t, b, "photo.jpg") != string(data) {
+		t.Errorf("photo.jpg on bravo lost its content")
+	}
+}

@@ -66,7 +66,15 @@
 // local file is renamed to NAME.sync-conflict-YYYYMMDD-HHMMSS-<short id>.EXT
 // (the loser's mtime in UTC and its last modifier) before the winner is put
 // in place; the conflict copy is then scanned and synced like any file.
-// Identical concurrent contents do not conflict. The decided cases:
+// Identical concurrent contents do not conflict, and neither does a file
+// the scanner has not seen yet that already holds the winner's content.
+// A device that takes a winner over a local version the winner does not
+// dominate (a conflict's loser, a deletion a live edit beat) records the
+// winner with both vectors merged: a device that still holds an older copy
+// of the local version then finds it superseded, not concurrent, so what
+// was deleted or lost here cannot win again there. The other devices take
+// the merged version as a change of the version only, leaving the file
+// untouched. The decided cases:
 //
 //   - modify vs modify: conflict copy of the loser, as above.
 //   - delete vs modify: the modification wins, the file is restored.

@@ -624,6 +624,14 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 	}
 	j := job{path: p, win: win, local: local, hasLocal: hasLocal}
 	j.conflict = hasLocal && !local.Deleted && (cmp == index.Concurrent || cmp == index.Equal) && !sameContent(local, win)
+	if hasLocal && cmp != index.Lesser {
+		// The version recorded here has seen the local one it replaces
+		// (a conflict's loser, a deletion a live edit beat): without it a
+		// device still holding an older copy of the local version would
+		// find it concurrent with the winner, and what was deleted or
+		// superseded here could win again there.
+		j.win.Version = win.Version.Merge(local.Version)
+	}
 	return j, true, nil
 }
 
@@ -879,8 +887,9 @@ func (f *folder) finalCheck(j job, t at) (linked fs.FileInfo, err error) {
 // left at t (linked), for a rename to replace atomically.
 func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.FileInfo, err error) {
 	switch {
-	case !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local):
-		// Unscanned local content: a new local version, concurrent with win.
+	case (!j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local)) && !f.holdsWinner(j, t, fi):
+		// Unscanned local content: a new local version, concurrent with win
+		// (the same content as win is no conflict, only a copy).
 		return nil, f.makeConflictCopy(j.path, t, f.unscannedLoser(j, fi))
 	case j.conflict:
 		return nil, f.makeConflictCopy(j.path, t, j.local)
@@ -896,6 +905,27 @@ func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.F
 		return nil, err
 	}
 	return fi, nil
+}
+
+// holdsWinner reports whether t (fi), local content the scanner has not
+// seen, is a regular file that already holds j.win's content: the same
+// file written on both devices, or copied here before it arrived.
+func (f *folder) holdsWinner(j job, t at, fi fs.FileInfo) bool {
+	r := j.win
+	if !fi.Mode().IsRegular() || r.Deleted || r.Kind != index.File || fi.Size() != r.Size {
+		return false
+	}
+	fd, err := retryEINTR(func() (int, error) { return unix.Openat(t.dirfd, t.name, metaOpen, 0) })
+	if err != nil {
+		return false
+	}
+	file := os.NewFile(uintptr(fd), t.full)
+	defer file.Close()
+	now, err := file.Stat()
+	if err != nil || inodeOf(now) != inodeOf(fi) {
+		return false
+	}
+	return f.sc != nil && f.holdsContent(file, now, r)
 }
 
 // maxDirCheck bounds the entries dirHoldsLive looks at; a larger

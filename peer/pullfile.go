@@ -129,6 +129,15 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 	if err != nil || changedOnDisk(fi, j.local) || ctimeMoved(fi, j.local) {
 		return false, nil
 	}
+	if fi.Mode().Perm() == mode && fi.ModTime().Equal(mtime) {
+		// Only the version changed (another device merged it with a
+		// concurrent one): the file is as scanned and stays untouched, so
+		// nothing needs hashing again.
+		if err := f.record(j.win, fi); err != nil {
+			return true, err
+		}
+		return true, nil
+	}
 	if h := f.e.o.hooks.beforeMetaChange; h != nil {
 		h(j.path)
 	}
