@@ -70,7 +70,7 @@ func CheckAddr(s string, ipOnly bool) error {
 		return fmt.Errorf("%w %q: empty host", ErrBadAddr, s)
 	}
 	if ip := net.ParseIP(hostWithoutZone(host)); ip != nil {
-		if ip.IsUnspecified() || ip.IsMulticast() {
+		if ip.IsUnspecified() || ip.IsMulticast() || ip.Equal(net.IPv4bcast) {
 			return fmt.Errorf("%w %q: not a unicast address", ErrBadAddr, s)
 		}
 		return nil
@@ -130,6 +130,10 @@ type Options struct {
 	// Expiry is how long an mDNS address lives without being seen again.
 	// Default: 5 minutes (browses run every 30 s, answers carry a 120 s TTL).
 	Expiry time.Duration
+	// Keep, if set, names the devices whose mDNS addresses a full book
+	// never evicts (the pinned peers): a flood of made-up devices on the
+	// LAN cannot push them out. Default: none.
+	Keep func(deviceid.ID) bool
 }
 
 // DefaultExpiry is the default lifetime of an mDNS address.
@@ -141,6 +145,7 @@ type Book struct {
 	log    *slog.Logger
 	now    func() time.Time
 	expiry time.Duration
+	keep   func(deviceid.ID) bool
 
 	mu      sync.Mutex
 	devices map[deviceid.ID]*entry // guarded by mu
@@ -164,10 +169,14 @@ func NewBook(o Options) *Book {
 	if o.Expiry <= 0 {
 		o.Expiry = DefaultExpiry
 	}
+	if o.Keep == nil {
+		o.Keep = func(deviceid.ID) bool { return false }
+	}
 	return &Book{
 		log:     o.Logger,
 		now:     o.Now,
 		expiry:  o.Expiry,
+		keep:    o.Keep,
 		devices: make(map[deviceid.ID]*entry),
 		subs:    make(map[*subscriber]bool),
 	}
@@ -252,8 +261,12 @@ func (b *Book) Seen(id deviceid.ID, addr string, src Source) {
 		}
 	case SourceMDNS:
 		if len(e.mdns) == 0 {
-			if b.nMDNS >= MaxMDNSDevices {
-				b.evictOldestLocked()
+			if b.nMDNS >= MaxMDNSDevices && !b.evictOldestLocked() && !b.keep(id) {
+				// Full of kept devices: a new one waits until some expire.
+				b.dropIfEmptyLocked(id, e)
+				b.mu.Unlock()
+				b.log.Debug("discovery: address book full, ignoring a device", "device", id.Short())
+				return
 			}
 			b.nMDNS++
 			e.mdns = make(map[string]time.Time)
@@ -282,13 +295,14 @@ func (b *Book) Seen(id deviceid.ID, addr string, src Source) {
 }
 
 // evictOldestLocked drops the mDNS addresses of the device seen least
-// recently. Caller holds mu.
-func (b *Book) evictOldestLocked() {
+// recently among those not kept, and reports whether there was one. Caller
+// holds mu.
+func (b *Book) evictOldestLocked() bool {
 	var victim deviceid.ID
 	var victimT time.Time
 	found := false
 	for id, e := range b.devices {
-		if len(e.mdns) == 0 {
+		if len(e.mdns) == 0 || b.keep(id) {
 			continue
 		}
 		var newest time.Time
@@ -308,6 +322,7 @@ func (b *Book) evictOldestLocked() {
 		b.dropIfEmptyLocked(victim, e)
 		b.log.Debug("discovery: address book full, dropped a device", "device", victim.Short())
 	}
+	return found
 }
 
 // dropIfEmptyLocked removes e when it holds no address. Caller holds mu.

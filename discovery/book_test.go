@@ -257,6 +257,48 @@ func TestBookBounds(t *testing.T) {
 	}
 }
 
+// TestBookKeepsPinned floods a book with made-up devices: the pinned
+// peer, seen before all of them, keeps its address; once the book is full
+// of kept devices, a new device that is not kept is ignored.
+func TestBookKeepsPinned(t *testing.T) {
+	clk := newFakeClock()
+	pinned := testID(0)
+	kept := map[deviceid.ID]bool{pinned: true}
+	b := NewBook(Options{Now: clk.Now, Keep: func(id deviceid.ID) bool { return kept[id] }})
+	b.Seen(pinned, "198.18.0.1:1", SourceMDNS)
+	for i := range MaxMDNSDevices + 10 {
+		clk.Advance(time.Millisecond)
+		b.Seen(testID(i+1), "198.18.1.1:1", SourceMDNS)
+	}
+	if got := b.Lookup(pinned); len(got) != 1 {
+		t.Fatalf("Lookup(pinned peer) = %v after a flood, want its address", got)
+	}
+	if got, want := len(b.Devices()), MaxMDNSDevices; got != want {
+		t.Errorf("len(Devices()) = %d, want %d", got, want)
+	}
+	if got := b.Lookup(testID(11)); got != nil {
+		t.Errorf("Lookup(oldest unpinned device) = %v, want evicted", got)
+	}
+
+	// Every device in the book kept: a stranger waits, a pinned one is in.
+	for _, id := range b.Devices() {
+		kept[id] = true
+	}
+	stranger, friend := testID(-1), testID(-2)
+	kept[friend] = true
+	b.Seen(stranger, "198.18.2.1:1", SourceMDNS)
+	b.Seen(friend, "198.18.2.2:1", SourceMDNS)
+	if got := b.Lookup(stranger); got != nil {
+		t.Errorf("Lookup(stranger) = %v in a book full of pinned devices, want none", got)
+	}
+	if got := b.Lookup(friend); len(got) != 1 {
+		t.Errorf("Lookup(pinned newcomer) = %v, want its address", got)
+	}
+	if got := b.Lookup(pinned); len(got) != 1 {
+		t.Errorf("Lookup(pinned peer) = %v, want its address", got)
+	}
+}
+
 func TestBookConcurrent(t *testing.T) {
 	b := NewBook(Options{Expiry: time.Millisecond})
 	ch, unsub := b.Subscribe()
@@ -304,6 +346,7 @@ func TestCheckAddr(t *testing.T) {
 		{":22000", false, false},
 		{"0.0.0.0:22000", false, false},
 		{"224.0.0.251:5353", false, false},
+		{"255.255.255.255:22000", false, false},
 		{"a..b:1", false, false},
 		{"bad host:1", false, false},
 		{string(make([]byte, 400)) + ":1", false, false},

@@ -11,7 +11,10 @@
 // Options.Expiry (5 minutes). Lookup lists static addresses first, then mDNS
 // ones, newest first. Subscribers learn which device changed, coalesced and
 // without ever blocking the book. The book is bounded (MaxMDNSDevices,
-// MaxAddrs) because anyone on the LAN can announce.
+// MaxAddrs) because anyone on the LAN can announce; when it is full, the
+// device seen least recently makes room, never one of Options.Keep (the
+// daemon's pinned peers), so a flood of made-up devices cannot push a
+// pinned peer's address out.
 //
 // # What is announced
 //

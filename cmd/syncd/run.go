@@ -184,8 +184,8 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 		return nil, withHint(fmt.Errorf("open the index in %s: %w", paths.Index, err), "check the disk and permissions; if it is damaged, move it away and syncd rescans")
 	}
 	d.send, d.recv = rate.NewLimiter(rate.Inf, 1<<20), rate.NewLimiter(rate.Inf, 1<<20)
-	d.book = discovery.NewBook(discovery.Options{Logger: d.log})
 	d.pins = transport.NewPins()
+	d.book = discovery.NewBook(discovery.Options{Logger: d.log, Keep: d.pins.Has})
 	listen := d.cfg.Listen
 	if rf.listen != "" {
 		listen = rf.listen
