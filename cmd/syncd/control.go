@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -57,7 +58,7 @@ func serveControl(ctx context.Context, sockPath string, h http.Handler) error {
 	if err := removeStaleSocket(sockPath); err != nil {
 		return err
 	}
-	tmpDir, err := os.MkdirTemp(filepath.Dir(sockPath), ".sock-")
+	tmpDir, err := shortTempDir(filepath.Dir(sockPath))
 	if err != nil {
 		return withHint(fmt.Errorf("control socket: %w", err), "check the permissions of "+filepath.Dir(sockPath))
 	}
@@ -101,6 +102,23 @@ func serveControl(ctx context.Context, sockPath string, h http.Handler) error {
 	}
 	<-served
 	return nil
+}
+
+// shortTempDir makes a private directory DIR/.sNNNNNN: with "/s" after it,
+// it is no longer than DIR/syncd.sock, so the temporary socket path fits
+// whenever the final one does.
+func shortTempDir(dir string) (string, error) {
+	for range 100 {
+		p := filepath.Join(dir, fmt.Sprintf(".s%06d", mrand.IntN(1000000)))
+		err := os.Mkdir(p, 0o700)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return "", errors.New("could not make a temporary directory")
 }
 
 // removeStaleSocket removes a socket at path that nobody answers on.

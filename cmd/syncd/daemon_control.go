@@ -97,11 +97,12 @@ func folderState(s string) string {
 
 func peerAction(p peer.PeerStatus) string {
 	e := p.LastError
+	name := nameOr(p.Name, p.Short)
 	if strings.Contains(e, transport.ErrUnknownPeer.Error()) || strings.Contains(e, transport.ErrBadChain.Error()) ||
 		strings.Contains(e, "certificate") || strings.Contains(e, "hello names another device") {
-		return "the device answering there is not the " + p.Name + " you pinned: check 'syncd id' on it, and pair again if it was reinstalled"
+		return "the device answering there is not the " + name + " you pinned: check 'syncd id' on it, and pair again if it was reinstalled"
 	}
-	return "check that syncd runs on " + p.Name + " and that its address is reachable (firewall, 'syncd peer add ID --addr HOST:PORT')"
+	return "check that syncd runs on " + name + " and that its address is reachable (firewall, 'syncd peer add ID --addr HOST:PORT')"
 }
 
 func limitOf(l rate.Limit) int64 {

@@ -83,16 +83,23 @@ type pairing struct {
 	lim  *rate.Limiter
 	sem  chan struct{} // one token per connection in the protocol
 
-	mu    sync.Mutex         // guards conns
-	conns map[*tls.Conn]bool // connections in the protocol now
+	mu      sync.Mutex              // guards conns and evicted
+	conns   map[*tls.Conn]time.Time // connections in the protocol now, by admission time
+	evicted map[*tls.Conn]bool      // closed to make room; their slot went to another
 }
+
+// helloGrace is how long a pairing connection may sit without claiming the
+// code before a newcomer may take its place (a real joiner sends its hello
+// right after the TLS handshake).
+const helloGrace = 2 * time.Second
 
 func newPairing(h *pair.Host) *pairing {
 	return &pairing{
-		host:  h,
-		lim:   rate.NewLimiter(pairRate, pairBurst),
-		sem:   make(chan struct{}, pairConns),
-		conns: map[*tls.Conn]bool{},
+		host:    h,
+		lim:     rate.NewLimiter(pairRate, pairBurst),
+		sem:     make(chan struct{}, pairConns),
+		conns:   map[*tls.Conn]time.Time{},
+		evicted: map[*tls.Conn]bool{},
 	}
 }
 
@@ -106,18 +113,53 @@ func (p *pairing) admit(conn *tls.Conn) bool {
 	select {
 	case p.sem <- struct{}{}:
 	default:
-		return false
+		// Full. While nobody has claimed the code, every connection in
+		// the protocol is one that has not sent a hello: the oldest one
+		// idle for helloGrace gives its slot to conn, so idle strangers
+		// cannot lock the real joiner out.
+		victim := p.takeIdleSlot(conn)
+		if victim == nil {
+			return false
+		}
+		victim.Close() // outside mu: a close may wait on the network
+		return true
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.conns[conn] = true
+	p.conns[conn] = time.Now()
 	return true
+}
+
+// takeIdleSlot gives the slot of the oldest connection idle for helloGrace
+// to conn and returns that connection, for the caller to close; nil when
+// there is none or the code is claimed.
+func (p *pairing) takeIdleSlot(conn *tls.Conn) *tls.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var victim *tls.Conn
+	var since time.Time
+	for c, t := range p.conns {
+		if victim == nil || t.Before(since) {
+			victim, since = c, t
+		}
+	}
+	if victim == nil || time.Since(since) < helloGrace || !p.host.Open() {
+		return nil
+	}
+	delete(p.conns, victim)
+	p.evicted[victim] = true
+	p.conns[conn] = time.Now()
+	return victim
 }
 
 func (p *pairing) release(conn *tls.Conn) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.evicted[conn] {
+		delete(p.evicted, conn) // its slot belongs to the newcomer now
+		return
+	}
 	delete(p.conns, conn)
-	p.mu.Unlock()
 	<-p.sem
 }
 

@@ -469,6 +469,9 @@ func TestPairDaemons(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildPairBinary(t)
+	// The shared folders outlive the daemons (cleanups run last first):
+	// a subtest's TempDir would be removed under running daemons.
+	folders := t.TempDir()
 	a, b := newPairDev(t, bin, "alpha"), newPairDev(t, bin, "beta")
 	a.addr, b.addr = pairFreeAddr(t), pairFreeAddr(t)
 	a.start(nil, "--listen", a.addr, "--discovery", "off")
@@ -591,7 +594,7 @@ func TestPairDaemons(t *testing.T) {
 		return
 	}
 	t.Run("shared folder syncs", func(t *testing.T) {
-		dirA, dirB := filepath.Join(t.TempDir(), "docs-a"), filepath.Join(t.TempDir(), "docs-b")
+		dirA, dirB := filepath.Join(folders, "docs-a"), filepath.Join(folders, "docs-b")
 		for _, dir := range []string{dirA, dirB} {
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)

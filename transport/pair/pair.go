@@ -170,6 +170,14 @@ func NewHost(o Options) (*Host, error) {
 	}, nil
 }
 
+// Open reports whether the code still waits for its one attempt: no
+// joiner's hello has claimed it and it is not used up.
+func (h *Host) Open() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == stateOpen
+}
+
 // Code returns the code to show to the user.
 func (h *Host) Code() Code { return h.code }
 
