@@ -32,6 +32,7 @@ type wireStat struct {
 	HashVersion uint8         `cbor:"12,keyasint,omitempty"`
 	Inode       uint64        `cbor:"13,keyasint,omitempty"`
 	Ctime       int64         `cbor:"14,keyasint,omitempty"`
+	Modifier    uint64        `cbor:"15,keyasint,omitempty"`
 }
 
 // decodeStat decodes a record like DecodeRecord but leaves out its content
@@ -53,7 +54,7 @@ func decodeStat(b []byte) (Record, error) {
 	r := Record{
 		Path: w.Path, Kind: Kind(w.Kind), Size: w.Size, Mode: w.Mode, ModTime: w.ModTime,
 		Deleted: w.Deleted, Target: w.Target, Sequence: w.Sequence, HashVersion: w.HashVersion,
-		Inode: w.Inode, Ctime: w.Ctime,
+		Inode: w.Inode, Ctime: w.Ctime, Modifier: w.Modifier,
 	}
 	if len(w.Version) > 0 {
 		r.Version = make(Vector, len(w.Version))

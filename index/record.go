@@ -115,6 +115,9 @@ func (r *Record) Validate() error {
 			return bad("version vector not sorted by device")
 		}
 	}
+	if r.Modifier != 0 && r.Version.Counter(r.Modifier) == 0 {
+		return bad("modifier %016x has no counter in the version", r.Modifier)
+	}
 	if len(r.Target) > MaxTargetLen {
 		return bad("symlink target longer than %d bytes", MaxTargetLen)
 	}
@@ -181,6 +184,7 @@ type wireRecord struct {
 	HashVersion uint8         `cbor:"12,keyasint,omitempty"`
 	Inode       uint64        `cbor:"13,keyasint,omitempty"`
 	Ctime       int64         `cbor:"14,keyasint,omitempty"`
+	Modifier    uint64        `cbor:"15,keyasint,omitempty"`
 }
 
 type wireBlock struct {
@@ -231,7 +235,7 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	w := wireRecord{
 		Enc: encVersion, Path: r.Path, Kind: uint8(r.Kind), Size: r.Size, Mode: r.Mode,
 		ModTime: r.ModTime, Deleted: r.Deleted, Target: r.Target, Sequence: r.Sequence,
-		HashVersion: r.HashVersion, Inode: r.Inode, Ctime: r.Ctime,
+		HashVersion: r.HashVersion, Inode: r.Inode, Ctime: r.Ctime, Modifier: r.Modifier,
 	}
 	if !r.Content.IsZero() {
 		w.Content = r.Content[:]
@@ -278,7 +282,7 @@ func DecodeRecord(b []byte) (Record, error) {
 	r := Record{
 		Path: w.Path, Kind: Kind(w.Kind), Size: w.Size, Mode: w.Mode, ModTime: w.ModTime,
 		Deleted: w.Deleted, Target: w.Target, Sequence: w.Sequence, HashVersion: w.HashVersion,
-		Inode: w.Inode, Ctime: w.Ctime,
+		Inode: w.Inode, Ctime: w.Ctime, Modifier: w.Modifier,
 	}
 	switch len(w.Content) {
 	case 0:

@@ -93,6 +93,8 @@ func TestValidate(t *testing.T) {
 		{"zero counter", func(r *Record) { r.Version = Vector{{1, 0}} }, false},
 		{"unsorted vector", func(r *Record) { r.Version = Vector{{2, 1}, {1, 1}} }, false},
 		{"duplicate device", func(r *Record) { r.Version = Vector{{1, 1}, {1, 2}} }, false},
+		{"modifier in version", func(r *Record) { r.Version = Vector{{1, 1}, {2, 2}}; r.Modifier = 1 }, true},
+		{"modifier not in version", func(r *Record) { r.Version = Vector{{1, 1}}; r.Modifier = 2 }, false},
 		{"long vector", func(r *Record) {
 			r.Version = nil
 			for i := range MaxCounters + 1 {
@@ -140,7 +142,7 @@ func recordSamples() []Record {
 	return []Record{
 		fileRecord("a/b.txt", 3*MaxBlockSize+5, MaxBlockSize),
 		fileRecord("empty", 0, 1),
-		{Path: "d", Kind: Dir, Mode: 0o755, ModTime: -5, Version: Vector{{1, 1}}},
+		{Path: "d", Kind: Dir, Mode: 0o755, ModTime: -5, Version: Vector{{1, 1}}, Modifier: 1},
 		{Path: "l", Kind: Symlink, Target: "x/y", Sequence: 1 << 60},
 		{Path: "gone", Kind: File, Deleted: true, Version: Vector{{^uint64(0), ^uint64(0)}}},
 		{Path: "ünïcode/ファイル", Kind: File, Size: 1, Blocks: []Block{{Size: 1}}, HashVersion: 1},

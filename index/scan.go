@@ -567,6 +567,7 @@ func (s *scan) emit(old Record, had bool, r Record) {
 		v = old.Version
 	}
 	r.Version = v.Update(s.sc.o.Self)
+	r.Modifier = s.sc.o.Self
 	s.count(func(res *ScanResult) {
 		if r.Deleted {
 			res.Deleted++

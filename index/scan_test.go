@@ -95,6 +95,7 @@ func checkRes(t *testing.T, name string, got, want ScanResult) {
 }
 
 func TestScanLifecycle(t *testing.T) {
+	fixedClock(t, 0)
 	e := newScanEnv(t)
 	e.write("a.txt", "hello")
 	e.write("dir/b.bin", string(make([]byte, 3<<20)))
@@ -104,7 +105,7 @@ func TestScanLifecycle(t *testing.T) {
 	}
 	checkRes(t, "first", e.scan(), ScanResult{Files: 3, Dirs: 2, Symlinks: 1, Changed: 6})
 	a := e.rec("a.txt")
-	want := Record{Path: "a.txt", Kind: File, Size: 5, Mode: 0o644, HashVersion: HashVersion}
+	want := Record{Path: "a.txt", Kind: File, Size: 5, Mode: 0o644, HashVersion: HashVersion, Modifier: self}
 	blocks, id := chunkBlocks([]byte("hello"))
 	want.Blocks, want.Content = blocks, id
 	want.Version = Vector{{self, 1}}
@@ -583,6 +584,7 @@ func (r *bytesR) Read(p []byte) (int, error) {
 // or lost), gets a version that is not dominated by, or equal to, that
 // one; a path no peer has from this device gets the first version.
 func TestScanAboveOwnPastVersions(t *testing.T) {
+	fixedClock(t, 0) // the counters the peer saw, not the clock, are under test
 	e := newScanEnv(t)
 	dev := deviceid.ID{0xd}
 	other := dev.Key()

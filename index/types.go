@@ -55,16 +55,19 @@ func (k Kind) String() string {
 
 // Record is the index entry of one path on one device.
 type Record struct {
-	Path        string // slash-separated, relative to the folder root, clean (see ValidPath)
-	Kind        Kind
-	Size        int64
-	Mode        uint32 // permission bits only (0o777)
-	ModTime     int64  // Unix ns
-	Deleted     bool
-	Target      string // symlink target (Kind == Symlink)
-	Content     Hash   // content ID (files only)
-	Blocks      []Block
-	Version     Vector
+	Path    string // slash-separated, relative to the folder root, clean (see ValidPath)
+	Kind    Kind
+	Size    int64
+	Mode    uint32 // permission bits only (0o777)
+	ModTime int64  // Unix ns
+	Deleted bool
+	Target  string // symlink target (Kind == Symlink)
+	Content Hash   // content ID (files only)
+	Blocks  []Block
+	Version Vector
+	// Modifier is the device (vector key) that made this content; 0 when
+	// unknown (the holder of Version's highest counter then).
+	Modifier    uint64
 	Sequence    uint64 // assigned by the store for local records; the sender's for remote ones
 	HashVersion uint8
 	Inode       uint64 // local only: never trust one from a peer

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Counter is one device's entry in a version vector. Device is
@@ -90,10 +91,13 @@ func (v Vector) Compare(o Vector) Ordering {
 }
 
 // Update returns a copy of v in which dev's counter is one more than the
-// largest counter of v, so that the result dominates v and everything v was
-// merged from.
+// largest counter of v or the clock, so that the result dominates v and
+// everything v was merged from.
 func (v Vector) Update(dev uint64) Vector {
-	top := v.Top()
+	// The counter is at least the clock (seconds): a device whose index
+	// was lost starts again above every counter it gave before, so its
+	// new edits are concurrent with (not dominated by) what it made then.
+	top := max(v.Top(), clockCounter())
 	out := make(Vector, 0, len(v)+1)
 	done := false
 	for _, c := range v {
@@ -112,11 +116,20 @@ func (v Vector) Update(dev uint64) Vector {
 	return out
 }
 
+// clockCounter is the clock in seconds, 0 for a clock before 1970.
+func clockCounter() uint64 {
+	return uint64(max(clockNow().Unix(), 0))
+}
+
+// clockNow is the clock of Update (a variable for tests).
+var clockNow = time.Now
+
 // MaxPeerCounter bounds the counters of a version vector that a peer may
 // send. Update makes a counter one above the largest, so a counter near
 // 2^64 from a peer would wrap to zero on the next edit here (an invalid
 // record: every later local change in its scan batch would be lost).
-// Honest counters grow by one per change anywhere, far below this bound.
+// Honest counters are the clock in seconds or one above a counter seen,
+// far below this bound.
 const MaxPeerCounter = 1 << 62
 
 // Top returns the largest counter of v (0 for an empty vector).

@@ -2,6 +2,7 @@ package index
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
@@ -31,7 +32,35 @@ func TestVectorCompare(t *testing.T) {
 	}
 }
 
+// fixedClock sets Update's clock to sec seconds for the test.
+func fixedClock(t *testing.T, sec int64) {
+	old := clockNow
+	clockNow = func() time.Time { return time.Unix(sec, 0) }
+	t.Cleanup(func() { clockNow = old })
+}
+
+// TestVectorUpdateClock: a new counter is above both the vector's counters
+// and the clock, so a device that lost its records starts above every
+// counter it gave before; a clock before 1970 counts as 0.
+func TestVectorUpdateClock(t *testing.T) {
+	v := Vector{{1, 5}, {3, 2}}
+	for _, c := range []struct {
+		clock int64
+		want  Vector
+	}{
+		{1000, Vector{{1, 5}, {3, 1001}}},
+		{4, Vector{{1, 5}, {3, 6}}},
+		{-50, Vector{{1, 5}, {3, 6}}},
+	} {
+		fixedClock(t, c.clock)
+		if got := v.Update(3); !cmp.Equal(got, c.want) {
+			t.Errorf("Update at clock %d = %v, want %v", c.clock, got, c.want)
+		}
+	}
+}
+
 func TestVectorUpdateMerge(t *testing.T) {
+	fixedClock(t, 0)
 	v := Vector{{1, 5}, {3, 2}}
 	tests := []struct {
 		name string

@@ -703,10 +703,10 @@ func TestSameNewFileOnBoth(t *testing.T) {
 	b.write("photo.jpg", data)
 	a.write("photo.jpg", data)
 	a.rescan()
-	got := waitConverged(t, converge, a, b)
+	waitConverged(t, converge, a, b)
 	b.rescan()
 	time.Sleep(300 * time.Millisecond)
-	got = waitConverged(t, converge, a, b)
+	got := waitConverged(t, converge, a, b)
 	if cc := conflictCopies(got); len(cc) != 0 {
 		t.Errorf("conflict copies %v, want none (both sides wrote the same content)", cc)
 	}

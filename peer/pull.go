@@ -618,7 +618,7 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		cmp = local.Version.Compare(win.Version)
 		// Equal with other content: a lost index (winner); settled as
 		// concurrent versions are.
-		if cmp == index.Greater || cmp == index.Equal && sameContent(local, win) {
+		if cmp == index.Greater || cmp == index.Equal && sameContent(local, win) && sameMeta(local, win) {
 			return job{}, false, nil
 		}
 	}
@@ -631,6 +631,7 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		// find it concurrent with the winner, and what was deleted or
 		// superseded here could win again there.
 		j.win.Version = win.Version.Merge(local.Version)
+		j.win.Modifier = modifierOf(win) // who made it, whatever the merge's top counter
 	}
 	return j, true, nil
 }
@@ -767,7 +768,9 @@ func (f *folder) applyDir(ctx context.Context, j job) error {
 	if fi, err = dir.Stat(); err != nil {
 		return err
 	}
-	if err := f.record(j.win, fi); err != nil {
+	rec := j.win
+	rec.Mode = perm // what is on disk: the scan finds no change of its own
+	if err := f.record(rec, fi); err != nil {
 		return err
 	}
 	if watched {
@@ -1005,7 +1008,7 @@ func (f *folder) unscannedLoser(j job, fi fs.FileInfo) index.Record {
 	if j.hasLocal {
 		v = j.local.Version.Update(self)
 	}
-	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v}
+	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v, Modifier: self}
 }
 
 // placeTries bounds how often replaceChecked checks again a target that

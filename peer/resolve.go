@@ -63,11 +63,37 @@ func beats(a, b candidate) bool {
 	if a.Rec.ModTime != b.Rec.ModTime {
 		return a.Rec.ModTime > b.Rec.ModTime
 	}
-	am, bm := lastModifier(a.Rec.Version), lastModifier(b.Rec.Version)
+	am, bm := modifierOf(a.Rec), modifierOf(b.Rec)
 	if am != bm {
 		return am > bm
 	}
-	return bytes.Compare(a.Rec.Content[:], b.Rec.Content[:]) > 0
+	if c := bytes.Compare(a.Rec.Content[:], b.Rec.Content[:]); c != 0 {
+		return c > 0
+	}
+	return a.Rec.Mode > b.Rec.Mode // equal versions of a lost index: one mode wins
+}
+
+// sameMeta reports whether two records with the same content also have the
+// same mode (a directory's owner bits aside: the puller adds them) and, for
+// files, the same mtime.
+func sameMeta(a, b index.Record) bool {
+	if a.Deleted || b.Deleted {
+		return true
+	}
+	ma, mb := a.Mode, b.Mode
+	if a.Kind == index.Dir {
+		ma, mb = ma|0o700, mb|0o700
+	}
+	return ma == mb && (a.Kind != index.File || a.ModTime == b.ModTime)
+}
+
+// modifierOf is the device that made r's content: its Modifier, or for a
+// record without one the last modifier of its version.
+func modifierOf(r index.Record) uint64 {
+	if r.Modifier != 0 {
+		return r.Modifier
+	}
+	return lastModifier(r.Version)
 }
 
 // lastModifier is the device that made the latest change of a version: the
@@ -107,7 +133,7 @@ func conflictName(p string, loser index.Record) string {
 	}
 	stem := strings.TrimSuffix(base, ext)
 	ts := time.Unix(0, loser.ModTime).UTC().Format("20060102-150405")
-	suffix := ".sync-conflict-" + ts + "-" + shortKey(lastModifier(loser.Version)) + ext
+	suffix := ".sync-conflict-" + ts + "-" + shortKey(modifierOf(loser)) + ext
 	return dir + shortName(stem, maxNameLen-len(suffix)) + suffix
 }
 
