@@ -398,13 +398,5 @@ func (e *Engine) learnAddress(dev deviceid.ID, r *http.Request) {
 	if b, ok := e.o.Book.(seer); ok {
 		b.Seen(dev, net.JoinHostPort(host, strconv.Itoa(port)), discovery.SourceMDNS)
 	}
-	e.mu.Lock()
-	c := e.peers[dev]
-	e.mu.Unlock()
-	if c != nil && !c.connected() {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	}
+	e.wakeDial(dev)
 }

@@ -162,9 +162,9 @@ func TestLostIndexEditKept(t *testing.T) {
 	loseIndex(t, n, b, []*testDev{a}, "doc.txt", func() {
 		b.write("doc.txt", []byte(edit))
 	})
-	got := waitConverged(t, converge, a, b)
+	waitConverged(t, converge, a, b)
 	time.Sleep(time.Second)
-	got = waitConverged(t, converge, a, b)
+	got := waitConverged(t, converge, a, b)
 	found := false
 	for p := range got {
 		if readFile(t, a, p) == edit {

@@ -45,7 +45,10 @@
 // A session (one per pinned peer) dials the addresses the address book
 // knows, checks hello, then long-polls changes for every folder that both
 // sides share and pings hello every Options.Ping; a failed ping or poll
-// ends the session and it redials with backoff (1 s doubling to 30 s).
+// ends the session and it redials with backoff (1 s doubling to 30 s). The
+// wait ends early when the peer calls this device, or when the address
+// book (if it can tell, as discovery.Book does) says the peer's addresses
+// changed: a device seen again on the LAN is dialled at once.
 //
 // Records relay: a device serves only its own (local) records, but a file it
 // pulled becomes its local record with the original version vector, so

@@ -113,6 +113,9 @@ type Options struct {
 
 // hooks are fault-injection points for tests. Nil fields do nothing.
 type hooks struct {
+	// dialBackoff, if set, is a session's first wait after a failed dial
+	// (default 1 s; it doubles up to 30 s).
+	dialBackoff time.Duration
 	// beforeFinalCheck runs in a commit when the new version of path
 	// (folder-relative) is complete and synced in its temp file and its
 	// directory is open, just before the final check of the target.
@@ -292,6 +295,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = ctx
 	e.reconcileLocked()
 	e.mu.Unlock()
+	if n, ok := e.o.Book.(notifier); ok {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.wakeOnNewAddress(ctx, n)
+		}()
+	}
 	<-ctx.Done()
 	e.mu.Lock()
 	for k, cancel := range e.started {

@@ -349,3 +349,44 @@ func TestCleanTrash(t *testing.T) {
 		t.Errorf("31 days later, the trash holds %q, want only the user's file", got)
 	}
 }
+
+// TestRedialWhenAddressChanges: a peer whose session waits 20 s before its
+// next dial is dialled as soon as the address book says its address
+// changed (a device seen again on the LAN), not at the end of the wait;
+// without that news the session waits it out.
+func TestRedialWhenAddressChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		notify bool
+	}{{"book tells", true}, {"book silent", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, a, b := startTwo(t, func(_ *testDev, o *Options) { o.hooks.dialBackoff = 20 * time.Second })
+			syncedFile(t, a, b, "first.txt", []byte("x"))
+			n.setLink(a, b, false)
+			// Both sessions end (one by its ping) and, a second later,
+			// redial, which fails: 20 s to the next dial.
+			waitFor(t, "both sessions to end", converge, func() bool {
+				for _, d := range []*testDev{a, b} {
+					if ps := d.eng.Status().Peers; len(ps) != 1 || ps[0].Connected {
+						return false
+					}
+				}
+				return true
+			})
+			time.Sleep(1500 * time.Millisecond)
+			a.write("second.txt", []byte("y"))
+			a.rescan()
+			n.mu.Lock()
+			n.quiet = !tc.notify
+			n.mu.Unlock()
+			n.setLink(a, b, true)
+			deadline := time.Now().Add(3 * time.Second)
+			for !fileIs(b, "second.txt", "y") && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := fileIs(b, "second.txt", "y"); got != tc.notify {
+				t.Errorf("second.txt on bravo within 3 s of the link's return = %v, want %v", got, tc.notify)
+			}
+		})
+	}
+}

@@ -29,9 +29,27 @@ import (
 // test can cut.
 type testNet struct {
 	t    *testing.T
-	mu   sync.Mutex // guards cut, devs
+	mu   sync.Mutex // guards cut, devs, subs, quiet
 	cut  map[[2]deviceid.ID]bool
 	devs map[deviceid.ID]*testDev
+	// subs are the engines' subscriptions (notifier): a restored link
+	// tells both ends that the other's address changed, as the daemon's
+	// book does when mDNS sees a device again; quiet turns that off.
+	subs  map[chan deviceid.ID]bool
+	quiet bool
+}
+
+// Subscribe implements notifier.
+func (n *testNet) Subscribe() (<-chan deviceid.ID, func()) {
+	ch := make(chan deviceid.ID, 16)
+	n.mu.Lock()
+	n.subs[ch] = true
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.subs, ch)
+		n.mu.Unlock()
+	}
 }
 
 type testDev struct {
@@ -55,7 +73,7 @@ type testDev struct {
 const testHeader = "X-Test-Device"
 
 func newTestNet(t *testing.T) *testNet {
-	return &testNet{t: t, cut: map[[2]deviceid.ID]bool{}, devs: map[deviceid.ID]*testDev{}}
+	return &testNet{t: t, cut: map[[2]deviceid.ID]bool{}, devs: map[deviceid.ID]*testDev{}, subs: map[chan deviceid.ID]bool{}}
 }
 
 func (n *testNet) linked(a, b deviceid.ID) bool {
@@ -69,6 +87,16 @@ func (n *testNet) linked(a, b deviceid.ID) bool {
 func (n *testNet) setLink(a, b *testDev, up bool) {
 	n.mu.Lock()
 	n.cut[[2]deviceid.ID{a.id, b.id}] = !up
+	if up && !n.quiet {
+		for ch := range n.subs {
+			for _, id := range []deviceid.ID{a.id, b.id} {
+				select {
+				case ch <- id:
+				default:
+				}
+			}
+		}
+	}
 	n.mu.Unlock()
 	if !up {
 		a.srv.CloseClientConnections()

@@ -65,7 +65,7 @@ type conn struct {
 	blocks     *http.Client
 	blocksIdle *time.Timer
 	noBatch    bool          // the peer answered a batch request with 404: an older version
-	wake       chan struct{} // a redial is worth trying now (the peer called us)
+	wake       chan struct{} // a redial is worth trying now (wakeDial)
 	loggedAt   map[string]bool
 	// recheck asks the session to compare the folders shared both ways
 	// now instead of at the next ping: our config changed, or the peer's
@@ -103,6 +103,46 @@ func (c *conn) setName(n string) {
 	c.mu.Unlock()
 }
 
+// wakeDial ends the wait before the next dial of dev's session, if it is
+// not connected: a dial is worth trying now (dev called us, or its
+// addresses changed).
+func (e *Engine) wakeDial(dev deviceid.ID) {
+	e.mu.Lock()
+	c := e.peers[dev]
+	e.mu.Unlock()
+	if c != nil && !c.connected() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notifier is an address book that tells which device's addresses changed
+// (discovery.Book): a peer seen again on the LAN is dialled at once, not at
+// the end of its backoff (up to 30 s).
+type notifier interface {
+	Subscribe() (<-chan deviceid.ID, func())
+}
+
+// wakeOnNewAddress wakes the session of each device whose addresses change
+// until ctx is done.
+func (e *Engine) wakeOnNewAddress(ctx context.Context, n notifier) {
+	ch, unsubscribe := n.Subscribe()
+	defer unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case dev, ok := <-ch:
+			if !ok {
+				return
+			}
+			e.wakeDial(dev)
+		}
+	}
+}
+
 func (c *conn) connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -129,7 +169,11 @@ func (c *conn) logOnce(msg string, args ...any) {
 
 // run keeps a session with the peer until ctx is done.
 func (c *conn) run(ctx context.Context) {
-	backoff := time.Second
+	first := time.Second
+	if b := c.e.o.hooks.dialBackoff; b > 0 {
+		first = b
+	}
+	backoff := first
 	for ctx.Err() == nil {
 		client, base, addr, hello, err := c.dial(ctx)
 		if err != nil {
@@ -142,10 +186,10 @@ func (c *conn) run(ctx context.Context) {
 			case <-time.After(backoff):
 			case <-c.wake:
 			}
-			backoff = min(backoff*2, 30*time.Second)
+			backoff = min(backoff*2, max(30*time.Second, first))
 			continue
 		}
-		backoff = time.Second
+		backoff = first
 		c.mu.Lock()
 		c.client, c.base, c.addr, c.up, c.since, c.lastErr = client, base, addr, true, c.e.o.Now(), ""
 		c.blocks, c.noBatch = client, false
