@@ -206,6 +206,10 @@ func (c *Config) save(path string) error {
 	if err != nil {
 		return err
 	}
+	if len(data) > maxConfigSize {
+		return withHint(fmt.Errorf("the config would be %d bytes, more than the %d syncd reads", len(data), maxConfigSize),
+			"remove peers or folders first, or share fewer folders with each peer")
+	}
 	if _, err := parseConfig(path, data); err != nil {
 		return fmt.Errorf("refusing to save an invalid config: %w", err)
 	}

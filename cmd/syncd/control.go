@@ -208,6 +208,10 @@ func callDaemon(paths Paths, method, path string, body, out any) error {
 
 // callDaemonContext is callDaemon with a caller's context.
 func callDaemonContext(ctx context.Context, paths Paths, method, path string, body, out any) error {
+	if len(paths.Socket) > maxSocketPath {
+		// No daemon can serve this home (serveControl refuses it).
+		return &socketTooLongError{noDaemonError{home: paths.Home}, paths.Socket}
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -261,6 +265,17 @@ func callDaemonContext(ctx context.Context, paths Paths, method, path string, bo
 	}
 	return nil
 }
+
+// socketTooLongError: no daemon can ever listen on the home's socket.
+type socketTooLongError struct {
+	noDaemonError
+	sock string
+}
+
+func (e *socketTooLongError) Error() string {
+	return fmt.Sprintf("%v: its control socket path %s is %d bytes, more than a unix socket allows (%d)", e.noDaemonError.Error(), e.sock, len(e.sock), maxSocketPath)
+}
+func (e *socketTooLongError) Hint() string { return "use a shorter --home" }
 
 // isNoDaemon reports whether a dial error means nobody serves the socket.
 func isNoDaemon(err error) bool {

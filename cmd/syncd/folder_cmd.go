@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
+	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -78,6 +79,7 @@ func folderAdd(g globalFlags, args []string) error {
 		return err
 	}
 	created := false
+	topMissing := firstMissing(path) // what ensureDir makes, to undo on failure
 	err = updateConfig(paths.Config, func(c *Config) error {
 		if f, ok := c.folder(folderID); ok {
 			return withHint(fmt.Errorf("%s: folder %q already exists (%s)", cmd, folderID, f.Path),
@@ -110,6 +112,14 @@ func folderAdd(g globalFlags, args []string) error {
 		return nil
 	})
 	if err != nil {
+		if created {
+			// Undo what this failed command made (empty directories only).
+			for d := path; ; d = filepath.Dir(d) {
+				if os.Remove(d) != nil || d == topMissing {
+					break
+				}
+			}
+		}
 		return err
 	}
 	if created {
@@ -272,5 +282,30 @@ func folderRemove(g globalFlags, args []string) error {
 		return err
 	}
 	fmt.Fprintf(g.Stdout, "removed folder %s; its files in %s are left as they are\n", folderID, path)
-	return reloadDaemon(paths)
+	// With no daemon to see the config without the folder, its index is
+	// forgotten here: a folder added again under this ID before the next
+	// start must not find this one's records (README: it starts over).
+	return reloadDaemonOr(paths, func() error { return forgetOffline(paths, folderID) })
+}
+
+// forgetOffline marks the local index of folderID forgotten while no
+// daemon runs (the daemon finishes the forget before the folder runs).
+func forgetOffline(paths Paths, folderID string) error {
+	release, err := acquireLock(paths.Lock)
+	if errors.Is(err, errLocked) {
+		return nil // a daemon is starting: it forgets by itself
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := os.Stat(paths.Index); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	st, err := index.Open(paths.Index, index.Options{})
+	if err != nil {
+		return withHint(fmt.Errorf("folder remove: open the index: %w", err), "start 'syncd run' once before adding the folder again")
+	}
+	defer st.Close()
+	return st.ForgetLocal(folderID)
 }

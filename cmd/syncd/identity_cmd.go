@@ -26,6 +26,7 @@ func initCommand(g globalFlags, args []string) error {
 	if err := validateName(*name); err != nil {
 		return usageErr("init", "--name %q: %v", *name, err)
 	}
+	givenName := *name
 	if *name == "" {
 		if h, err := os.Hostname(); err == nil && validateName(h) == nil {
 			*name = h
@@ -35,6 +36,9 @@ func initCommand(g globalFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := paths.checkSocket("init"); err != nil {
+		return err
+	}
 	if err := paths.makeDirs(); err != nil {
 		return err
 	}
@@ -42,10 +46,19 @@ func initCommand(g globalFlags, args []string) error {
 	id, err := transport.LoadIdentity(paths.Identity, now)
 	switch {
 	case err == nil:
-		if _, err := writeNewConfig(paths.Config, defaultConfig(id.Name)); err != nil {
+		cfgName := id.Name
+		if givenName != "" {
+			cfgName = givenName
+		}
+		created, err := writeNewConfig(paths.Config, defaultConfig(cfgName))
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(g.Stdout, "identity already exists in %s; nothing changed\n", paths.Identity)
+		if created {
+			fmt.Fprintf(g.Stdout, "identity already exists in %s; wrote %s\n", paths.Identity, paths.Config)
+		} else {
+			fmt.Fprintf(g.Stdout, "identity already exists in %s; nothing changed\n", paths.Identity)
+		}
 		fmt.Fprintln(g.Stdout, id.ID)
 		return nil
 	case !errors.Is(err, transport.ErrNoIdentity):

@@ -66,6 +66,17 @@ func resolvePathsEnv(home string, getenv func(string) string) (Paths, error) {
 	}, nil
 }
 
+// checkSocket refuses a home whose control socket path is longer than a
+// unix socket allows: no daemon could ever run there (cmd names the
+// command, for the error).
+func (p Paths) checkSocket(cmd string) error {
+	if len(p.Socket) <= maxSocketPath {
+		return nil
+	}
+	return withHint(usageErr(cmd, "the home %s is too long: its control socket %s would be %d bytes, more than a unix socket allows (%d)",
+		p.Home, p.Socket, len(p.Socket), maxSocketPath), "choose a shorter --home")
+}
+
 // xdgDir returns $env if it is an absolute path (the XDG spec says relative
 // values are invalid and must be ignored), else $HOME/fallback.
 func xdgDir(getenv func(string) string, env, fallback string) (string, error) {

@@ -108,8 +108,15 @@ func peerAdd(g globalFlags, args []string) error {
 }
 
 // reloadDaemon asks a running daemon to reread the config; no daemon is fine.
-func reloadDaemon(paths Paths) error {
+func reloadDaemon(paths Paths) error { return reloadDaemonOr(paths, nil) }
+
+// reloadDaemonOr is reloadDaemon that runs offline (if set) when no daemon
+// runs to reload.
+func reloadDaemonOr(paths Paths, offline func() error) error {
 	err := callDaemon(paths, "POST", "/v1/reload", nil, nil)
+	if errors.Is(err, errNoDaemon) && offline != nil {
+		return offline()
+	}
 	if err == nil || errors.Is(err, errNoDaemon) {
 		return nil
 	}

@@ -86,6 +86,9 @@ func runDaemon(g globalFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := paths.checkSocket("run"); err != nil {
+		return err
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A background daemon should stay small: a soft limit makes the
 		// garbage collector work harder near it instead of growing the heap
