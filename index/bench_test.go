@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
 // benchN is the size of the large benchmarks: small by default, the
@@ -369,4 +371,25 @@ func BenchmarkBlockLookup(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTrickleDevices is what a pull does while a peer's records
+// arrive one at a time (a peer applying a large delete or rename): one
+// PutRemote of one record, then Devices. Its cost per operation must not
+// grow with b.N (compare -benchtime 10000x and 40000x).
+func BenchmarkTrickleDevices(b *testing.B) {
+	s := openTest(b, b.TempDir())
+	dev := deviceid.ID{0xb}
+	i := 0
+	for b.Loop() {
+		r := Record{Path: fmt.Sprintf("A/d%03d/f%05d.jpg", i%250, i), Kind: File, Deleted: true, Mode: 0o644, ModTime: 1,
+			Version: Vector{{Device: dev.Key(), Value: uint64(i + 1)}}, Sequence: uint64(i + 1), HashVersion: HashVersion}
+		if err := s.PutRemote("f", dev, 1, r); err != nil {
+			b.Fatal(err)
+		}
+		if devs, err := s.Devices("f"); err != nil || len(devs) != 1 {
+			b.Fatalf("Devices = %v, %v; want one", devs, err)
+		}
+		i++
+	}
 }

@@ -68,6 +68,15 @@ type Store struct {
 	mu      sync.Mutex               // guards changed
 	changed map[string]chan struct{} // folder -> closed at the next PutLocal
 
+	// devs caches Devices: folder -> the devices with remote records
+	// there, loaded from disk once per folder and then kept up to date
+	// by putRemote and dropRemote. (Every PutRemote rewrites the device's
+	// progress key, and an iterator over those keys steps over each old
+	// version badger has not compacted yet: reading them from disk at
+	// every pull pass cost time that grew with the batches received.)
+	devMu sync.Mutex
+	devs  map[string]map[deviceid.ID]bool // guarded by devMu
+
 	writes      chan struct{} // a write committed (compact.go)
 	quit        chan struct{} // closed by Close
 	closeOnce   sync.Once
@@ -805,6 +814,9 @@ func (s *Store) putRemote(folder string, dev deviceid.ID, epoch uint64, recs []R
 		binary.BigEndian.PutUint64(p[8:], seq)
 		return txn.Set(key(pProgress, folder, dev[:]), p[:])
 	})
+	if err == nil && len(recs) > 0 {
+		s.noteDevice(folder, dev, true)
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(recs) > 1 {
 		half := len(recs) / 2
 		if err := s.putRemote(folder, dev, epoch, recs[:half]); err != nil {
@@ -826,7 +838,25 @@ func (s *Store) dropRemote(folder string, dev deviceid.ID) error {
 		return err
 	}
 	defer s.wrote()
-	return wb.Flush()
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.noteDevice(folder, dev, false)
+	return nil
+}
+
+// noteDevice records in the Devices cache, after a commit, whether dev has
+// remote records in folder (a folder not loaded yet is left to its load).
+func (s *Store) noteDevice(folder string, dev deviceid.ID, has bool) {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if m, ok := s.devs[folder]; ok {
+		if has {
+			m[dev] = true
+		} else {
+			delete(m, dev)
+		}
+	}
 }
 
 // scanKeys calls fn with a copy of every key under prefix (one transaction).
@@ -871,11 +901,41 @@ func (s *Store) WalkRemote(folder string, dev deviceid.ID, fn func(Record) error
 	return s.walk(key(pRemote, folder, dev[:]), fn)
 }
 
-// Devices returns the remote devices that have records in folder.
+// Devices returns the remote devices that have records in folder, in
+// order.
 func (s *Store) Devices(folder string) ([]deviceid.ID, error) {
 	if err := checkFolder(folder); err != nil {
 		return nil, err
 	}
+	// Held while loading, so that a write's noteDevice, which runs after
+	// its commit, applies after the load.
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	m, ok := s.devs[folder]
+	if !ok {
+		devs, err := s.loadDevices(folder)
+		if err != nil {
+			return nil, err
+		}
+		m = make(map[deviceid.ID]bool, len(devs))
+		for _, d := range devs {
+			m[d] = true
+		}
+		if s.devs == nil {
+			s.devs = make(map[string]map[deviceid.ID]bool)
+		}
+		s.devs[folder] = m
+	}
+	out := make([]deviceid.ID, 0, len(m))
+	for d := range m {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b deviceid.ID) int { return bytes.Compare(a[:], b[:]) })
+	return out, nil
+}
+
+// loadDevices reads from disk the devices with remote records in folder.
+func (s *Store) loadDevices(folder string) ([]deviceid.ID, error) {
 	prefix := key(pProgress, folder)
 	var devs []deviceid.ID
 	err := s.scanKeys(prefix, func(k []byte) error {

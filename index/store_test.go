@@ -291,6 +291,23 @@ func TestStoreRemote(t *testing.T) {
 	if devs, _ := s.Devices("g"); len(devs) != 0 {
 		t.Errorf("Devices(g) = %v, want none", devs)
 	}
+	// Devices keeps up with writes after its first answer: a new epoch
+	// without records drops A, records add B.
+	if err := s.PutRemote("g", devA, 6, fileRecord("x", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if devs, _ := s.Devices("g"); !cmp.Equal(devs, []deviceid.ID{devA}) {
+		t.Errorf("Devices(g) after A's record = %v, want [A]", devs)
+	}
+	if err := s.PutRemote("g", devA, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRemote("g", devB, 1, fileRecord("y", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if devs, _ := s.Devices("g"); !cmp.Equal(devs, []deviceid.ID{devB}) {
+		t.Errorf("Devices(g) after A's new empty epoch and B's record = %v, want [B]", devs)
+	}
 }
 
 func TestStoreBlockIndex(t *testing.T) {

@@ -113,6 +113,8 @@ type Options struct {
 
 // hooks are fault-injection points for tests. Nil fields do nothing.
 type hooks struct {
+	// countWalk runs as a status count's walk of the index starts.
+	countWalk func()
 	// dialBackoff, if set, is a session's first wait after a failed dial
 	// (default 1 s; it doubles up to 30 s).
 	dialBackoff time.Duration

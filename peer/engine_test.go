@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -389,4 +391,46 @@ func TestRedialWhenAddressChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatusDoesNotWaitForCount: the walk that counts a folder's files for
+// status runs in the background; while it takes long (a large library),
+// status answers with the last totals instead of waiting for it, and the
+// new totals show once it ends.
+func TestStatusDoesNotWaitForCount(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the engines stop, which wait for the walk
+	var blocking atomic.Bool
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		o.hooks.countWalk = func() {
+			if blocking.Load() {
+				<-release
+			}
+		}
+	})
+	syncedFile(t, a, b, "one.txt", []byte("1"))
+	localFiles := func() int64 {
+		for _, f := range a.eng.Status().Folders {
+			return f.LocalFiles
+		}
+		return -1
+	}
+	waitFor(t, "the first count", converge, func() bool { return localFiles() == 1 })
+	blocking.Store(true)
+	syncedFile(t, a, b, "two.txt", []byte("2"))
+	time.Sleep(countEvery) // the next walk may start
+	answered := make(chan int64, 1)
+	go func() { answered <- localFiles() }()
+	select {
+	case n := <-answered:
+		if n != 1 {
+			t.Errorf("status during a blocked count = %d files, want the last total, 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("status waits for the count's walk")
+	}
+	free()
+	waitFor(t, "the new count", converge, func() bool { return localFiles() == 2 })
 }

@@ -53,8 +53,11 @@ type folder struct {
 	localBytes  int64
 	pullStart   time.Time
 	countsStale bool
-	scanErr     string // per-path problems of the last scan, shown until a full scan has none
-	watchErr    string // why file events are not watched, if they are not
+	counting    chan struct{} // closed when the running count's walk ends; nil when none runs
+	countStart  time.Time     // when the last count's walk started
+	countTook   time.Duration // how long it took
+	scanErr     string        // per-path problems of the last scan, shown until a full scan has none
+	watchErr    string        // why file events are not watched, if they are not
 	lastSync    time.Time
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
@@ -509,15 +512,59 @@ func (f *folder) staleCounts() {
 
 // count refreshes the local totals shown by status when the index changed
 // since the last count; status is the only reader, so the walk over the
-// folder's records costs nothing while nobody looks.
+// folder's records costs nothing while nobody looks. The walk runs in the
+// background, one at a time, and at most once per countEvery or four times
+// its own length (a large library's walk takes seconds, and a status shown
+// every second while it syncs would otherwise walk all the time); status
+// waits up to countWait for it and otherwise shows the last totals.
 func (f *folder) count() {
-	f.mu.Lock()
-	if !f.countsStale {
-		f.mu.Unlock()
-		return
+	// The walk is one of the engine's goroutines (Run waits for it before
+	// the store closes); none starts once Run is ending.
+	e := f.e
+	e.mu.Lock()
+	running := e.running != nil
+	if running {
+		e.wg.Add(1)
 	}
-	f.countsStale = false
+	e.mu.Unlock()
+	started := false
+	f.mu.Lock()
+	done := f.counting
+	if running && done == nil && f.countsStale && time.Since(f.countStart) >= max(countEvery, 4*f.countTook) {
+		f.countsStale, started = false, true
+		done = make(chan struct{})
+		f.counting, f.countStart = done, time.Now()
+		go func() {
+			defer e.wg.Done()
+			f.walkCounts(done)
+		}()
+	}
 	f.mu.Unlock()
+	if running && !started {
+		e.wg.Done()
+	}
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(countWait):
+		}
+	}
+}
+
+// countEvery and countWait pace count (variables for tests).
+var (
+	countEvery = 2 * time.Second
+	countWait  = 200 * time.Millisecond
+)
+
+// walkCounts sums the folder's local records into the status totals and
+// closes done.
+func (f *folder) walkCounts(done chan struct{}) {
+	defer close(done)
+	if h := f.e.o.hooks.countWalk; h != nil {
+		h()
+	}
+	start := time.Now()
 	var files, bytes int64
 	conflicts := 0
 	err := f.e.o.Store.WalkLocal(f.cfg.ID, func(r index.Record) error {
@@ -531,12 +578,14 @@ func (f *folder) count() {
 		}
 		return nil
 	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counting, f.countTook = nil, time.Since(start)
 	if err != nil {
+		f.countsStale = true
 		return
 	}
-	f.mu.Lock()
 	f.localFiles, f.localBytes, f.conflicts = files, bytes, conflicts
-	f.mu.Unlock()
 }
 
 // Rescan asks the folder to scan paths (all when none); for tests and the
