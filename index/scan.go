@@ -198,6 +198,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		}
 	}
 	clear(sc.busy)
+	if !full {
+		targets = outermost(targets)
+	}
 
 	var wg sync.WaitGroup
 	for range sc.o.Workers {
@@ -892,4 +895,29 @@ func (s *Store) walkLocalPrefix(folder, prefix string, fn func(Record) error) er
 		return err
 	}
 	return s.walk(key(pLocal, folder, []byte(prefix+"/")), fn)
+}
+
+// outermost returns the cleaned paths without duplicates and without those
+// under another one: a target directory is walked whole, so a file below
+// it listed too would be visited (and hashed) twice.
+func outermost(paths []string) []string {
+	set := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		set[cleanRel(p)] = true
+	}
+	if set[""] {
+		return []string{""}
+	}
+	out := make([]string, 0, len(set))
+next:
+	for p := range set {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if set[d] {
+				continue next
+			}
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -120,6 +120,10 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 			debounce.Reset(o.Debounce)
 		case <-debounce.C:
 			first = time.Time{}
+			if w.rootLost {
+				w.rootLost = false
+				w.addTree("")
+			}
 			var paths []string
 			if !w.all {
 				paths = make([]string, 0, len(w.dirty))
@@ -137,12 +141,13 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 
 // watcher is the state of one Watch call, owned by its goroutine.
 type watcher struct {
-	sc      *Scanner
-	log     *slog.Logger
-	fw      *fsnotify.Watcher // nil when degraded to periodic rescans
-	dirty   map[string]bool
-	all     bool // a full rescan is pending
-	limited bool // the watch limit was hit (warned once)
+	sc       *Scanner
+	log      *slog.Logger
+	fw       *fsnotify.Watcher // nil when degraded to periodic rescans
+	dirty    map[string]bool
+	all      bool // a full rescan is pending
+	limited  bool // the watch limit was hit (warned once)
+	rootLost bool // the root was moved or removed: watch it again
 	// degraded is WatchOptions.Degraded (may be nil).
 	degraded func(error)
 }
@@ -256,12 +261,33 @@ func (w *watcher) event(ev fsnotify.Event) bool {
 		return false
 	}
 	rel := filepath.ToSlash(r)
-	if rel == "." || builtinIgnored(rel) {
+	if rel == "." {
+		if ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
+			// The root itself was moved (or removed): fsnotify dropped its
+			// watch. Watch it again before the full rescan; if it is away,
+			// that scan finds it so and the caller's Rewatch follows.
+			w.rootLost = true
+			w.all = true
+			return true
+		}
+		return false
+	}
+	if builtinIgnored(rel) {
 		return false
 	}
 	if rel == IgnoreFile {
 		w.all = true
 		return true
+	}
+	if ev.Has(fsnotify.Rename) && w.fw != nil {
+		// A directory renamed (or moved out): inotify's watches follow the
+		// inodes, and fsnotify keeps naming their events by the old paths.
+		// Drop them; the Create of the new name watches the tree afresh.
+		for _, p := range w.fw.WatchList() {
+			if p == ev.Name || strings.HasPrefix(p, ev.Name+string(filepath.Separator)) {
+				_ = w.fw.Remove(p)
+			}
+		}
 	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {

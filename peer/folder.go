@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,9 +36,11 @@ type folder struct {
 	cfg FolderConfig // Root and ID never change; Peers is guarded by mu
 
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
-	commits *commits      // pending records of pulled files
-	kickc   chan struct{} // remote records arrived or a peer connected
-	dirtied chan struct{} // markDirty ran: for a pass waiting for more work
+	// scanOverflow: a request found scanReq full; the next drain scans all.
+	scanOverflow atomic.Bool
+	commits      *commits      // pending records of pulled files
+	kickc        chan struct{} // remote records arrived or a peer connected
+	dirtied      chan struct{} // markDirty ran: for a pass waiting for more work
 
 	mu          sync.Mutex // guards the fields below
 	peers       map[deviceid.ID]bool
@@ -336,7 +339,11 @@ func (f *folder) requestScan(paths []string) {
 	select {
 	case f.scanReq <- paths:
 	default:
-		// Queue full: fall back to a full scan, which covers everything queued.
+		// Queue full: fall back to a full scan, which covers everything
+		// queued. The flag is set before the second try: if that fails too,
+		// the queue is still full and drainScans, which reads the flag after
+		// taking an entry, sees it.
+		f.scanOverflow.Store(true)
 		select {
 		case f.scanReq <- nil:
 		default:
@@ -442,14 +449,14 @@ func (f *folder) run(ctx context.Context) {
 
 // drainScans merges queued scan requests; any full request makes it full.
 func (f *folder) drainScans(first []string) []string {
-	if first == nil {
+	if first == nil || f.scanOverflow.Swap(false) {
 		return nil
 	}
 	paths := slices.Clone(first)
 	for {
 		select {
 		case more := <-f.scanReq:
-			if more == nil {
+			if more == nil || f.scanOverflow.Swap(false) {
 				return nil
 			}
 			paths = append(paths, more...)
