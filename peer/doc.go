@@ -117,7 +117,12 @@
 // their files queued behind the others (pull.go, refill). Deletions,
 // symlinks, and paths at, above or below one the pass already handles wait
 // for the next pass, which keeps that order; below a directory the pass
-// made there is room, so a new tree comes in one pass.
+// made there is room, so a new tree comes in one pass. A pass with many
+// deletions (a directory removed or renamed on the peer) records them 512
+// at a time, after one syncfs made their moves into the trash durable. A
+// directory whose deletion finds it not empty stays (something new or
+// ignored may live inside); it is tried again once a deletion inside it is
+// applied, as when its entries' records arrive after its own.
 //
 // A file whose new version has the content it already holds (a chmod, a
 // touch) is changed in place, through a descriptor opened the same way as

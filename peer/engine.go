@@ -113,6 +113,9 @@ type Options struct {
 
 // hooks are fault-injection points for tests. Nil fields do nothing.
 type hooks struct {
+	// beforeDelFlush runs as a batch of deletions is made durable and
+	// recorded.
+	beforeDelFlush func()
 	// countWalk runs as a status count's walk of the index starts.
 	countWalk func()
 	// dialBackoff, if set, is a session's first wait after a failed dial

@@ -434,3 +434,38 @@ func TestStatusDoesNotWaitForCount(t *testing.T) {
 	free()
 	waitFor(t, "the new count", converge, func() bool { return localFiles() == 2 })
 }
+
+// TestManyDeletionsBatched: a directory of 600 files removed on alpha is
+// removed on bravo with its deletions recorded in batches (one syncfs and
+// one index write per 512), not one fsync and one write each; every file
+// is in bravo's trash and the devices converge.
+func TestManyDeletionsBatched(t *testing.T) {
+	var flushes atomic.Int32
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		o.hooks.beforeDelFlush = func() { flushes.Add(1) }
+	})
+	for i := range 600 {
+		a.write(fmt.Sprintf("album/%03d.jpg", i), fmt.Appendf(nil, "photo %03d", i))
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.RemoveAll(filepath.Join(a.root, "album")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	got := waitConverged(t, converge, a, b)
+	if len(got) != 0 {
+		t.Errorf("tree after the removal = %d entries, want none", len(got))
+	}
+	if n := flushes.Load(); n < 2 || n > 4 {
+		t.Errorf("%d batches recorded bravo's 601 deletions, want 2 to 4 (512 each; a peer's records may arrive in parts)", n)
+	}
+	for _, i := range []int{0, 299, 599} {
+		if !trashHolds(t, b.root, fmt.Sprintf("photo %03d", i)) {
+			t.Errorf("bravo's trash lacks photo %03d", i)
+		}
+	}
+	if r, ok, err := b.store.Local("f", "album/599.jpg"); err != nil || !ok || !r.Deleted {
+		t.Errorf("bravo's record of album/599.jpg = %+v, %v, %v; want a deletion", r, ok, err)
+	}
+}

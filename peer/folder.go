@@ -38,9 +38,11 @@ type folder struct {
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
 	// scanOverflow: a request found scanReq full; the next drain scans all.
 	scanOverflow atomic.Bool
-	commits      *commits      // pending records of pulled files
-	kickc        chan struct{} // remote records arrived or a peer connected
-	dirtied      chan struct{} // markDirty ran: for a pass waiting for more work
+	commits      *commits        // pending records of pulled files
+	dels         *delBatch       // deletions of the running pass not yet recorded (pull's goroutine only)
+	rmdirLater   map[string]bool // directories a deletion found not empty (pull's goroutine only)
+	kickc        chan struct{}   // remote records arrived or a peer connected
+	dirtied      chan struct{}   // markDirty ran: for a pass waiting for more work
 
 	mu          sync.Mutex // guards the fields below
 	peers       map[deviceid.ID]bool
@@ -99,6 +101,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		countsStale: true,
 		state:       StateStarting,
 		errLogged:   map[string]bool{},
+		rmdirLater:  map[string]bool{},
 		temps:       map[string]uint64{},
 		rootFD:      -1,
 	}

@@ -289,9 +289,18 @@ func (f *folder) pull(ctx context.Context) int {
 		f.commits.flush()
 	}
 	slices.SortFunc(dels, func(a, b job) int { return depth(b.path) - depth(a.path) })
+	if len(dels) >= syncfsMin {
+		// Many deletions (a directory removed or renamed on the peer):
+		// their records are written in batches, after one syncfs made the
+		// moves into the trash durable, not one fsync and one index write
+		// each.
+		f.dels = &delBatch{}
+	}
 	for _, j := range dels {
 		apply(j, f.applyDelete)
 	}
+	f.flushDels()
+	f.dels = nil
 	if done > 0 {
 		mu.Lock()
 		bytes := needBytes
@@ -833,7 +842,7 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 func (f *folder) applyDelete(ctx context.Context, j job) error {
 	t, d, err := f.entryAt(j.path, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return f.record(j.win, nil)
+		return f.recordDeleted(j, false, -1)
 	}
 	if err != nil {
 		return err
@@ -841,7 +850,7 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 	defer d.close()
 	fi, err := t.lstat()
 	if errors.Is(err, fs.ErrNotExist) {
-		return f.record(j.win, nil)
+		return f.recordDeleted(j, false, -1)
 	}
 	if err != nil {
 		return err
@@ -858,14 +867,86 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 		f.clearTempsUnder(t)
 		if err := unix.Unlinkat(t.dirfd, t.name, unix.AT_REMOVEDIR); err != nil {
 			// Not empty: something new or ignored lives inside; keep it.
+			// Or its entries' deletions have not arrived yet (a peer's
+			// records come in batches, the directory's first): it is
+			// tried again once one of them is applied (recordDeleted).
+			f.rmdirLater[j.path] = true
 			f.requestScan([]string{j.path})
 			return nil
 		}
 	} else if err := f.moveToTrash(j.path, t); err != nil {
 		return err
 	}
-	syncDirAt(t.dirfd)
-	return f.record(j.win, nil)
+	return f.recordDeleted(j, true, t.dirfd)
+}
+
+// delBatch holds the deletions of a pull pass that are done on disk and
+// not yet recorded (pull sets it when a pass has many).
+type delBatch struct {
+	jobs    []job
+	removed bool // some entry was moved or removed: a syncfs comes first
+}
+
+// maxDelBatch bounds the deletions recorded in one index write.
+const maxDelBatch = 512
+
+// recordDeleted records the deletion j, done on disk (removed: an entry in
+// dirfd was moved into the trash or removed) or found done. Alone, the
+// directory is synced and the record written at once; in a batch, both
+// wait for flushDels.
+func (f *folder) recordDeleted(j job, removed bool, dirfd int) error {
+	for d := path.Dir(j.path); d != "."; d = path.Dir(d) {
+		if f.rmdirLater[d] {
+			delete(f.rmdirLater, d)
+			f.markDirtyQuiet(d)
+			f.kick() // a pass after this one evaluates it again
+		}
+	}
+	b := f.dels
+	if b == nil {
+		if removed {
+			syncDirAt(dirfd)
+		}
+		return f.record(j.win, nil)
+	}
+	b.jobs = append(b.jobs, j)
+	b.removed = b.removed || removed
+	if len(b.jobs) >= maxDelBatch {
+		f.flushDels()
+	}
+	return nil
+}
+
+// flushDels makes the batch's moves durable with one syncfs and writes its
+// records in one index write; a job whose record cannot be written counts
+// as failed (it stays dirty and the next pass finds it done on disk).
+func (f *folder) flushDels() {
+	b := f.dels
+	if b == nil || len(b.jobs) == 0 {
+		return
+	}
+	jobs := b.jobs
+	b.jobs, b.removed = nil, false
+	fail := func(err error) {
+		for _, j := range jobs {
+			f.commits.failed(j, err)
+		}
+	}
+	if h := f.e.o.hooks.beforeDelFlush; h != nil {
+		h()
+	}
+	if err := syncRoot(f.rootFD, f.cfg.Root); err != nil {
+		fail(err)
+		return
+	}
+	recs := make([]index.Record, len(jobs))
+	for i, j := range jobs {
+		recs[i] = j.win
+		recs[i].Inode, recs[i].Ctime = 0, 0
+	}
+	if _, err := f.e.o.Store.PutLocal(f.cfg.ID, recs...); err != nil {
+		fail(fmt.Errorf("record: %w", err))
+	}
 }
 
 // finalCheck runs just before the new version is renamed over t: a local
