@@ -24,7 +24,7 @@ const maxDirty = 10000
 type WatchOptions struct {
 	Logger    *slog.Logger  // nil: the scanner's logger
 	Debounce  time.Duration // quiet time before dirty paths are scanned; default 100 ms
-	FullEvery time.Duration // full rescan interval; default 1 h
+	FullEvery time.Duration // full rescan interval; default 1 h; negative: none (the caller rescans)
 	// Degraded, if set, is called once when watching falls back to periodic
 	// rescans (no inotify, or the watch limit reached), for the status.
 	Degraded func(err error)
@@ -47,13 +47,17 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 	if o.Debounce <= 0 {
 		o.Debounce = 100 * time.Millisecond
 	}
-	if o.FullEvery <= 0 {
+	if o.FullEvery == 0 {
 		o.FullEvery = time.Hour
 	}
 	w := &watcher{sc: sc, log: log, dirty: map[string]bool{}, degraded: o.Degraded}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		log.Warn("watcher unavailable; falling back to periodic full rescans", "err", err, "every", o.FullEvery)
+		args := []any{"err", err}
+		if o.FullEvery > 0 {
+			args = append(args, "every", o.FullEvery)
+		}
+		log.Warn("watcher unavailable; falling back to periodic full rescans", args...)
 		if o.Degraded != nil {
 			o.Degraded(err)
 		}
@@ -63,8 +67,12 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		defer func() { _ = w.close() }()
 		w.addTree("")
 	}
-	full := time.NewTicker(o.FullEvery)
-	defer full.Stop()
+	var fullC <-chan time.Time // nil: no periodic scans of its own
+	if o.FullEvery > 0 {
+		full := time.NewTicker(o.FullEvery)
+		defer full.Stop()
+		fullC = full.C
+	}
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	var first time.Time // when the oldest pending event arrived
@@ -81,7 +89,7 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		case done := <-sc.rewatch:
 			w.addTree("")
 			close(done)
-		case <-full.C:
+		case <-fullC:
 			clear(w.dirty)
 			w.all = false
 			scan(ctx, nil)

@@ -113,6 +113,8 @@ type Options struct {
 
 // hooks are fault-injection points for tests. Nil fields do nothing.
 type hooks struct {
+	// fullScan runs as a full scan of the folder starts.
+	fullScan func()
 	// beforeDelFlush runs as a batch of deletions is made durable and
 	// recorded.
 	beforeDelFlush func()

@@ -377,7 +377,7 @@ func (f *folder) run(ctx context.Context) {
 				f.watchErr = fmt.Sprintf("watching for changes stopped (%v); changes are found by periodic rescans only", err)
 				f.mu.Unlock()
 			}
-			err := sc.Watch(ctx, index.WatchOptions{Logger: f.e.o.Logger, Debounce: f.e.o.Debounce, FullEvery: f.e.o.FullRescan, Degraded: degraded},
+			err := sc.Watch(ctx, index.WatchOptions{Logger: f.e.o.Logger, Debounce: f.e.o.Debounce, FullEvery: -1, Degraded: degraded},
 				func(ctx context.Context, paths []string) { f.requestScan(paths) })
 			if err != nil && ctx.Err() == nil {
 				f.fail(fmt.Errorf("watching for changes stopped (%v); changes are picked up by periodic rescans", err))
@@ -472,6 +472,9 @@ func (f *folder) drainScans(first []string) []string {
 
 func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	if paths == nil {
+		if h := f.e.o.hooks.fullScan; h != nil {
+			h()
+		}
 		f.own.reset()
 	} else if paths = f.own.filter(f.cfg.Root, paths); len(paths) == 0 {
 		return // only our own writes

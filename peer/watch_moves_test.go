@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -105,5 +106,26 @@ func TestRootRenamedAndBack(t *testing.T) {
 			t.Fatalf("after %v: b has sub/in.txt=v2: %v, top.txt=v2: %v", converge, fileIs(b, "sub/in.txt", "v2"), fileIs(b, "top.txt", "v2"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOneFullScanPerInterval: with the watcher on, the folder is scanned
+// in full once per Options.FullRescan, not twice (the watcher's own
+// periodic scan came on top of the folder loop's).
+func TestOneFullScanPerInterval(t *testing.T) {
+	var scans atomic.Int32
+	n := newTestNet(t)
+	a, b := n.addDevice("a"), n.addDevice("b")
+	startWatching(t, a, b, func(o *Options) {
+		o.FullRescan = 300 * time.Millisecond
+		o.hooks.fullScan = func() { scans.Add(1) }
+	})
+	time.Sleep(100 * time.Millisecond)
+	from := scans.Load()
+	time.Sleep(3 * time.Second) // ten intervals
+	got := scans.Load() - from
+	t.Logf("%d full scans in ten intervals", got)
+	if got > 12 {
+		t.Errorf("%d full scans in ten intervals, want at most one each (and a few more at most)", got)
 	}
 }
