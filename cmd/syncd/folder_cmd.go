@@ -125,7 +125,7 @@ func folderAdd(g globalFlags, args []string) error {
 	if created {
 		fmt.Fprintf(g.Stdout, "created %s\n", path)
 	}
-	fmt.Fprintf(g.Stdout, "added folder %s at %s, shared with %d peers\n", folderID, path, len(peers))
+	fmt.Fprintf(g.Stdout, "added folder %s at %s, shared with %s\n", folderID, path, plural(int64(len(peers)), "peer"))
 	return reloadDaemon(paths)
 }
 

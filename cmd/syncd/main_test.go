@@ -31,6 +31,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad id", []string{"--home", home, "peer", "add", "x"}, exitUsage, "syncd: peer add: \"x\": invalid device ID"},
 		{"sub help", []string{"--home", home, "folder", "add", "-h"}, exitOK, ""},
 		{"peer help", []string{"peer", "help"}, exitOK, ""},
+		{"interval without watch", []string{"--home", home, "status", "--interval", "5s"}, exitUsage, "syncd: status: --interval is the refresh interval of --watch; add --watch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -120,6 +121,9 @@ func statusCommand(g globalFlags, args []string) error {
 	}
 	if *interval < 100*time.Millisecond || *interval > time.Hour {
 		return usageErr("status", "--interval %v: want 100ms to 1h", *interval)
+	}
+	if !*watch && flagSet(fs, "interval") {
+		return usageErr("status", "--interval is the refresh interval of --watch; add --watch")
 	}
 	paths, err := g.paths()
 	if err != nil {
@@ -303,6 +307,13 @@ func nameOr(s, def string) string {
 }
 
 // plural renders "1 file", "2 files".
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func plural(n int64, noun string) string {
 	if n == 1 {
 		return "1 " + noun
