@@ -287,12 +287,15 @@ func (w *watcher) event(ev fsnotify.Event) bool {
 		w.all = true
 		return true
 	}
-	if ev.Has(fsnotify.Rename) && w.fw != nil {
-		// A directory renamed (or moved out): inotify's watches follow the
-		// inodes, and fsnotify keeps naming their events by the old paths.
-		// Drop them; the Create of the new name watches the tree afresh.
+	if ev.Has(fsnotify.Rename) && w.fw != nil && w.fw.Remove(ev.Name) == nil {
+		// A watched directory renamed (or moved out): inotify's watches
+		// follow the inodes, and fsnotify keeps naming their events by the
+		// old paths. Drop them; the Create of the new name watches the tree
+		// afresh. (A renamed file has no watch: Remove fails at once, and
+		// a save's rename costs no walk of the watch list.)
+		prefix := ev.Name + string(filepath.Separator)
 		for _, p := range w.fw.WatchList() {
-			if p == ev.Name || strings.HasPrefix(p, ev.Name+string(filepath.Separator)) {
+			if strings.HasPrefix(p, prefix) {
 				_ = w.fw.Remove(p)
 			}
 		}

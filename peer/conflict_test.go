@@ -623,11 +623,8 @@ func TestConflictCopyNeverReplacesAFile(t *testing.T) {
 // records for Z has seen Y (it merges both vectors), so Z replaces Y on
 // charlie and nothing is a conflict.
 func TestSupersededVersionStaysGone(t *testing.T) {
-	n := newTestNet(t)
-	a, b, c := n.addDevice("alpha"), n.addDevice("bravo"), n.addDevice("charlie")
-	a.start(b, c)
-	b.start(a, c)
-	c.start(a, b)
+	n, ds := meshNet(t, "alpha", "bravo", "charlie")
+	a, b, c := ds[0], ds[1], ds[2]
 	syncedFile(t, a, b, "p.txt", []byte("base"))
 	waitConverged(t, converge, a, b, c)
 

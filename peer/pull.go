@@ -917,15 +917,16 @@ func (f *folder) recordDeleted(j job, removed bool, dirfd int) error {
 	return nil
 }
 
-// flushDels makes the batch's moves durable with one syncfs and writes its
-// records in one index write; a job whose record cannot be written counts
+// flushDels makes the batch's moves durable with one syncfs (none when
+// every entry was found gone already) and writes its records in one index
+// write; a job whose record cannot be written counts
 // as failed (it stays dirty and the next pass finds it done on disk).
 func (f *folder) flushDels() {
 	b := f.dels
 	if b == nil || len(b.jobs) == 0 {
 		return
 	}
-	jobs := b.jobs
+	jobs, removed := b.jobs, b.removed
 	b.jobs, b.removed = nil, false
 	fail := func(err error) {
 		for _, j := range jobs {
@@ -935,9 +936,11 @@ func (f *folder) flushDels() {
 	if h := f.e.o.hooks.beforeDelFlush; h != nil {
 		h()
 	}
-	if err := syncRoot(f.rootFD, f.cfg.Root); err != nil {
-		fail(err)
-		return
+	if removed {
+		if err := syncRoot(f.rootFD, f.cfg.Root); err != nil {
+			fail(err)
+			return
+		}
 	}
 	recs := make([]index.Record, len(jobs))
 	for i, j := range jobs {
@@ -1085,11 +1088,11 @@ func (f *folder) dirHoldsLive(p string, t at) bool {
 // scanner has not seen: a new local version, concurrent with j.win.
 func (f *folder) unscannedLoser(j job, fi fs.FileInfo) index.Record {
 	self := f.e.o.Self.Key()
-	v := index.Vector{{Device: self, Value: 1}}
+	var v index.Vector
 	if j.hasLocal {
-		v = j.local.Version.Update(self)
+		v = j.local.Version
 	}
-	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v, Modifier: self}
+	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v.Update(self), Modifier: self}
 }
 
 // placeTries bounds how often replaceChecked checks again a target that

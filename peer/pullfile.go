@@ -133,10 +133,7 @@ func (f *folder) applyMeta(j job, mode fs.FileMode, mtime time.Time) (done bool,
 		// Only the version changed (another device merged it with a
 		// concurrent one): the file is as scanned and stays untouched, so
 		// nothing needs hashing again.
-		if err := f.record(j.win, fi); err != nil {
-			return true, err
-		}
-		return true, nil
+		return true, f.record(j.win, fi)
 	}
 	if h := f.e.o.hooks.beforeMetaChange; h != nil {
 		h(j.path)

@@ -306,7 +306,6 @@ func nameOr(s, def string) string {
 	return s
 }
 
-// plural renders "1 file", "2 files".
 // flagSet reports whether the flag name was given on the command line.
 func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
@@ -314,6 +313,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
+// plural renders "1 file", "2 files".
 func plural(n int64, noun string) string {
 	if n == 1 {
 		return "1 " + noun
