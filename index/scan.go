@@ -210,11 +210,15 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	commitErr := make(chan error, 1)
 	go func() { commitErr <- s.commit() }()
 
+	buried := map[string]bool{}
 	if full {
 		s.walkDir("")
 	} else {
+		buried = s.buryGoneTargets(targets)
 		for _, p := range targets {
-			s.target(p)
+			if !buried[p] {
+				s.target(p)
+			}
 		}
 	}
 	close(s.jobs)
@@ -230,7 +234,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 			s.tombstone()
 		} else {
 			for _, p := range targets {
-				if rel := cleanRel(p); rel == "" || ValidPath(rel) == nil {
+				if rel := cleanRel(p); !buried[p] && (rel == "" || ValidPath(rel) == nil) {
 					s.vanished(rel)
 				}
 			}
@@ -411,6 +415,30 @@ func (s *scan) walkDir(rel string) {
 	if rel != "" {
 		prefix = rel + "/"
 	}
+	if s.full {
+		// What the listing lacks is gone: its tombstones go first
+		// (buryEarly), before any new entry of this directory is walked.
+		// (recs and subs are this call's own: localDir makes them.)
+		listed := func(name string) bool {
+			_, ok := slices.BinarySearchFunc(ents, name, func(de fs.DirEntry, n string) int { return strings.Compare(de.Name(), n) })
+			return ok
+		}
+		recs = slices.DeleteFunc(recs, func(r Record) bool {
+			if listed(r.Path[len(prefix):]) {
+				return false
+			}
+			s.goneRec(r, true)
+			return true
+		})
+		subs = slices.DeleteFunc(subs, func(n string) bool {
+			if listed(n) {
+				return false
+			}
+			s.goneTree(prefix + n)
+			return true
+		})
+		s.buryEarly()
+	}
 	// next returns the record of name if there is one, and (full scan)
 	// collects the records of names before it as gone.
 	next := func(name string) (Record, bool) {
@@ -475,6 +503,7 @@ func (s *scan) walkDir(rel string) {
 		s.visit(child, fi, old, had)
 		walked(name, fi.IsDir())
 		if fi.IsDir() {
+			s.buryEarly()
 			s.walkDir(child)
 		}
 	}
@@ -484,6 +513,25 @@ func (s *scan) walkDir(rel string) {
 	for _, n := range subs {
 		s.goneTree(prefix + n)
 	}
+	s.buryEarly()
+}
+
+// buryEarly writes the tombstones a full scan has collected so far, before
+// it goes into the next directory, if the folder is there (Present). What
+// was renamed then reaches the peers deleted before its new path is
+// walked, as with the watcher's targeted scans (buryGoneTargets), and the
+// peers move their file instead of copying it. A path absent from its
+// directory's listing is gone whatever the rest of the walk finds (bury
+// checks it again); what was not written here is written at the end.
+func (s *scan) buryEarly() {
+	if len(s.gone)+len(s.goneDir) == 0 || s.ctx.Err() != nil {
+		return
+	}
+	if s.sc.o.Present != nil && s.sc.o.Present() != nil {
+		return // the end decides
+	}
+	s.tombstone()
+	s.gone, s.goneDir = s.gone[:0], s.goneDir[:0]
 }
 
 // goneRec notes (in a full scan) a record whose path was not found on
@@ -744,6 +792,36 @@ func (s *scan) vanished(prefix string) {
 		return
 	}
 	s.bury(gone)
+}
+
+// buryGoneTargets writes the tombstones of the targets of a scan that are
+// gone from the disk (with everything the index has under them) before the
+// other targets are walked, and returns them. A rename's old path then
+// reaches the peers before its new one, and the peers move the file they
+// have instead of copying it (peer: the trash as a move source). The
+// targets are disjoint (outermost), so nothing under a gone one can be
+// seen by the walk of another; the folder must be there (Present), as for
+// the tombstones written after the walk.
+func (s *scan) buryGoneTargets(targets []string) map[string]bool {
+	var gone []string
+	for _, p := range targets {
+		rel := cleanRel(p)
+		if rel == "" || ValidPath(rel) != nil {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(rel))); errors.Is(err, fs.ErrNotExist) {
+			gone = append(gone, p)
+		}
+	}
+	buried := map[string]bool{}
+	if len(gone) == 0 || s.sc.o.Present != nil && s.sc.o.Present() != nil {
+		return buried
+	}
+	for _, p := range gone {
+		s.vanished(cleanRel(p))
+		buried[p] = true
+	}
+	return buried
 }
 
 // tombstone ends a full scan: the records collected by walkDir, and those

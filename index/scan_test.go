@@ -533,17 +533,18 @@ func TestScanAbsentFolderKeepsRecords(t *testing.T) {
 	}
 	e.wantSeq(seq, "scans of an absent folder")
 
-	// There when the walk starts, gone when it ends.
+	// There when the walk starts, gone from then on: asked again before
+	// any tombstone is written (during the walk or at its end).
 	e.sc.o.Present = func() error {
 		asked++
-		if asked%2 == 0 {
+		if asked > 1 {
 			return errAbsent
 		}
 		return nil
 	}
 	asked = 0
-	if _, err := e.sc.Scan(context.Background()); !errors.Is(err, errAbsent) || asked != 2 {
-		t.Errorf("Scan of a folder gone during the walk = %v after %d questions, want %v after 2", err, asked, errAbsent)
+	if _, err := e.sc.Scan(context.Background()); !errors.Is(err, errAbsent) || asked < 2 {
+		t.Errorf("Scan of a folder gone during the walk = %v after %d questions, want %v after 2 or more", err, asked, errAbsent)
 	}
 	for _, p := range []string{"a", "d", "d/b"} {
 		if r := e.rec(p); r.Deleted {

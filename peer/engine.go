@@ -133,6 +133,11 @@ type hooks struct {
 	// beforeMetaChange runs when applyMeta has found path as recorded,
 	// just before it changes its mode and mtime.
 	beforeMetaChange func(path string)
+	// beforePull runs in the folder's loop before each pull pass.
+	beforePull func()
+	// beforeMoveLink runs when a new file is about to take the file at
+	// path (a move source, found as recorded) by a hard link.
+	beforeMoveLink func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
 	// beforeOpen runs once per open of a pull of path (its temp file, or

@@ -66,7 +66,17 @@ type folder struct {
 	lastSync    time.Time
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
-	pass        uint64            // pull passes started
+	// sources are the files the running pull pass deletes, by content, for
+	// new files to take by a hard link (move.go); moved are those taken
+	// whose deletion is not applied yet.
+	sources map[index.Hash][]moveSource
+	moved   map[string]movedFile
+	// trashed are the trash entries of files deleted lately, by content,
+	// as move sources too; trashQ holds them oldest first.
+	trashed map[index.Hash][]*trashSource
+	trashQ  []*trashSource
+	moves   int    // new files that took a move source (for the pass's log line)
+	pass    uint64 // pull passes started
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
@@ -411,6 +421,9 @@ func (f *folder) run(ctx context.Context) {
 			if f.awaySeen != "" {
 				continue // gone again
 			}
+		}
+		if h := f.e.o.hooks.beforePull; h != nil {
+			h()
 		}
 		failed := f.pull(ctx)
 		if ctx.Err() == nil {

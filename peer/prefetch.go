@@ -145,6 +145,9 @@ func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File && j.local.Content == r.Content {
 		return index.Block{}, false // only metadata changes
 	}
+	if p.f.mayMove(j) {
+		return index.Block{}, false // moved here from a file about to go
+	}
 	return r.Blocks[0], true
 }
 

@@ -55,6 +55,9 @@ func (f *folder) pull(ctx context.Context) int {
 		return 1
 	}
 	if len(paths) == 0 {
+		f.mu.Lock()
+		f.moved = nil // every deletion is applied: the moves are done
+		f.mu.Unlock()
 		f.setIdle()
 		return 0
 	}
@@ -89,6 +92,10 @@ func (f *folder) pull(ctx context.Context) int {
 		f.setIdle()
 		return 0
 	}
+	f.mu.Lock()
+	f.sources, f.moves = nil, 0
+	f.mu.Unlock()
+	f.addSources(dels)
 	// The folder's root stays open for the pass: every change goes
 	// through directories opened from it (openParent), never by a path.
 	if h := f.e.o.hooks.beforeOpenRoot; h != nil {
@@ -239,7 +246,12 @@ func (f *folder) pull(ctx context.Context) int {
 			}
 			j, ok, err := f.evaluate(p, devs)
 			switch {
-			case err != nil, ok && (j.win.Deleted || j.win.Kind == index.Symlink):
+			case ok && j.win.Deleted:
+				// Applied next pass; what it deletes may be where a new
+				// file of this one is moved from.
+				f.addSources([]job{j})
+				f.markDirtyQuiet(p)
+			case err != nil, ok && j.win.Kind == index.Symlink:
 				f.markDirtyQuiet(p)
 			case !ok:
 			case j.win.Kind == index.Dir:
@@ -305,8 +317,11 @@ func (f *folder) pull(ctx context.Context) int {
 		mu.Lock()
 		bytes := needBytes
 		mu.Unlock()
+		f.mu.Lock()
+		moves := f.moves
+		f.mu.Unlock()
 		f.e.o.Logger.Info("folder synced", "folder", f.cfg.ID, "changes", done, "failed", failed,
-			"bytes", bytes, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
+			"bytes", bytes, "moved", moves, "duration", f.e.o.Now().Sub(start).Round(time.Millisecond))
 	}
 	if failed == 0 && waiting == 0 {
 		f.setIdle()
@@ -855,6 +870,13 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
+	if f.movedAway(j, t, fi) {
+		// Its content lives on where a new file took it: only the name goes.
+		if err := unix.Unlinkat(t.dirfd, t.name, 0); err != nil {
+			return &fs.PathError{Op: "remove", Path: t.full, Err: err}
+		}
+		return f.recordDeleted(j, true, t.dirfd)
+	}
 	if !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local) {
 		// Changed here since the last scan: keep it; the scan makes it a new
 		// version, which beats the deletion.
@@ -874,7 +896,7 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 			f.requestScan([]string{j.path})
 			return nil
 		}
-	} else if err := f.moveToTrash(j.path, t); err != nil {
+	} else if err := f.trashDeleted(j, t); err != nil {
 		return err
 	}
 	return f.recordDeleted(j, true, t.dirfd)
@@ -1267,14 +1289,22 @@ func (f *folder) moveToTrash(p string, t at) error {
 	return err
 }
 
+// toTrash puts t in the trash; see trashEntry.
+func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
+	linked, _, err = f.trashEntry(p, t, link, false)
+	return linked, err
+}
+
 // trashTries bounds the names toTrash tries for one entry.
 const trashTries = 100
 
-// toTrash puts t in the trash as NAME~STAMP (NAME-2~STAMP and so on if
+// trashEntry puts t in the trash as NAME~STAMP (NAME-2~STAMP and so on if
 // that exists: an entry already there is never replaced), in the trash's
 // copy of p's directory, which it makes if needed. With link it keeps a
 // hard link there instead, where it can (linked), and leaves t in place.
-func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
+// With stat, a moved entry comes back as e (its folder-relative path and
+// lstat), for the trash's move sources (move.go).
+func (f *folder) trashEntry(p string, t at, link, stat bool) (linked bool, e trashed, err error) {
 	dir, base := path.Split(p)
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
@@ -1286,12 +1316,12 @@ func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
 	entry := ".syncd/trash/" + dir + base
 	m, err := f.openParent(".syncd/trash", ".syncd/trash", false)
 	if err != nil {
-		return false, fmt.Errorf("move %s into the trash: %w", p, err)
+		return false, e, fmt.Errorf("move %s into the trash: %w", p, err)
 	}
 	defer m.close()
 	d, err := openParentAt(m.fd, markerDir(f.cfg.Root), "trash/"+dir+base, "trash/"+dir+base, privateDir)
 	if err != nil {
-		return false, err
+		return false, e, err
 	}
 	defer d.close()
 	dst := at{d.fd, base + stamp, nativePath(f.cfg.Root, entry+stamp)}
@@ -1303,7 +1333,7 @@ func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
 		if link {
 			err := unix.Linkat(t.dirfd, t.name, dst.dirfd, dst.name, 0)
 			if err == nil {
-				return true, nil
+				return true, e, nil
 			}
 			if err == unix.EEXIST {
 				continue
@@ -1314,12 +1344,16 @@ func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
 			if err != nil {
 				// Named without the entry's stamp: a retry's failure is
 				// the same cause.
-				return false, fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
+				return false, e, fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
 			}
-			return false, nil
+			if stat {
+				e.rel = ".syncd/trash/" + dir + dst.name
+				e.fi, _ = dst.lstat()
+			}
+			return false, e, nil
 		}
 	}
-	return false, fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
+	return false, e, fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
 }
 
 // linkTarget is the target of the symlink t, or "" if it cannot be read.

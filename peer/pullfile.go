@@ -47,6 +47,11 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	tmpBase := tempName(base, r.Content)
 	tmpRel := path.Join(path.Dir(j.path), tmpBase)
 	tmp := nativePath(f.cfg.Root, tmpRel)
+	// The rest (sync, final check, rename, record) happens in batches.
+	p := pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base}
+	if f.moveIn(j, p) {
+		return nil // moved here on a peer: the old file's inode, linked
+	}
 	// Usually the temp file is new, and the blocks written in it extend it
 	// to its size; one left by an earlier try is resumed.
 	fd, fresh, parent, err := f.createTemp(j.path, tmpRel)
@@ -91,9 +96,7 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 	if err := futimens(fd, mtime); err != nil {
 		return err
 	}
-	// The rest (sync, final check, rename, record) happens in batches. The
-	// temp file stays open for its commit while few enough are.
-	p := pending{j: j, tmp: tmp, target: target, dir: dir, rec: r, tmpBase: tmpBase, base: base}
+	// The temp file stays open for its commit while few enough are.
 	if f.commits.held.hold() {
 		p.file = fd
 	} else if err := fd.Close(); err != nil {
