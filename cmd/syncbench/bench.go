@@ -6,12 +6,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
 
 // allCases are the cases in their default order.
-var allCases = []string{"big", "tree", "edit", "latency"}
+var allCases = []string{"big", "tree", "edit", "latency", "rename"}
+
+// daemonCases are the cases that only daemons run: a rename is one only
+// to a system that keeps the two sides in sync (rsync -a and cp -a would
+// copy everything again and keep the old names).
+var daemonCases = []string{"rename"}
 
 // stepResult is one measured transfer: data placed into the source folder
 // until the destination holds it and the receiver has settled.
@@ -27,6 +33,7 @@ type stepResult struct {
 	OtherCores     float64 `json:"other_cpu_cores"`    // average cores used by the rest of the machine
 	Disturbed      bool    `json:"disturbed"`          // OtherCores above the threshold
 	SenderCPU      float64 `json:"sender_cpu_seconds"` // of the sending daemon (0 for one-shot tools)
+	DiskGrowth     int64   `json:"disk_growth_bytes"`  // growth of the destination's allocated bytes (rename)
 }
 
 // runResult is one case run by one system.
@@ -161,6 +168,29 @@ func (h *harness) runOne(ctx context.Context, caseName, sysName string, run int)
 			sleep(ctx, 2*time.Second)
 			err = step("edit", 5*time.Millisecond, func(stage string) ([]entry, error) { return genEdit(stage, h.edit[1]) })
 		}
+	case "rename":
+		var album []entry
+		err = step("initial", 25*time.Millisecond, func(stage string) ([]entry, error) {
+			es, gerr := genAlbum(stage, h.sz, h.o.seed)
+			album = es
+			return es, gerr
+		})
+		if err == nil {
+			sleep(ctx, 2*time.Second)
+			var du0 int64
+			if du0, err = diskUsage(env.Dst); err != nil {
+				break
+			}
+			err = h.stepAct(ctx, sys, env, "rename", 10*time.Millisecond, &res, func() ([]entry, []string, error) {
+				return renamed(album, "album/", "photos/"), []string{"album"},
+					os.Rename(filepath.Join(env.Src, "album"), filepath.Join(env.Src, "photos"))
+			})
+			if err == nil {
+				du1, derr := diskUsage(env.Dst)
+				err = derr
+				res.Steps[len(res.Steps)-1].DiskGrowth = du1 - du0
+			}
+		}
 	case "latency":
 		for i := range h.sz.Writes {
 			err = step(fmt.Sprintf("write%02d", i), 2*time.Millisecond, func(stage string) ([]entry, error) { return genSmall(stage, h.sz, h.o.seed, i) })
@@ -208,18 +238,38 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// stepAct is a step whose change is act in the source folder (not data
+// staged and renamed in): act returns the files the destination must then
+// hold and the top-level names it must no longer hold.
+func (h *harness) stepAct(ctx context.Context, sys system, env *runEnv, name string, interval time.Duration, res *runResult, act func() ([]entry, []string, error)) error {
+	sr, err := h.measure(ctx, sys, env, name, interval, nil, act)
+	if err != nil {
+		return fmt.Errorf("%s: %w\n%s", name, err, sys.Logs())
+	}
+	res.Steps = append(res.Steps, sr)
+	return nil
+}
+
 // step stages data with gen, renames it into the source folder, and
 // measures until the destination holds a verified copy and the receiver
 // reports nothing left to do.
 func (h *harness) step(ctx context.Context, sys system, env *runEnv, name string, interval time.Duration, gen func(string) ([]entry, error)) (stepResult, error) {
+	return h.measure(ctx, sys, env, name, interval, gen, nil)
+}
+
+// measure runs a step: the data of gen renamed in, or act.
+func (h *harness) measure(ctx context.Context, sys system, env *runEnv, name string, interval time.Duration, gen func(string) ([]entry, error), act func() ([]entry, []string, error)) (stepResult, error) {
 	sr := stepResult{Name: name}
-	want, err := gen(env.Stage)
-	if err != nil {
-		return sr, err
-	}
-	for _, e := range want {
-		sr.Files++
-		sr.Bytes += e.Size
+	var want []entry
+	var err error
+	if gen != nil {
+		if want, err = gen(env.Stage); err != nil {
+			return sr, err
+		}
+		for _, e := range want {
+			sr.Files++
+			sr.Bytes += e.Size
+		}
 	}
 	// The data is on disk before the clock starts: writeback of the
 	// staged data must not be charged to the system under test.
@@ -229,7 +279,20 @@ func (h *harness) step(ctx context.Context, sys system, env *runEnv, name string
 		return sr, err
 	}
 	t0 := time.Now()
+	var gone []string
+	if act != nil {
+		if want, gone, err = act(); err != nil {
+			return sr, err
+		}
+		for _, e := range want {
+			sr.Files++
+			sr.Bytes += e.Size
+		}
+	}
 	for _, top := range topLevel(want) {
+		if act != nil {
+			break
+		}
 		if err := os.Rename(filepath.Join(env.Stage, top), filepath.Join(env.Src, top)); err != nil {
 			return sr, err
 		}
@@ -242,6 +305,11 @@ func (h *harness) step(ctx context.Context, sys system, env *runEnv, name string
 	if err := waitFor(ctx, h.o.timeout, interval, "every file at the destination", func() (bool, error) {
 		if err := sys.Alive(); err != nil {
 			return false, err
+		}
+		for _, g := range gone {
+			if _, err := os.Lstat(filepath.Join(env.Dst, g)); err == nil {
+				return false, nil // the old name is still there
+			}
 		}
 		return arr.poll()
 	}); err != nil {
@@ -337,6 +405,9 @@ func (h *harness) runAll(ctx context.Context, cases, systems []string) []runResu
 				s := systems[(k+run)%len(systems)]
 				if ctx.Err() != nil {
 					return out
+				}
+				if slices.Contains(daemonCases, c) && (s == "rsync" || s == "cp") {
+					continue
 				}
 				fmt.Fprintf(h.log, "run %d/%d: %s with %s\n", run+1, h.o.runs, c, s)
 				r := h.runOne(ctx, c, s, run)

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // entry is one file the destination must hold: a slash-separated path
@@ -35,18 +37,22 @@ type sizes struct {
 	EditLen   int   // bytes inserted
 	Small     int64 // bytes of each latency write
 	Writes    int   // latency writes
+	Album     int   // files in the renamed album
+	AlbumFile int64 // bytes of each
 }
 
 // fullSizes are the data sets of issue 9.
 var fullSizes = sizes{
 	Big: 2 << 30, TreeFiles: 10000, TreeDirs: 100, TreeMin: 1 << 10, TreeMax: 64 << 10,
 	Edit: 64 << 20, EditAt: 4096, EditLen: 100, Small: 1 << 10, Writes: 20,
+	Album: 256, AlbumFile: 4 << 20,
 }
 
-// quickSizes are fullSizes with a 256 MiB big file.
+// quickSizes are fullSizes with a 256 MiB big file and album.
 func quickSizes() sizes {
 	s := fullSizes
 	s.Big = 256 << 20
+	s.Album = 64
 	return s
 }
 
@@ -65,6 +71,8 @@ func (s sizes) validate() error {
 		return fmt.Errorf("insert of %d bytes at %d: %w", s.EditLen, s.EditAt, errSizes)
 	case s.Writes <= 0:
 		return fmt.Errorf("%d latency writes: %w", s.Writes, errSizes)
+	case s.Album <= 0 || s.AlbumFile <= 0:
+		return fmt.Errorf("album of %d files of %d bytes: %w", s.Album, s.AlbumFile, errSizes)
 	}
 	return nil
 }
@@ -151,6 +159,57 @@ func genTree(stage string, s sizes, seed uint64) ([]entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// genAlbum writes album/dN/fNNN.bin into stage: s.Album files of
+// s.AlbumFile bytes in four directories (the rename case's photos).
+func genAlbum(stage string, s sizes, seed uint64) ([]entry, error) {
+	r := rng(seed, "album")
+	out := make([]entry, 0, s.Album)
+	for i := range s.Album {
+		rel := fmt.Sprintf("album/d%d/f%03d.bin", i%4, i)
+		p := filepath.Join(stage, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		sum, err := writeRandom(p, s.AlbumFile, r)
+		if err != nil {
+			return nil, fmt.Errorf("generate %s: %w", rel, err)
+		}
+		out = append(out, entry{Path: rel, Size: s.AlbumFile, Sum: sum})
+	}
+	return out, nil
+}
+
+// renamed returns the entries with the top-level directory from renamed
+// to to.
+func renamed(es []entry, from, to string) []entry {
+	out := make([]entry, len(es))
+	for i, e := range es {
+		e.Path = to + strings.TrimPrefix(e.Path, from)
+		out[i] = e
+	}
+	return out
+}
+
+// diskUsage returns the bytes allocated to the files under root (st_blocks,
+// hidden directories such as a trash or versions included).
+func diskUsage(root string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && de.Type().IsRegular() {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	return n, err
 }
 
 // editContent returns the edit file before and after the insert.

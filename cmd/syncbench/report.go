@@ -55,6 +55,15 @@ var metrics = []metric{
 	{"edit", "edit: 2nd sync wire", "MiB", func(r runResult) (float64, bool) {
 		return stepValue(r, 1, func(s stepResult) float64 { return float64(s.WireBytes) / (1 << 20) })
 	}},
+	{"rename", "rename: 2nd sync", "s", func(r runResult) (float64, bool) {
+		return stepValue(r, 1, func(s stepResult) float64 { return s.Seconds })
+	}},
+	{"rename", "rename: wire", "MiB", func(r runResult) (float64, bool) {
+		return stepValue(r, 1, func(s stepResult) float64 { return float64(s.WireBytes) / (1 << 20) })
+	}},
+	{"rename", "rename: receiver disk growth", "MiB", func(r runResult) (float64, bool) {
+		return stepValue(r, 1, func(s stepResult) float64 { return float64(s.DiskGrowth) / (1 << 20) })
+	}},
 	{"latency", "latency p50", "ms", func(r runResult) (float64, bool) { return latency(r, 50) }},
 	{"latency", "latency p95", "ms", func(r runResult) (float64, bool) { return latency(r, 95) }},
 }
@@ -118,7 +127,7 @@ func aggregate(results []runResult, cases, systems []string) []row {
 					cpu += s.CPUSeconds
 					disturbed = disturbed || s.Disturbed
 				}
-				if m.Case == "edit" {
+				if m.Case == "edit" || m.Case == "rename" {
 					cpu = r.Steps[1].CPUSeconds
 					disturbed = r.Steps[1].Disturbed
 				}
