@@ -14,6 +14,7 @@ import (
 var smallSizes = sizes{
 	Big: 3<<20 + 17, TreeFiles: 50, TreeDirs: 7, TreeMin: 1, TreeMax: 3000,
 	Edit: 1 << 20, EditAt: 4096, EditLen: 100, Small: 1 << 10, Writes: 3,
+	Album: 5, AlbumFile: 5000,
 }
 
 func TestSizesValidate(t *testing.T) {
@@ -29,6 +30,11 @@ func TestSizesValidate(t *testing.T) {
 		func(s *sizes) { s.TreeMax = s.TreeMin - 1 },
 		func(s *sizes) { s.EditAt = s.Edit + 1 },
 		func(s *sizes) { s.Writes = 0 },
+		func(s *sizes) { s.Album = 0 },
+		func(s *sizes) { s.AlbumFile = 0 },
+	}
+	if err := smallSizes.validate(); err != nil {
+		t.Fatalf("smallSizes.validate() = %v, want nil", err)
 	}
 	for i, f := range bad {
 		s := smallSizes
@@ -134,5 +140,38 @@ func TestArrivalAndVerify(t *testing.T) {
 	}
 	if err := verify(dst, want); err != nil {
 		t.Errorf("verify(good) = %v, want nil", err)
+	}
+}
+
+// TestAlbumRenamed: the album's entries under their new top-level name
+// verify after the directory is renamed, and the destination's disk usage
+// counts the album's blocks, trash-like hidden directories included.
+func TestAlbumRenamed(t *testing.T) {
+	dir := t.TempDir()
+	album, err := genAlbum(dir, smallSizes, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(album) != smallSizes.Album || album[4].Path != "album/d0/f004.bin" {
+		t.Fatalf("genAlbum() = %d entries, the fifth %q", len(album), album[4].Path)
+	}
+	du0, err := diskUsage(dir)
+	if err != nil || du0 < int64(smallSizes.Album)*smallSizes.AlbumFile {
+		t.Fatalf("diskUsage() = %d, %v; want at least the album's bytes", du0, err)
+	}
+	if err := os.Rename(filepath.Join(dir, "album"), filepath.Join(dir, "photos")); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(dir, renamed(album, "album/", "photos/")); err != nil {
+		t.Errorf("verify(renamed) = %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".syncd/trash"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeBytes(filepath.Join(dir, ".syncd/trash/x"), "x", make([]byte, 10000)); err != nil {
+		t.Fatal(err)
+	}
+	if du1, err := diskUsage(dir); err != nil || du1 <= du0 {
+		t.Errorf("diskUsage() with a trash entry = %d, %v; want more than %d", du1, err, du0)
 	}
 }
