@@ -67,10 +67,8 @@ type folder struct {
 	errLogged   map[string]bool
 	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
 	// sources are the files the running pull pass deletes, by content, for
-	// new files to take by a hard link (move.go); moved are those taken
-	// whose deletion is not applied yet.
+	// new files to take by a hard link (move.go).
 	sources map[index.Hash][]moveSource
-	moved   map[string]movedFile
 	// trashed are the trash entries of files deleted lately, by content,
 	// as move sources too; trashQ holds them oldest first.
 	trashed map[index.Hash][]*trashSource

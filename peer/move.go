@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"errors"
 	"io/fs"
 	"path"
 	"slices"
@@ -18,17 +19,23 @@ import (
 // again, and the old file went into the trash: renaming a folder of videos
 // cost a second copy on the disk until the trash was emptied. Now a new
 // file whose content, mode and mtime are those of a file that the same
-// pull deletes (a move source) is given the old file's inode by a hard
-// link into its temp file, and the deletion then removes only the old name
-// (applyDelete): no block is read or written, and the content stays where
-// the peer moved it.
+// pull pass deletes (a move source) takes the old file's inode: a hard
+// link as its temp file, then its commit renames the temp file into place
+// and, in the same step, removes the old name (commits.moveDone), so that
+// no two live paths ever share the inode. The old path's deletion then
+// finds it gone. No block is read or written.
 //
 // The old file must be exactly as recorded (size, mtime, inode and change
 // time, so not written since its last scan) and have no other name (a
 // user's hard link, a version in the trash), or its content would end up
-// shared with a path that lives on; each source serves one new file. Where
-// any of that does not hold, or the link fails (another file system under
-// the folder, one without hard links), the file is copied as before.
+// shared with a path that lives on; each source serves one new file. Until
+// the commit, the temp file is the only other name; the commit checks that
+// its change time is still the one it had once linked (a write through a
+// descriptor held open on the old file would move it), or drops the temp
+// file (only a name) and the file is pulled next pass. A temp file with
+// more than one name is never resumed (applyFile). Where any of that does
+// not hold, or the link fails (another file system under the folder, one
+// without hard links), the file is copied as before.
 
 // A rename's deletion can also come first, in an earlier pull pass (the
 // scanner writes the tombstones of a path that is gone before it walks the
@@ -36,8 +43,10 @@ import (
 // its blocks are no longer in the index, so the new file was fetched from
 // the peer again. A deleted file's trash entry is now remembered for a
 // while (trashTTL) as a move source: a new file with its content, mode and
-// mtime takes the entry out of the trash by a rename, if it is still as
-// it was put there (nothing else writes in the trash, but it is checked).
+// mtime takes the entry's inode by a hard link, if it is still as it was
+// put there (nothing else writes in the trash, but it is checked), and the
+// entry is removed once the new file is in place and recorded. A temp
+// file that fails on the way is only a second name: the trash keeps its.
 
 // trashed is a trash entry: its folder-relative path and its lstat.
 type trashed struct {
@@ -130,37 +139,20 @@ func (f *folder) takeTrashed(r index.Record) (*trashSource, bool) {
 	return nil, false
 }
 
-// untrash renames the trash source src to p's temp file, if it is as it
-// was put in the trash.
-func (f *folder) untrash(j job, src *trashSource, p pending) bool {
+// untrash links the trash source src as p's temp file, if it is as it was
+// put in the trash; the commit removes the entry once the file is in place.
+// Until then the trash keeps it, whatever becomes of the temp file.
+func (f *folder) untrash(j job, src *trashSource, p pending) (pending, bool) {
 	s, sd, err := f.entryAt(src.rel, false)
 	if err != nil {
-		return false
+		return p, false
 	}
 	defer sd.close()
 	fi, err := s.lstat()
 	if err != nil || !sameStat(fi, src.fi) || nlinkOf(fi) != 1 {
-		return false
+		return p, false
 	}
-	tmpRel := path.Join(path.Dir(j.path), p.tmpBase)
-	d, err := f.openParent(j.path, tmpRel, true)
-	if err != nil {
-		return false
-	}
-	defer d.close()
-	tmp := at{d.fd, p.tmpBase, p.tmp}
-	if err := s.renameNoReplace(tmp); err != nil {
-		return false // a temp file left by an earlier try, another file system
-	}
-	after, err := tmp.lstat()
-	if err == nil && inodeOf(after) == inodeOf(fi) && after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) {
-		return true
-	}
-	// Changed between the check and the rename: back into the trash.
-	if err := tmp.renameNoReplace(s); err != nil {
-		f.e.o.Logger.Warn("could not put a trash entry back", "folder", f.cfg.ID, "entry", src.rel, "now", p.tmp, "err", err)
-	}
-	return false
+	return f.linkTemp(j, s, fi, src.rel, p)
 }
 
 // sameStat reports whether a and b are the same regular file, unchanged
@@ -175,17 +167,6 @@ type moveSource struct {
 	path  string
 	local index.Record
 }
-
-// movedFile is a move source that a new file took: its inode lives on at
-// to, and its own name goes when its deletion is applied.
-type movedFile struct {
-	to    string
-	inode uint64
-}
-
-// maxMoves bounds the moves remembered until their deletions are applied;
-// past it files are copied.
-const maxMoves = 100_000
 
 // addSources registers the deletions js of a pull pass whose local
 // version is a regular file as move sources.
@@ -206,7 +187,7 @@ func (f *folder) addSources(js []job) {
 
 // takeSource returns a move source for the new file r, taken: no other
 // new file gets it.
-func (f *folder) takeSource(to string, r index.Record) (moveSource, bool) {
+func (f *folder) takeSource(r index.Record) (moveSource, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	list := f.sources[r.Content]
@@ -214,24 +195,10 @@ func (f *folder) takeSource(to string, r index.Record) (moveSource, bool) {
 		if s.local.Size != r.Size || s.local.Mode != r.Mode || s.local.ModTime != r.ModTime {
 			continue
 		}
-		if _, taken := f.moved[s.path]; taken || len(f.moved) >= maxMoves {
-			continue
-		}
 		f.sources[r.Content] = append(list[:i:i], list[i+1:]...)
-		if f.moved == nil {
-			f.moved = map[string]movedFile{}
-		}
-		f.moved[s.path] = movedFile{to: to, inode: s.local.Inode}
 		return s, true
 	}
 	return moveSource{}, false
-}
-
-// dropMove forgets that the file at p was taken as a move source.
-func (f *folder) dropMove(p string) {
-	f.mu.Lock()
-	delete(f.moved, p)
-	f.mu.Unlock()
 }
 
 // mayMove reports whether the new file of j has a move source, for the
@@ -247,20 +214,22 @@ func (f *folder) mayMove(j job) bool {
 }
 
 // moveIn gives the new file j.win the inode of a move source through a hard
-// link as its temp file, and queues its commit (the final check and the
-// rename into place, as for a pulled file). It reports false, having
-// changed nothing, when no source fits; the file is then pulled.
+// link as its temp file, and queues its commit (the final check, the
+// rename into place and the removal of the source's name). It reports
+// false, having changed nothing, when no source fits; the file is then
+// pulled.
 func (f *folder) moveIn(j job, p pending) bool {
 	r := j.win
 	if r.Kind != index.File || r.Size == 0 || (j.hasLocal && !j.local.Deleted) {
 		return false
 	}
-	if src, ok := f.takeSource(j.path, r); ok {
-		if !f.linkSource(j, src, p) {
-			f.dropMove(src.path)
+	if src, ok := f.takeSource(r); ok {
+		if p, ok = f.linkSource(j, src, p); !ok {
 			return false
 		}
-	} else if src, ok := f.takeTrashed(r); !ok || !f.untrash(j, src, p) {
+	} else if src, ok := f.takeTrashed(r); !ok {
+		return false
+	} else if p, ok = f.untrash(j, src, p); !ok {
 		return false
 	}
 	f.mu.Lock()
@@ -272,60 +241,71 @@ func (f *folder) moveIn(j job, p pending) bool {
 }
 
 // linkSource links the move source src as p's temp file, if src is exactly
-// as recorded and has no other name.
-func (f *folder) linkSource(j job, src moveSource, p pending) bool {
+// as recorded and has no other name, and returns p with the source's name
+// for its commit to remove.
+func (f *folder) linkSource(j job, src moveSource, p pending) (pending, bool) {
 	s, sd, err := f.entryAt(src.path, false)
 	if err != nil {
-		return false
+		return p, false
 	}
 	defer sd.close()
 	fi, err := s.lstat()
 	if err != nil || !fi.Mode().IsRegular() || nlinkOf(fi) != 1 || changedOnDisk(fi, src.local) || ctimeMoved(fi, src.local) {
-		return false
+		return p, false
 	}
-	tmpRel := path.Join(path.Dir(j.path), p.tmpBase)
-	d, err := f.openParent(j.path, tmpRel, true)
-	if err != nil {
-		return false
-	}
-	defer d.close()
 	if h := f.e.o.hooks.beforeMoveLink; h != nil {
 		h(src.path)
 	}
-	if err := unix.Linkat(s.dirfd, s.name, d.fd, p.tmpBase, 0); err != nil {
-		return false // a temp file left by an earlier try, another file system, no hard links
-	}
-	// Written to or linked elsewhere just before the link: not taken.
-	after, err := lstatAt(d.fd, p.tmpBase, p.tmp)
-	if err != nil || inodeOf(after) != inodeOf(fi) || nlinkOf(after) != 2 || changedOnDisk(after, src.local) ||
-		uint32(after.Mode().Perm()) != j.win.Mode {
-		unix.Unlinkat(d.fd, p.tmpBase, 0)
-		return false
-	}
-	return true
+	return f.linkTemp(j, s, fi, src.path, p)
 }
 
-// movedAway reports whether the file fi at t, whose deletion j is being
-// applied, is a move source that a new file took and whose inode is now
-// in place at that file's path: then only this name is removed.
-func (f *folder) movedAway(j job, t at, fi fs.FileInfo) bool {
-	f.mu.Lock()
-	m, ok := f.moved[j.path]
-	f.mu.Unlock()
-	if !ok {
-		return false
-	}
-	f.dropMove(j.path)
-	if !j.hasLocal || j.local.Deleted || inodeOf(fi) != m.inode || nlinkOf(fi) < 2 || changedOnDisk(fi, j.local) {
-		return false
-	}
-	to, d, err := f.entryAt(m.to, false)
+// linkTemp links s (whose lstat was fi) as p's temp file and returns p
+// with from (s's folder-relative path) to remove once the file is in
+// place. A link that finds s changed since fi (written to, linked
+// elsewhere) is undone.
+func (f *folder) linkTemp(j job, s at, fi fs.FileInfo, from string, p pending) (pending, bool) {
+	tmpRel := path.Join(path.Dir(j.path), p.tmpBase)
+	d, err := f.openParent(j.path, tmpRel, true)
 	if err != nil {
-		return false
+		return p, false
 	}
 	defer d.close()
-	there, err := to.lstat()
-	return err == nil && there.Mode().IsRegular() && inodeOf(there) == m.inode
+	if err := unix.Linkat(s.dirfd, s.name, d.fd, p.tmpBase, 0); err != nil {
+		return p, false // a temp file left by an earlier try, another file system, no hard links
+	}
+	after, err := lstatAt(d.fd, p.tmpBase, p.tmp)
+	if err != nil || inodeOf(after) != inodeOf(fi) || nlinkOf(after) != 2 || after.Size() != fi.Size() ||
+		!after.ModTime().Equal(fi.ModTime()) || uint32(after.Mode().Perm()) != j.win.Mode {
+		unix.Unlinkat(d.fd, p.tmpBase, 0)
+		return p, false
+	}
+	p.movedFrom, p.movedIno, p.movedCtime = from, inodeOf(after), index.Ctime(after)
+	return p, true
+}
+
+// errMovedChanged: a moved file's inode changed between its link and its
+// commit.
+var errMovedChanged = errors.New("changed while it was being moved here; pulled again")
+
+// moveIntact reports whether p's temp file, linked from p.movedFrom, is
+// still the inode it was once linked, unchanged since (its change time).
+func moveIntact(p pending) bool {
+	fi, err := lstatAt(p.parent.fd, p.tmpBase, p.tmp)
+	return err == nil && inodeOf(fi) == p.movedIno && index.Ctime(fi) == p.movedCtime && nlinkOf(fi) == 2 &&
+		fi.Size() == p.rec.Size && fi.ModTime().UnixNano() == p.rec.ModTime
+}
+
+// moveDone removes the name p.movedFrom (the move source, or the trash
+// entry) of the file p just put in place, if it is still that inode.
+func (f *folder) moveDone(p pending) {
+	t, d, err := f.entryAt(p.movedFrom, false)
+	if err != nil {
+		return
+	}
+	defer d.close()
+	if fi, err := t.lstat(); err == nil && fi.Mode().IsRegular() && inodeOf(fi) == p.movedIno {
+		unix.Unlinkat(t.dirfd, t.name, 0)
+	}
 }
 
 func nlinkOf(fi fs.FileInfo) uint64 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -309,5 +310,110 @@ func TestTrashSourceChanged(t *testing.T) {
 	}
 	if kept, err := os.ReadFile(entry); err != nil || string(kept) != string(changed) {
 		t.Errorf("the changed trash entry is gone or different (%v)", err)
+	}
+}
+
+// TestUntrashedTempFailsTrashKeeps: a file taken back out of the trash
+// (linked as the new file's temp file) whose rename into place fails:
+// the temp file goes, and the trash still holds the entry; the retry
+// brings the file.
+func TestUntrashedTempFailsTrashKeeps(t *testing.T) {
+	failed := make(chan struct{})
+	var once sync.Once
+	var refuse atomic.Bool
+	orig := renameNoReplace
+	renameNoReplace = func(dirfd int, oldname, newname string) error {
+		if newname == "back.mp4" && refuse.Load() {
+			once.Do(func() { close(failed) })
+			return syscall.EIO
+		}
+		return orig(dirfd, oldname, newname)
+	}
+	t.Cleanup(func() { renameNoReplace = orig }) // after the devices stop
+	_, a, b := pair2(t)
+	data := randBytes(11, 2<<20)
+	a.write("clip.mp4", data)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	fi, err := os.Stat(filepath.Join(a.root, "clip.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a.root, "clip.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	refuse.Store(true)
+	a.write("back.mp4", data)
+	if err := os.Chtimes(filepath.Join(a.root, "back.mp4"), fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	select {
+	case <-failed:
+	case <-time.After(converge):
+		t.Fatal("b never tried to put back.mp4 in place")
+	}
+	time.Sleep(100 * time.Millisecond) // the failed commit's cleanup
+	if !trashHolds(t, b.root, string(data[:64])) {
+		t.Errorf("the trash lost clip.mp4 when the file linked from it failed")
+	}
+	refuse.Store(false)
+	waitConverged(t, converge, a, b)
+	if !fileIs(b, "back.mp4", string(data)) {
+		t.Errorf("back.mp4 on b is not a's")
+	}
+}
+
+// TestMoveSourceWrittenBeforeCommit: the old file is written to (through
+// its old name, the temp file's other name) after the new file took it by
+// a hard link and before the commit renames it into place. The commit
+// finds the change time moved and drops the temp file: the new file is
+// pulled with a's content, and b's write stays in the old file, which
+// beats its deletion.
+func TestMoveSourceWrittenBeforeCommit(t *testing.T) {
+	_, a, b, hold, release := holdPulls(t)
+	orig := randBytes(12, 1<<20)
+	a.write("album/song.flac", orig)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	edit := randBytes(13, 1<<20)
+	var wrote atomic.Bool
+	b.eng.o.hooks.beforeFinalCheck = func(p string) {
+		if p != "music/song.flac" || !wrote.CompareAndSwap(false, true) {
+			return
+		}
+		fd, err := os.OpenFile(filepath.Join(b.root, "album/song.flac"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer fd.Close()
+		if _, err := fd.WriteAt(edit, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "music")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	allIn(t, a, b, since, 4)
+	hold.Store(false)
+	close(release)
+	waitConverged(t, converge, a, b)
+	if !wrote.Load() {
+		t.Fatal("the commit of music/song.flac never ran its final check")
+	}
+	if !fileIs(b, "music/song.flac", string(orig)) || !fileIs(a, "music/song.flac", string(orig)) {
+		t.Errorf("music/song.flac does not hold the content a renamed")
+	}
+	if !fileIs(b, "album/song.flac", string(edit)) || !fileIs(a, "album/song.flac", string(edit)) {
+		t.Errorf("b's write to album/song.flac was lost")
 	}
 }

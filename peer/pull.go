@@ -55,9 +55,6 @@ func (f *folder) pull(ctx context.Context) int {
 		return 1
 	}
 	if len(paths) == 0 {
-		f.mu.Lock()
-		f.moved = nil // every deletion is applied: the moves are done
-		f.mu.Unlock()
 		f.setIdle()
 		return 0
 	}
@@ -246,12 +243,7 @@ func (f *folder) pull(ctx context.Context) int {
 			}
 			j, ok, err := f.evaluate(p, devs)
 			switch {
-			case ok && j.win.Deleted:
-				// Applied next pass; what it deletes may be where a new
-				// file of this one is moved from.
-				f.addSources([]job{j})
-				f.markDirtyQuiet(p)
-			case err != nil, ok && j.win.Kind == index.Symlink:
+			case err != nil, ok && (j.win.Deleted || j.win.Kind == index.Symlink):
 				f.markDirtyQuiet(p)
 			case !ok:
 			case j.win.Kind == index.Dir:
@@ -869,13 +861,6 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 	}
 	if err != nil {
 		return err
-	}
-	if f.movedAway(j, t, fi) {
-		// Its content lives on where a new file took it: only the name goes.
-		if err := unix.Unlinkat(t.dirfd, t.name, 0); err != nil {
-			return &fs.PathError{Op: "remove", Path: t.full, Err: err}
-		}
-		return f.recordDeleted(j, true, t.dirfd)
 	}
 	if !j.hasLocal || j.local.Deleted || f.changedAt(t, fi, j.local) {
 		// Changed here since the last scan: keep it; the scan makes it a new

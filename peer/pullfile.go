@@ -74,6 +74,24 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		if err != nil {
 			return err
 		}
+		if nlinkOf(fi) > 1 {
+			// A move's hard link left by a crash: writing into it would
+			// write into the other name's file. Only the name goes.
+			fd.Close()
+			fd = nil
+			unix.Unlinkat(parent.fd, tmpBase, 0)
+			parent.close()
+			if fd, fresh, parent, err = f.createTemp(j.path, tmpRel); err != nil {
+				return err
+			}
+			if !fresh {
+				return fmt.Errorf("%s: a temp file is in the way", tmp)
+			}
+			fi, err = fd.Stat()
+			if err != nil {
+				return err
+			}
+		}
 		resume = fi.Size() > 0
 		if fi.Size() != r.Size {
 			if err := fd.Truncate(r.Size); err != nil {
@@ -220,6 +238,13 @@ type pending struct {
 	// file is the temp file, held open for the commit (commits.hold), or
 	// nil.
 	file *os.File
+	// movedFrom is the other name (folder-relative: a move source or a
+	// trash entry) of a temp file that is a hard link (move.go), with the
+	// inode and its change time once linked: the commit checks them and
+	// removes that name once the file is in place.
+	movedFrom  string
+	movedIno   uint64
+	movedCtime int64
 }
 
 // commits batches the end of pulls. For a batch of pulled files it makes
@@ -398,6 +423,11 @@ func (c *commits) commit(items []pending) {
 		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
 			h(p.j.path)
 		}
+		if p.movedFrom != "" && !moveIntact(p) {
+			unix.Unlinkat(p.parent.fd, p.tmpBase, 0) // only a name of the file
+			c.failed(p.j, errMovedChanged)
+			continue
+		}
 		placed, err := renameNew(p)
 		if err == nil && !placed {
 			var keep bool
@@ -412,6 +442,9 @@ func (c *commits) commit(items []pending) {
 			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
 			c.failed(p.j, err)
 			continue
+		}
+		if p.movedFrom != "" {
+			f.moveDone(p) // before the stat: its change time moves
 		}
 		fi, err := lstatAt(p.parent.fd, p.base, p.target)
 		if err != nil {
