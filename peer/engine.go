@@ -135,9 +135,16 @@ type hooks struct {
 	beforeMetaChange func(path string)
 	// beforePull runs in the folder's loop before each pull pass.
 	beforePull func()
-	// beforeMoveLink runs when a new file is about to take the file at
-	// path (a move source, found as recorded) by a hard link.
-	beforeMoveLink func(path string)
+	// beforeMoveQueued runs when a pull has found the file at path (a
+	// move source or a trash entry) as recorded, just before it queues
+	// the move of it to a new file's path for the commit.
+	beforeMoveQueued func(path string)
+	// beforeMoveRename runs in the commit of a move of the file at path,
+	// just before its last check and the rename.
+	beforeMoveRename func(path string)
+	// afterMoveRename runs in the commit of a move to path, right after
+	// the rename, before anything is recorded.
+	afterMoveRename func(path string)
 	// applyFile runs when a worker starts pulling path.
 	applyFile func(path string)
 	// beforeOpen runs once per open of a pull of path (its temp file, or

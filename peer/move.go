@@ -3,7 +3,7 @@ package peer
 import (
 	"errors"
 	"io/fs"
-	"path"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -19,23 +19,20 @@ import (
 // again, and the old file went into the trash: renaming a folder of videos
 // cost a second copy on the disk until the trash was emptied. Now a new
 // file whose content, mode and mtime are those of a file that the same
-// pull pass deletes (a move source) takes the old file's inode: a hard
-// link as its temp file, then its commit renames the temp file into place
-// and, in the same step, removes the old name (commits.moveDone), so that
-// no two live paths ever share the inode. The old path's deletion then
-// finds it gone. No block is read or written.
+// pull pass deletes (a move source) is moved: its commit renames the old
+// file to the new path (renameat2 with RENAME_NOREPLACE, one step: the
+// inode never has two names, and a crash leaves it at one path or the
+// other), and the old path's deletion then finds it gone. No block is read
+// or written.
 //
 // The old file must be exactly as recorded (size, mtime, inode and change
 // time, so not written since its last scan) and have no other name (a
-// user's hard link, a version in the trash), or its content would end up
-// shared with a path that lives on; each source serves one new file. Until
-// the commit, the temp file is the only other name; the commit checks that
-// its change time is still the one it had once linked (a write through a
-// descriptor held open on the old file would move it), or drops the temp
-// file (only a name) and the file is pulled next pass. A temp file with
-// more than one name is never resumed (applyFile). Where any of that does
-// not hold, or the link fails (another file system under the folder, one
-// without hard links), the file is copied as before.
+// user's hard link), both when the pull takes it and again just before the
+// rename, and nothing may be at the new path. Where any of that does not
+// hold, the file is copied as before (a rename that fails at the commit is
+// retried next pass, which finds the target taken or the source gone). A
+// write that lands between the last check and the rename, keeping size
+// and mtime, is not seen: the same window as the final check of any pull.
 
 // A rename's deletion can also come first, in an earlier pull pass (the
 // scanner writes the tombstones of a path that is gone before it walks the
@@ -43,10 +40,8 @@ import (
 // its blocks are no longer in the index, so the new file was fetched from
 // the peer again. A deleted file's trash entry is now remembered for a
 // while (trashTTL) as a move source: a new file with its content, mode and
-// mtime takes the entry's inode by a hard link, if it is still as it was
-// put there (nothing else writes in the trash, but it is checked), and the
-// entry is removed once the new file is in place and recorded. A temp
-// file that fails on the way is only a second name: the trash keeps its.
+// mtime is moved out of the trash the same way, if the entry is still as
+// it was put there (nothing else writes in the trash, but it is checked).
 
 // trashed is a trash entry: its folder-relative path and its lstat.
 type trashed struct {
@@ -139,22 +134,6 @@ func (f *folder) takeTrashed(r index.Record) (*trashSource, bool) {
 	return nil, false
 }
 
-// untrash links the trash source src as p's temp file, if it is as it was
-// put in the trash; the commit removes the entry once the file is in place.
-// Until then the trash keeps it, whatever becomes of the temp file.
-func (f *folder) untrash(j job, src *trashSource, p pending) (pending, bool) {
-	s, sd, err := f.entryAt(src.rel, false)
-	if err != nil {
-		return p, false
-	}
-	defer sd.close()
-	fi, err := s.lstat()
-	if err != nil || !sameStat(fi, src.fi) || nlinkOf(fi) != 1 {
-		return p, false
-	}
-	return f.linkTemp(j, s, fi, src.rel, p)
-}
-
 // sameStat reports whether a and b are the same regular file, unchanged
 // (inode, size, mtime and change time).
 func sameStat(a, b fs.FileInfo) bool {
@@ -213,25 +192,49 @@ func (f *folder) mayMove(j job) bool {
 	return len(f.sources[r.Content]) > 0 || len(f.trashed[r.Content]) > 0
 }
 
-// moveIn gives the new file j.win the inode of a move source through a hard
-// link as its temp file, and queues its commit (the final check, the
-// rename into place and the removal of the source's name). It reports
-// false, having changed nothing, when no source fits; the file is then
-// pulled.
+// moveIn queues the new file j.win to be moved here from a move source
+// (the commit renames it into place, commits.moveInto) and reports true,
+// or reports false, having changed nothing, when no source fits or the
+// new path is taken; the file is then pulled.
 func (f *folder) moveIn(j job, p pending) bool {
 	r := j.win
 	if r.Kind != index.File || r.Size == 0 || (j.hasLocal && !j.local.Deleted) {
 		return false
 	}
+	var from string
+	var want func(fs.FileInfo) bool
 	if src, ok := f.takeSource(r); ok {
-		if p, ok = f.linkSource(j, src, p); !ok {
-			return false
-		}
-	} else if src, ok := f.takeTrashed(r); !ok {
-		return false
-	} else if p, ok = f.untrash(j, src, p); !ok {
+		from = src.path
+		want = func(fi fs.FileInfo) bool { return !changedOnDisk(fi, src.local) && !ctimeMoved(fi, src.local) }
+	} else if ts, ok := f.takeTrashed(r); ok {
+		from = ts.rel
+		want = func(fi fs.FileInfo) bool { return sameStat(fi, ts.fi) }
+	} else {
 		return false
 	}
+	s, sd, err := f.entryAt(from, false)
+	if err != nil {
+		return false
+	}
+	defer sd.close()
+	fi, err := s.lstat()
+	if err != nil || !fi.Mode().IsRegular() || nlinkOf(fi) != 1 || !want(fi) || uint32(fi.Mode().Perm()) != r.Mode {
+		return false
+	}
+	// The new path's directory, made if needed, and nothing at the path.
+	d, err := f.openParent(j.path, j.path, true)
+	if err != nil {
+		return false
+	}
+	_, err = lstatAt(d.fd, p.base, p.target)
+	d.close()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if h := f.e.o.hooks.beforeMoveQueued; h != nil {
+		h(from)
+	}
+	p.movedFrom, p.movedStat = from, fi
 	f.mu.Lock()
 	f.doneBytes += r.Size
 	f.moves++
@@ -240,72 +243,37 @@ func (f *folder) moveIn(j job, p pending) bool {
 	return true
 }
 
-// linkSource links the move source src as p's temp file, if src is exactly
-// as recorded and has no other name, and returns p with the source's name
-// for its commit to remove.
-func (f *folder) linkSource(j job, src moveSource, p pending) (pending, bool) {
-	s, sd, err := f.entryAt(src.path, false)
+// errMoveLost: a move's source changed or went, or its target was taken,
+// between the pull and the commit; the file is pulled next pass.
+var errMoveLost = errors.New("its local copy changed before it could be moved here; pulled again")
+
+// moveInto renames p's move source to p's target, in the directory the
+// commit holds open, if the source is still as the pull found it and
+// nothing is at the target.
+func (f *folder) moveInto(p pending) error {
+	s, sd, err := f.entryAt(p.movedFrom, false)
 	if err != nil {
-		return p, false
+		return errMoveLost
 	}
 	defer sd.close()
+	if h := f.e.o.hooks.beforeMoveRename; h != nil {
+		h(p.movedFrom)
+	}
 	fi, err := s.lstat()
-	if err != nil || !fi.Mode().IsRegular() || nlinkOf(fi) != 1 || changedOnDisk(fi, src.local) || ctimeMoved(fi, src.local) {
-		return p, false
+	if err != nil || !sameStat(fi, p.movedStat) || nlinkOf(fi) != 1 {
+		return errMoveLost
 	}
-	if h := f.e.o.hooks.beforeMoveLink; h != nil {
-		h(src.path)
+	err = unix.Renameat2(s.dirfd, s.name, p.parent.fd, p.base, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		if h := f.e.o.hooks.afterMoveRename; h != nil {
+			h(p.j.path)
+		}
+		return nil
+	case err == unix.EEXIST, err == unix.EXDEV, unsupportedRename(err):
+		return errMoveLost // taken meanwhile, another file system, no such rename here
 	}
-	return f.linkTemp(j, s, fi, src.path, p)
-}
-
-// linkTemp links s (whose lstat was fi) as p's temp file and returns p
-// with from (s's folder-relative path) to remove once the file is in
-// place. A link that finds s changed since fi (written to, linked
-// elsewhere) is undone.
-func (f *folder) linkTemp(j job, s at, fi fs.FileInfo, from string, p pending) (pending, bool) {
-	tmpRel := path.Join(path.Dir(j.path), p.tmpBase)
-	d, err := f.openParent(j.path, tmpRel, true)
-	if err != nil {
-		return p, false
-	}
-	defer d.close()
-	if err := unix.Linkat(s.dirfd, s.name, d.fd, p.tmpBase, 0); err != nil {
-		return p, false // a temp file left by an earlier try, another file system, no hard links
-	}
-	after, err := lstatAt(d.fd, p.tmpBase, p.tmp)
-	if err != nil || inodeOf(after) != inodeOf(fi) || nlinkOf(after) != 2 || after.Size() != fi.Size() ||
-		!after.ModTime().Equal(fi.ModTime()) || uint32(after.Mode().Perm()) != j.win.Mode {
-		unix.Unlinkat(d.fd, p.tmpBase, 0)
-		return p, false
-	}
-	p.movedFrom, p.movedIno, p.movedCtime = from, inodeOf(after), index.Ctime(after)
-	return p, true
-}
-
-// errMovedChanged: a moved file's inode changed between its link and its
-// commit.
-var errMovedChanged = errors.New("changed while it was being moved here; pulled again")
-
-// moveIntact reports whether p's temp file, linked from p.movedFrom, is
-// still the inode it was once linked, unchanged since (its change time).
-func moveIntact(p pending) bool {
-	fi, err := lstatAt(p.parent.fd, p.tmpBase, p.tmp)
-	return err == nil && inodeOf(fi) == p.movedIno && index.Ctime(fi) == p.movedCtime && nlinkOf(fi) == 2 &&
-		fi.Size() == p.rec.Size && fi.ModTime().UnixNano() == p.rec.ModTime
-}
-
-// moveDone removes the name p.movedFrom (the move source, or the trash
-// entry) of the file p just put in place, if it is still that inode.
-func (f *folder) moveDone(p pending) {
-	t, d, err := f.entryAt(p.movedFrom, false)
-	if err != nil {
-		return
-	}
-	defer d.close()
-	if fi, err := t.lstat(); err == nil && fi.Mode().IsRegular() && inodeOf(fi) == p.movedIno {
-		unix.Unlinkat(t.dirfd, t.name, 0)
-	}
+	return &os.LinkError{Op: "rename", Old: s.full, New: p.target, Err: err}
 }
 
 func nlinkOf(fi fs.FileInfo) uint64 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -304,5 +305,180 @@ func TestMovedFilesNotRehashed(t *testing.T) {
 	}
 	if stale > 0 || res.Bytes > 0 {
 		t.Errorf("%d of %d moved files have a stale change time in their record; the next scan hashed %d bytes (%d changed)", stale, files, res.Bytes, res.Changed)
+	}
+}
+
+// TestMoveSourceDirReplacedByFile: on alpha a/x.bin moves to b/x.bin and
+// the directory a becomes a file, in one pass of bravo's. Whatever the
+// order of the commits, no two files on bravo share an inode and nothing
+// is kept as a conflict that was not one.
+func TestMoveSourceDirReplacedByFile(t *testing.T) {
+	_, a, b, hold, release := holdPulls(t)
+	data := randBytes(51, 1<<20)
+	a.write("a/x.bin", data)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	b.eng.o.hooks.applyFile = func(p string) {
+		if p == "b/x.bin" {
+			time.Sleep(300 * time.Millisecond) // the file a is done first
+		}
+	}
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(a.root, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "a/x.bin"), filepath.Join(a.root, "b/x.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a.root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("a", []byte("a is a file now"))
+	a.rescan()
+	allIn(t, a, b, since, 4)
+	hold.Store(false)
+	close(release)
+	convergedWithin(t, converge, a, b)
+	seen := map[uint64]string{}
+	walkFiles(b.root, func(p string, fi os.FileInfo) {
+		rel, _ := filepath.Rel(b.root, p)
+		if strings.HasPrefix(rel, ".syncd") {
+			return
+		}
+		ino := fi.Sys().(*syscall.Stat_t).Ino
+		if o, ok := seen[ino]; ok {
+			t.Errorf("bravo: %s and %s share inode %d", o, rel, ino)
+		}
+		seen[ino] = rel
+	})
+	t.Logf("bravo's tree: %v", tree(t, b.root))
+}
+
+// TestReviewMoveSourceWrittenKeepingMtime: like
+// TestMoveSourceWrittenBeforeLink, but the writer puts the mtime back (a
+// tool that preserves times, or a write in the same timestamp tick). Only
+// the change time tells, and linkTemp does not compare it (the link moves
+// it): the new file takes the edited inode while its record says a's
+// content, and the edit's old name is removed.
+
+// TestMoveSourceWrittenKeepingMtime: like TestMoveSourceWrittenBeforeLink,
+// but the writer puts the mtime back (a tool that preserves times): the
+// change time tells the move's last check, and the new file is pulled.
+func TestMoveSourceWrittenKeepingMtime(t *testing.T) {
+	_, a, b, hold, release := holdPulls(t)
+	orig := randBytes(61, 1<<20)
+	a.write("album/song.flac", orig)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	edit := randBytes(62, 1<<20) // the same size
+	b.eng.o.hooks.beforeMoveQueued = func(p string) {
+		full := filepath.Join(b.root, p)
+		fi, err := os.Stat(full)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.WriteFile(full, edit, 0o644); err != nil {
+			t.Error(err)
+		}
+		if err := os.Chtimes(full, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Error(err)
+		}
+	}
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "music")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	allIn(t, a, b, since, 4)
+	hold.Store(false)
+	close(release)
+	convergedWithin(t, 5*time.Second, a, b)
+	got, _ := os.ReadFile(filepath.Join(b.root, "music/song.flac"))
+	r, _, _ := b.store.Local("f", "music/song.flac")
+	t.Logf("bravo: music/song.flac is a's: %v, the edit: %v; record content %s", bytes.Equal(got, orig), bytes.Equal(got, edit), r.Content)
+	if !bytes.Equal(got, orig) {
+		t.Errorf("bravo's music/song.flac does not hold the content its record (and a) say")
+	}
+	if !trashHolds(t, b.root, string(edit[:64])) && !fileIs(b, "album/song.flac", string(edit)) && !bytes.Equal(got, edit) {
+		t.Errorf("bravo's edit is lost")
+	}
+}
+
+// TestMoveCrashAfterRename: bravo dies right after a move's rename put
+// album/x.bin at album/y.bin, before its record. After the restart the
+// devices converge, y.bin holds what alpha renamed, and no trash entry is
+// a live file's inode.
+func TestMoveCrashAfterRename(t *testing.T) {
+	var crash oneShot
+	var hold atomic.Bool
+	release := make(chan struct{})
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.hooks.beforePull = func() {
+			if hold.Load() {
+				<-release
+			}
+		}
+		o.hooks.afterMoveRename = func(p string) {
+			if p == "album/y.bin" && crash.armed.Load() {
+				crash.offer(func() {})
+				runtime.Goexit() // kill -9 right after the rename, before the record
+			}
+		}
+	})
+	data := randBytes(41, 1<<20)
+	a.write("album/x.bin", data)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "album/x.bin"), filepath.Join(a.root, "album/y.bin")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	allIn(t, a, b, since, 2)
+	crash.arm()
+	hold.Store(false)
+	close(release)
+	waitFor(t, "bravo to die right after renaming album/y.bin into place", converge, crash.fired.Load)
+	b.stop()
+	ix, iy := inoOf(t, filepath.Join(b.root, "album/x.bin")), inoOf(t, filepath.Join(b.root, "album/y.bin"))
+	t.Logf("after the crash: x.bin inode %d, y.bin inode %d", ix, iy)
+
+	b.start(a)
+	if _, diff, ok := convergedWithin(t, converge, a, b); !ok {
+		t.Errorf("no convergence:\n%s", diff)
+	}
+	live := inodesUnder(b.root)
+	walkFiles(trashDir(b.root), func(p string, fi os.FileInfo) {
+		ino := fi.Sys().(*syscall.Stat_t).Ino
+		for rel, li := range live {
+			if li == ino && !strings.HasPrefix(rel, ".syncd") {
+				t.Errorf("bravo: trash entry %s is the live file %s (inode %d)", p, rel, ino)
+			}
+		}
+	})
+	for _, d := range []*testDev{a, b} {
+		got, _ := os.ReadFile(filepath.Join(d.root, "album/y.bin"))
+		if !bytes.Equal(got, data) {
+			t.Errorf("%s: album/y.bin has %d bytes, want the %d bytes alpha renamed (the append to x.bin went into it)", d.name, len(got), len(data))
+		}
+	}
+	if ix, iy := inoOf(t, filepath.Join(b.root, "album/x.bin")), inoOf(t, filepath.Join(b.root, "album/y.bin")); ix != 0 && ix == iy {
+		t.Errorf("album/x.bin and album/y.bin share inode %d on bravo", ix)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,13 +239,11 @@ type pending struct {
 	// file is the temp file, held open for the commit (commits.hold), or
 	// nil.
 	file *os.File
-	// movedFrom is the other name (folder-relative: a move source or a
-	// trash entry) of a temp file that is a hard link (move.go), with the
-	// inode and its change time once linked: the commit checks them and
-	// removes that name once the file is in place.
-	movedFrom  string
-	movedIno   uint64
-	movedCtime int64
+	// movedFrom is, for a move (move.go), the file (folder-relative: a
+	// move source or a trash entry) that the commit renames to the
+	// target instead of a temp file, as movedStat found it.
+	movedFrom string
+	movedStat fs.FileInfo
 }
 
 // commits batches the end of pulls. For a batch of pulled files it makes
@@ -386,14 +385,24 @@ func (c *commits) commit(items []pending) {
 		}
 		if o.err != nil {
 			c.release(&p, false)
-			f.keepTemp(p.tmp)
+			if p.movedFrom == "" {
+				f.keepTemp(p.tmp)
+			}
 			c.failed(p.j, o.err)
 			continue
 		}
 		p.parent = o.d
 		ready = append(ready, p)
 	}
-	items = ready
+	// Moves have no temp file to make durable: their content is the file
+	// they move, as durable as it was.
+	var moves []pending
+	items = slices.DeleteFunc(ready, func(p pending) bool {
+		if p.movedFrom != "" {
+			moves = append(moves, p)
+		}
+		return p.movedFrom != ""
+	})
 	// A file that could not be made durable is not kept for a resume: its
 	// pages may be clean in the cache and wrong on the disk, and a resume
 	// would read them back as verified.
@@ -408,7 +417,7 @@ func (c *commits) commit(items []pending) {
 		}
 		ready = append(ready, p)
 	}
-	items = ready
+	items = append(ready, moves...)
 	dirs := map[string]int{} // directory -> an open descriptor of it
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
@@ -423,12 +432,17 @@ func (c *commits) commit(items []pending) {
 		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
 			h(p.j.path)
 		}
-		if p.movedFrom != "" && !moveIntact(p) {
-			unix.Unlinkat(p.parent.fd, p.tmpBase, 0) // only a name of the file
-			c.failed(p.j, errMovedChanged)
-			continue
+		var placed bool
+		var err error
+		if p.movedFrom != "" {
+			if err := f.moveInto(p); err != nil {
+				c.failed(p.j, err) // nothing to remove: no temp file
+				continue
+			}
+			placed = true
+		} else {
+			placed, err = renameNew(p)
 		}
-		placed, err := renameNew(p)
 		if err == nil && !placed {
 			var keep bool
 			keep, err = f.replaceChecked(p.j, at{p.parent.fd, p.tmpBase, p.tmp}, at{p.parent.fd, p.base, p.target})
@@ -442,9 +456,6 @@ func (c *commits) commit(items []pending) {
 			unix.Unlinkat(p.parent.fd, p.tmpBase, 0)
 			c.failed(p.j, err)
 			continue
-		}
-		if p.movedFrom != "" {
-			f.moveDone(p) // before the stat: its change time moves
 		}
 		fi, err := lstatAt(p.parent.fd, p.base, p.target)
 		if err != nil {
