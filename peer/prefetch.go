@@ -27,10 +27,14 @@ import (
 // would wait for budget forever, and the workers waiting for its blocks
 // with it.
 const (
-	// prefetchBudget bounds the bytes of prefetched blocks waiting for
-	// their worker. It is separate from MaxInflight: blocks waiting for a
-	// worker must never keep the workers from their own fetches.
-	prefetchBudget = 8 << 20
+	// prefetchBudget bounds the bytes of the arenas of prefetched blocks
+	// (a batch's arena until its last block is taken). It is separate
+	// from MaxInflight: blocks waiting for a worker must never keep the
+	// workers from their own fetches. (It counted the blocks' bytes once,
+	// and each batch took a 2.25 MiB arena: for files of 1 KiB, 64 to a
+	// batch, 8 MiB of blocks held 128 arenas, 290 MB, in a pull of
+	// 40,000 such files: a heap profile.)
+	prefetchBudget = 10 << 20
 	// batchBytes ends a batch early once its blocks reach this size.
 	batchBytes = 2 << 20
 	// batchesInFlight is how many batch requests run at once, so that the
@@ -51,28 +55,44 @@ type prefetched struct {
 
 // arena holds the blocks of one batch, one buffer for all of them (a 256 KiB
 // pool buffer per block of a few KiB made the garbage collector the busiest
-// part of the receiver); it goes back to its prefetcher's free arenas when
-// the last of its blocks is given back.
+// part of the receiver); it goes back to its prefetcher's free arenas, and
+// its size to the budget, when the last of its blocks is given back.
 type arena struct {
-	buf  []byte
+	buf  []byte // len: the size of its class
+	cls  int    // its index in arenaSizes
 	refs atomic.Int32
 }
 
 const (
 	arenaSize = batchBytes + smallBuf // a batch ends at batchBytes
-	// maxFreeArenas is how many free arenas a prefetcher keeps: enough for
-	// the batches in flight and the budget's worth waiting for workers.
+	// maxFreeArenas is how many free arenas of each size a prefetcher
+	// keeps: enough for the batches in flight and the budget's worth
+	// waiting for workers.
 	maxFreeArenas = batchesInFlight + prefetchBudget/batchBytes + 1
 )
+
+// arenaSizes are the sizes an arena comes in: a batch takes the smallest
+// that holds it, so that a batch of small files does not hold a large one.
+var arenaSizes = [...]int64{64 << 10, 256 << 10, 1 << 20, arenaSize}
+
+// arenaClass returns the index of the smallest arena size of at least n.
+func arenaClass(n int64) int {
+	for i, sz := range arenaSizes {
+		if n <= sz {
+			return i
+		}
+	}
+	return len(arenaSizes) - 1
+}
 
 type prefetcher struct {
 	f      *folder
 	budget *semaphore.Weighted
 
-	// arenas are the free arenas, kept for the pass: in a sync.Pool the
-	// garbage collector took them, and each new one cost page faults,
-	// dear on a VM.
-	arenas chan []byte
+	// arenas are the free arenas by size, kept for the pass: in a
+	// sync.Pool the garbage collector took them, and each new one cost
+	// page faults, dear on a VM.
+	arenas [len(arenaSizes)]chan []byte
 
 	mu  sync.Mutex
 	got map[index.Hash]*prefetched // blocks fetched or on their way, not yet taken
@@ -83,26 +103,32 @@ type prefetcher struct {
 }
 
 func newPrefetcher(f *folder) *prefetcher {
-	return &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget), arenas: make(chan []byte, maxFreeArenas),
+	p := &prefetcher{f: f, budget: semaphore.NewWeighted(prefetchBudget),
 		got: map[index.Hash]*prefetched{}, started: map[int]bool{}}
+	for i := range p.arenas {
+		p.arenas[i] = make(chan []byte, maxFreeArenas)
+	}
+	return p
 }
 
-// arena returns a free arena.
-func (p *prefetcher) arena() *arena {
+// arena returns a free arena of class cls (its size is taken from the
+// budget by the caller).
+func (p *prefetcher) arena(cls int) *arena {
 	select {
-	case b := <-p.arenas:
-		return &arena{buf: b}
+	case b := <-p.arenas[cls]:
+		return &arena{buf: b, cls: cls}
 	default:
-		return &arena{buf: make([]byte, arenaSize)}
+		return &arena{buf: make([]byte, arenaSizes[cls]), cls: cls}
 	}
 }
 
-// free gives arena a back.
+// free gives arena a back, and its size to the budget.
 func (p *prefetcher) free(a *arena) {
 	select {
-	case p.arenas <- a.buf:
+	case p.arenas[a.cls] <- a.buf:
 	default:
 	}
+	p.budget.Release(arenaSizes[a.cls])
 }
 
 // start tells the prefetcher that a worker starts job i of the queue.
@@ -172,7 +198,7 @@ func (p *prefetcher) run(ctx context.Context, q *jobQueue) {
 			// The budget is taken here, in queue order: a batch whose
 			// goroutine ran late found it taken by the batches after it,
 			// whose blocks no worker reaches before its own.
-			if err := p.budget.Acquire(ctx, size); err != nil {
+			if err := p.budget.Acquire(ctx, arenaSizes[arenaClass(size)]); err != nil {
 				<-slots
 				settle(futs, err)
 				batch, futs, size = nil, nil, 0
@@ -254,13 +280,14 @@ func settle(futs []*prefetched, err error) {
 // fetch runs one batch, whose size the caller has taken from the budget,
 // and settles its futures.
 func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*prefetched, size int64) {
+	cls := arenaClass(size)
 	srcs := p.f.e.sources(p.f.cfg.ID)
 	if len(srcs) == 0 {
-		p.budget.Release(size)
+		p.budget.Release(arenaSizes[cls])
 		settle(futs, ErrNoSource)
 		return
 	}
-	a := p.arena()
+	a := p.arena(cls)
 	bufs := make([][]byte, len(batch))
 	off := int64(0)
 	for i, b := range batch {
@@ -274,8 +301,6 @@ func (p *prefetcher) fetch(ctx context.Context, batch []index.Block, futs []*pre
 		if fut.err == nil {
 			fut.buf, fut.arena = bufs[i], a
 			ok++
-		} else {
-			p.budget.Release(batch[i].Size)
 		}
 	}
 	a.refs.Store(ok) // before any taker can give a block back
@@ -319,7 +344,6 @@ func (p *prefetcher) done(fut *prefetched) {
 	if fut.buf == nil {
 		return
 	}
-	p.budget.Release(int64(len(fut.buf)))
 	fut.buf = nil
 	if fut.arena.refs.Add(-1) == 0 {
 		p.free(fut.arena)

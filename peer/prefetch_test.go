@@ -353,3 +353,92 @@ func TestPrefetchBatchesTakeBudgetInOrder(t *testing.T) {
 	a.rescan()
 	waitConverged(t, converge, a, b)
 }
+
+// TestPrefetchArenasBounded: while b's first pull worker is stalled, the
+// prefetcher fetches ahead for thousands of 1 KiB files until its budget
+// is spent. The arenas holding those blocks must stay within the budget
+// (a batch of 64 tiny blocks once held a 2.25 MiB arena: 8 MiB of blocks
+// held about 290 MB).
+func TestPrefetchArenasBounded(t *testing.T) {
+	release := make(chan struct{})
+	var stalled sync.Once
+	stalledc := make(chan struct{})
+	var hold atomic.Bool
+	pulls := make(chan struct{})
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name != "bravo" {
+			return
+		}
+		o.PullWorkers = 1
+		o.hooks.beforePull = func() {
+			if hold.Load() {
+				<-pulls
+			}
+		}
+		o.hooks.applyFile = func(p string) {
+			stalled.Do(func() { close(stalledc); <-release })
+		}
+	})
+	waitConverged(t, converge, a, b)
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for i := range n {
+		a.write(fmt.Sprintf("mail/d%02d/m%05d.eml", i%20, i), randBytes(uint64(i), 1024))
+	}
+	a.rescan()
+	allIn(t, a, b, since, n+21) // one pass for all of them
+	hold.Store(false)
+	close(pulls)
+	select {
+	case <-stalledc:
+	case <-time.After(converge):
+		t.Fatal("b's pull never started")
+	}
+	held := func() (arenas, blocks int64) {
+		f := b.eng.folder("f")
+		f.mu.Lock()
+		pf := f.pf
+		f.mu.Unlock()
+		if pf == nil {
+			return 0, 0
+		}
+		pf.mu.Lock()
+		defer pf.mu.Unlock()
+		seen := map[*arena]bool{}
+		for _, fut := range pf.got {
+			select {
+			case <-fut.done:
+			default:
+				continue
+			}
+			if fut.arena != nil && fut.buf != nil && !seen[fut.arena] {
+				seen[fut.arena] = true
+				arenas += int64(len(fut.arena.buf))
+			}
+			blocks += int64(len(fut.buf))
+		}
+		return arenas, blocks
+	}
+	// Let the prefetcher run ahead as far as its budget goes.
+	var arenas, blocks int64
+	for last, still := int64(-1), 0; still < 5; time.Sleep(100 * time.Millisecond) {
+		arenas, blocks = held()
+		if blocks == last {
+			still++
+		} else {
+			last, still = blocks, 0
+		}
+	}
+	close(release)
+	if blocks < 1<<20 {
+		t.Fatalf("the prefetcher ran ahead by only %d bytes of blocks", blocks)
+	}
+	if arenas > prefetchBudget {
+		t.Errorf("%d MiB of arenas held for %d KiB of prefetched blocks, budget %d MiB", arenas>>20, blocks>>10, prefetchBudget>>20)
+	}
+	waitConverged(t, converge, a, b)
+}
