@@ -22,3 +22,21 @@ func TestTrimDue(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftLimit(t *testing.T) {
+	const M = 1 << 20
+	for _, c := range []struct {
+		live uint64
+		want int64
+	}{
+		{0, memoryLimit},
+		{20 * M, memoryLimit},
+		{40 * M, memoryLimit},
+		{44 * M, 82 * M},
+		{160 * M, 256 * M},
+	} {
+		if got := softLimit(c.live); got != c.want {
+			t.Errorf("softLimit(%d MiB) = %d MiB, want %d MiB", c.live/M, got/M, c.want/M)
+		}
+	}
+}

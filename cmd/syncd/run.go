@@ -92,7 +92,8 @@ func runDaemon(g globalFlags, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A background daemon should stay small: a soft limit makes the
 		// garbage collector work harder near it instead of growing the heap
-		// (the live heap may still exceed it; it is not a cap).
+		// (the live heap may still exceed it; it is not a cap). It grows
+		// with the live heap (softLimit).
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	if prof := os.Getenv("SYNCD_CPUPROFILE"); prof != "" {
@@ -301,7 +302,7 @@ func (d *daemon) run() error {
 	g.Go(func() error { return d.server.Run(ctx, d.ln) })
 	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler()) })
 	g.Go(func() error { return d.store.RunGC(ctx, 10*time.Minute) })
-	g.Go(func() error { return trimMemory(ctx) })
+	g.Go(func() error { return trimMemory(ctx, os.Getenv("GOMEMLIMIT") == "") })
 	g.Go(func() error { d.renewLoop(ctx); return nil })
 	if disc == "mdns" {
 		_, port, _ := net.SplitHostPort(d.ln.Addr().String())
