@@ -537,7 +537,7 @@ func (s *scan) buryEarly() {
 // goneRec notes (in a full scan) a record whose path was not found on
 // disk; tombstone decides at the end of the scan.
 func (s *scan) goneRec(r Record, had bool) {
-	if s.full && had {
+	if s.full && had && !r.Deleted { // a tombstone is gone already
 		s.gone = append(s.gone, r)
 	}
 }

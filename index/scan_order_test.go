@@ -66,3 +66,27 @@ func TestRenameTombstonesFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestFullScanAsksPresentOnce: a full scan of a folder whose directories
+// hold only old tombstones asks whether the folder is there at its start
+// and before its own tombstones, not once per directory.
+func TestFullScanAsksPresentOnce(t *testing.T) {
+	e := newScanEnv(t)
+	for i := range 50 {
+		e.write(fmt.Sprintf("d%02d/gone.txt", i), "x")
+		e.write(fmt.Sprintf("d%02d/kept.txt", i), "y")
+	}
+	e.scan()
+	for i := range 50 {
+		if err := os.Remove(filepath.Join(e.root, fmt.Sprintf("d%02d/gone.txt", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.scan() // the tombstones
+	asked := 0
+	e.sc.o.Present = func() error { asked++; return nil }
+	e.scan()
+	if asked > 2 {
+		t.Errorf("a full scan with nothing new gone asked Present %d times, want at most 2", asked)
+	}
+}
