@@ -267,18 +267,7 @@ func TestMovedFilesNotRehashed(t *testing.T) {
 	}
 	a.rescan()
 	waitConverged(t, converge, a, b)
-	hold.Store(true)
-	since, err := a.store.LocalSeq("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "videos")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	allIn(t, a, b, since, 2*(files+1))
-	hold.Store(false)
-	close(release)
+	renameHeld(t, a, b, hold, release, "album", "videos", 2*(files+1))
 	waitConverged(t, converge, a, b)
 	time.Sleep(200 * time.Millisecond)
 	stale := 0
@@ -389,18 +378,7 @@ func TestMoveSourceWrittenKeepingMtime(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	hold.Store(true)
-	since, err := a.store.LocalSeq("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "music")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	allIn(t, a, b, since, 4)
-	hold.Store(false)
-	close(release)
+	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	convergedWithin(t, 5*time.Second, a, b)
 	got, _ := os.ReadFile(filepath.Join(b.root, "music/song.flac"))
 	r, _, _ := b.store.Local("f", "music/song.flac")

@@ -69,18 +69,7 @@ func TestDirRenameMovesFiles(t *testing.T) {
 	if d := b.eng.fetched() - before; d != 0 {
 		t.Errorf("a rename fetched %d bytes from peers, want 0", d)
 	}
-	moved := 0
-	for rel, ino := range inodesUnder(filepath.Join(b.root, "photos")) {
-		if inodes[rel] == ino {
-			moved++
-		}
-	}
-	if moved != files {
-		t.Errorf("%d of %d files were moved on b, the rest copied", moved, files)
-	}
-	if n := trashFiles(b.root); n != 0 {
-		t.Errorf("b's trash holds %d files after a rename, want none", n)
-	}
+	wantMoved(t, b, inodes, "photos", files)
 }
 
 // TestRenameFoundByFullScan: the same rename seen by a full scan (the
@@ -157,18 +146,7 @@ func TestMoveInOnePass(t *testing.T) {
 	before := b.eng.fetched()
 	var moves atomic.Int64
 	b.eng.o.hooks.beforeMoveQueued = func(string) { moves.Add(1) }
-	hold.Store(true)
-	since, err := a.store.LocalSeq("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "photos")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	allIn(t, a, b, since, 2*(files+8)) // tombstones and new records, the 7 directories and album
-	hold.Store(false)
-	close(release)
+	renameHeld(t, a, b, hold, release, "album", "photos", 2*(files+8)) // tombstones and new records, the 7 directories and album
 	waitConverged(t, converge, a, b)
 	if d := b.eng.fetched() - before; d != 0 {
 		t.Errorf("a rename fetched %d bytes from peers, want 0", d)
@@ -176,18 +154,7 @@ func TestMoveInOnePass(t *testing.T) {
 	if moves.Load() != files {
 		t.Errorf("%d moves queued, want %d (one pass: every file moved)", moves.Load(), files)
 	}
-	moved := 0
-	for rel, ino := range inodesUnder(filepath.Join(b.root, "photos")) {
-		if inodes[rel] == ino {
-			moved++
-		}
-	}
-	if moved != files {
-		t.Errorf("%d of %d files were moved on b, the rest copied", moved, files)
-	}
-	if n := trashFiles(b.root); n != 0 {
-		t.Errorf("b's trash holds %d files after a rename, want none", n)
-	}
+	wantMoved(t, b, inodes, "photos", files)
 }
 
 // TestMoveSkipsSharedInode: a file on b with a second name (a user's hard
@@ -247,18 +214,7 @@ func TestMoveSourceWrittenBeforeLink(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	hold.Store(true)
-	since, err := a.store.LocalSeq("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "music")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	allIn(t, a, b, since, 4)
-	hold.Store(false)
-	close(release)
+	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	waitConverged(t, converge, a, b)
 	if !fileIs(b, "music/song.flac", string(randBytes(7, 1<<20))) {
 		t.Errorf("music/song.flac does not hold a's content")
@@ -394,18 +350,7 @@ func TestMoveSourceWrittenBeforeCommit(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	hold.Store(true)
-	since, err := a.store.LocalSeq("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(a.root, "album"), filepath.Join(a.root, "music")); err != nil {
-		t.Fatal(err)
-	}
-	a.rescan()
-	allIn(t, a, b, since, 4)
-	hold.Store(false)
-	close(release)
+	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	waitConverged(t, converge, a, b)
 	if !wrote.Load() {
 		t.Fatal("the commit of music/song.flac never ran its final check")
@@ -416,4 +361,42 @@ func TestMoveSourceWrittenBeforeCommit(t *testing.T) {
 	if !fileIs(b, "album/song.flac", string(edit)) || !fileIs(a, "album/song.flac", string(edit)) {
 		t.Errorf("b's write to album/song.flac was lost")
 	}
+}
+
+// wantMoved checks that every file under dir on b is the inode inodes
+// had for it before a rename (moved, not copied), and that b's trash
+// holds nothing.
+func wantMoved(t *testing.T, b *testDev, inodes map[string]uint64, dir string, files int) {
+	t.Helper()
+	moved := 0
+	for rel, ino := range inodesUnder(filepath.Join(b.root, dir)) {
+		if inodes[rel] == ino {
+			moved++
+		}
+	}
+	if moved != files {
+		t.Errorf("%d of %d files were moved on b, the rest copied", moved, files)
+	}
+	if n := trashFiles(b.root); n != 0 {
+		t.Errorf("b's trash holds %d files after a rename, want none", n)
+	}
+}
+
+// renameHeld renames from to to on a while b's pulls are held (holdPulls),
+// waits until b holds the records records a writes for it, and lets b's
+// pull go: one pass sees the whole rename.
+func renameHeld(t *testing.T, a, b *testDev, hold *atomic.Bool, release chan struct{}, from, to string, records int) {
+	t.Helper()
+	hold.Store(true)
+	since, err := a.store.LocalSeq("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, from), filepath.Join(a.root, to)); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	allIn(t, a, b, since, records)
+	hold.Store(false)
+	close(release)
 }
