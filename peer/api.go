@@ -14,9 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/syncd-project/syncd/discovery"
@@ -282,9 +282,11 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		locs = make([][]index.Location, len(hs)) // answered as not here
 	}
+	fr := e.folderReader(fid)
+	defer fr.close()
 	var hdr [binary.MaxVarintLen64]byte
 	for i, h := range hs {
-		buf, ok := e.readFrom(fid, locs[i], index.Block{Hash: h}, false)
+		buf, ok := fr.read(locs[i], index.Block{Hash: h}, false)
 		if !ok {
 			if _, err := bw.Write(hdr[:binary.PutUvarint(hdr[:], 0)]); err != nil {
 				return
@@ -315,33 +317,60 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readLocalBlock reads block b from a local file of folder fid (or of any
-// folder when anyFolder) that the index says holds it. When verify is set
-// (the puller reusing local data), the bytes are checked against the hash.
-// The returned buffer comes from the pool.
+// readLocalBlock reads block b from a local file of folder fid that the
+// index says holds it. When verify is set (the puller reusing local data),
+// the bytes are checked against the hash. The returned buffer comes from
+// the pool.
 func (e *Engine) readLocalBlock(fid string, b index.Block, verify bool) ([]byte, bool) {
 	locs, err := e.o.Store.BlockLocations(b.Hash, maxLocations)
 	if err != nil {
 		return nil, false
 	}
-	return e.readFrom(fid, locs, b, verify)
+	r := e.folderReader(fid)
+	defer r.close()
+	return r.read(locs, b, verify)
 }
 
 // maxLocations is how many places of a block readLocalBlock tries.
 const maxLocations = 4
 
-// readFrom is readLocalBlock from the places locs that the index gave.
-func (e *Engine) readFrom(fid string, locs []index.Location, b index.Block, verify bool) ([]byte, bool) {
+// folderReader reads blocks from the files of one folder by their indexed
+// paths. The folder's root is opened once, on the first read, and each
+// file from it through plain directories only (openat2 with
+// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS, or a walk of its parents where
+// openat2 is missing): a directory that someone replaced by a symlink
+// since the scan is refused, not followed. Following it served a peer the
+// bytes of whatever file sat at the same path and offset outside the
+// folder.
+type folderReader struct {
+	fid    string
+	root   string
+	ok     bool // the folder exists here
+	rootFD int  // -1 until opened
+	failed bool // the root could not be opened
+}
+
+func (e *Engine) folderReader(fid string) *folderReader {
+	root, ok := e.root(fid)
+	return &folderReader{fid: fid, root: root, ok: ok, rootFD: -1}
+}
+
+func (r *folderReader) close() {
+	if r.rootFD >= 0 {
+		unix.Close(r.rootFD)
+		r.rootFD = -1
+	}
+}
+
+// read is readLocalBlock from the places locs that the index gave, those
+// in r's folder only.
+func (r *folderReader) read(locs []index.Location, b index.Block, verify bool) ([]byte, bool) {
 	for _, l := range locs {
-		if l.Folder != fid || l.Size <= 0 || l.Size > index.MaxBlockSize {
-			continue
-		}
-		root, ok := e.root(l.Folder)
-		if !ok || checkRemotePath(l.Path) != nil {
+		if l.Folder != r.fid || !r.ok || l.Size <= 0 || l.Size > index.MaxBlockSize || checkRemotePath(l.Path) != nil {
 			continue
 		}
 		buf := getBuf(int(l.Size))
-		if readAt(nativePath(root, l.Path), buf, l.Offset) && (!verify || hashOf(buf) == b.Hash) {
+		if r.readAt(l.Path, buf, l.Offset) && (!verify || hashOf(buf) == b.Hash) {
 			return buf, true
 		}
 		putBuf(buf)
@@ -349,19 +378,31 @@ func (e *Engine) readFrom(fid string, locs []index.Location, b index.Block, veri
 	return nil, false
 }
 
-// readAt reads exactly len(buf) bytes at off from a regular file, never
-// following a symlink. Something else put where the index has a file is
+// readAt reads exactly len(buf) bytes at off from the regular file rel
+// (folder-relative). Anything else put where the index has a file is
 // refused; the open does not wait for a FIFO's writer (O_NONBLOCK).
-func readAt(name string, buf []byte, off int64) bool {
-	fd, err := index.OpenFile(name, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
+func (r *folderReader) readAt(rel string, buf []byte, off int64) bool {
+	if r.rootFD < 0 {
+		if r.failed {
+			return false
+		}
+		fd, err := openRoot(r.root)
+		if err != nil {
+			r.failed = true
+			return false
+		}
+		r.rootFD = fd
+	}
+	fd, err := openBeneath(r.rootFD, r.root, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC)
 	if err != nil {
 		return false
 	}
-	defer fd.Close()
-	if fi, err := fd.Stat(); err != nil || !fi.Mode().IsRegular() {
+	file := os.NewFile(uintptr(fd), nativePath(r.root, rel))
+	defer file.Close()
+	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
-	_, err = fd.ReadAt(buf, off)
+	_, err = file.ReadAt(buf, off)
 	return err == nil
 }
 

@@ -184,7 +184,9 @@
 // deletions then work by name in that directory (or through a descriptor
 // opened from it), so a symlink swapped in for a parent cannot redirect
 // them outside the folder. (Only syncfs opens the root by path: it acts on
-// the whole file system.)
+// the whole file system.) Blocks read from local files, to serve a peer
+// or to reuse local data in a pull, are opened the same way, the whole
+// path in one openat2 (folderReader, api.go).
 //
 // The watcher reports everything the puller writes. The puller notes each
 // file it installed and each directory it made, and a report of a path

@@ -507,3 +507,68 @@ func TestSlowBlockBounded(t *testing.T) {
 		t.Errorf("the victim does not say why slow.bin failed:\n%s", victim.logText())
 	}
 }
+
+// TestServeRefusesSymlinkedParent: a directory of the folder replaced by a
+// symlink after the scan (before the watcher's rescan sees it) must not
+// lead the sender out of the folder. Following it served a peer, for the
+// indexed block of d/f.bin, the bytes of the file at the same path outside.
+func TestServeRefusesSymlinkedParent(t *testing.T) {
+	n := newTestNet(t)
+	a := n.addDevice("a")
+	mine := randBytes(21, 64<<10)
+	a.write("d/f.bin", mine)
+	startDev(t, a)
+	a.rescan()
+	var rec index.Record
+	waitFor(t, "a to index d/f.bin", converge, func() bool {
+		r, ok, _ := a.store.Local("f", "d/f.bin")
+		rec = r
+		return ok && len(r.Blocks) == 1
+	})
+	b := rec.Blocks[0]
+	locs, err := a.store.BlockLocations(b.Hash, maxLocations)
+	if err != nil || len(locs) == 0 {
+		t.Fatalf("locations of the block: %v %v", locs, err)
+	}
+	r := a.eng.folderReader("f")
+	buf, ok := r.read(locs, b, false)
+	if !ok || !bytes.Equal(buf, mine) {
+		t.Fatalf("the block before the swap: ok=%v", ok)
+	}
+	putBuf(buf)
+	r.close()
+
+	outside := t.TempDir()
+	secret := bytes.Repeat([]byte("secret "), len(mine)/7+1)[:len(mine)]
+	if err := os.WriteFile(filepath.Join(outside, "f.bin"), secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "d"), filepath.Join(a.root, "d.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(a.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	for _, noat2 := range []bool{false, true} {
+		noOpenat2.Store(noat2)
+		r := a.eng.folderReader("f")
+		buf, ok := r.read(locs, b, false)
+		r.close()
+		if ok {
+			t.Errorf("openat2 off=%v: served %d bytes through the symlink d (outside's: %v)", noat2, len(buf), bytes.Equal(buf, secret))
+		}
+	}
+	noOpenat2.Store(false)
+	// Through a plain directory again, the block is served.
+	if err := os.Remove(filepath.Join(a.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a.root, "d.old"), filepath.Join(a.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	r = a.eng.folderReader("f")
+	defer r.close()
+	if buf, ok := r.read(locs, b, false); !ok || !bytes.Equal(buf, mine) {
+		t.Errorf("the block after the swap back: ok=%v", ok)
+	}
+}

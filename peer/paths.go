@@ -374,3 +374,29 @@ func (s *statInfo) Mode() fs.FileMode {
 	}
 	return m
 }
+
+// openBeneath opens rel (folder-relative, checked) in the folder whose
+// root is open as rootFD, with flags (which hold O_NOFOLLOW), through
+// plain directories only: one openat2 with RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS, or where openat2 is missing or refused, an openat
+// of its last name in its parent from walkParent.
+func openBeneath(rootFD int, root, rel string, flags int) (int, error) {
+	if !noOpenat2.Load() {
+		how := beneath
+		how.Flags = uint64(flags)
+		fd, err := retryEINTR(func() (int, error) { return openat2(rootFD, rel, &how) })
+		switch err {
+		case unix.ENOSYS, unix.E2BIG:
+			noOpenat2.Store(true)
+		case unix.EPERM:
+		default:
+			return fd, err
+		}
+	}
+	d, err := walkParent(rootFD, root, rel, rel, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer d.close()
+	return retryEINTR(func() (int, error) { return unix.Openat(d.fd, path.Base(rel), flags, 0) })
+}
