@@ -69,6 +69,9 @@ func (d *daemon) status() statusReport {
 		folderPeers[cf.ID] = ids
 	}
 	for _, f := range s.Folders {
+		if folderPeers[f.ID] == nil {
+			folderPeers[f.ID] = []string{}
+		}
 		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes,
 			// NeedBytes is the total of the pull in progress and DoneBytes what
 			// of it has arrived; the file being pulled is not local yet.

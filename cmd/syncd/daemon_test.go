@@ -413,6 +413,23 @@ func TestDaemonCommands(t *testing.T) {
 	}
 	checkStatusJSON(t, a, before)
 
+	// A folder shared with nobody yet lists its peers as [], not null or
+	// nothing (what a script iterating over them expects).
+	b.addFolder("solo", filepath.Join(t.TempDir(), "solo"))
+	waitFor(t, 10*time.Second, "beta runs folder solo", func() string {
+		if r := b.status(); len(r.Folders) != 1 {
+			return fmt.Sprintf("%d folders", len(r.Folders))
+		}
+		return ""
+	})
+	var raw struct {
+		Folders []map[string]json.RawMessage `json:"folders"`
+	}
+	if out := b.mustSyncd("status", "--json"); json.Unmarshal([]byte(out), &raw) != nil || len(raw.Folders) != 1 ||
+		string(raw.Folders[0]["peers"]) != "[]" {
+		t.Errorf("status --json of a folder with no peers = %s, want \"peers\": []", out)
+	}
+
 	// A second daemon on the same home is refused; the first keeps working.
 	pidA := a.pid()
 	out, errOut, code := a.syncd("run", "--listen", freeAddr(t), "--discovery", "off")

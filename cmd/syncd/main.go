@@ -100,6 +100,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return reportError(stderr, usageErr("", "%v", err))
 	}
+	homeEmpty := false
+	fs.Visit(func(f *flag.Flag) { homeEmpty = homeEmpty || f.Name == "home" && g.Home == "" })
+	if homeEmpty {
+		// An unset variable in a script ('--home "$DIR"') must not fall
+		// back to the user's real home and its devices.
+		return reportError(stderr, usageErr("", "--home is empty; give a directory, or leave --home out to use the XDG directories"))
+	}
 	if err := g.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return reportError(stderr, usageErr("", "--log-level %q is not a level", *level))
 	}

@@ -26,6 +26,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad global flag", []string{"--nope", "id"}, exitUsage, "syncd: flag provided but not defined: -nope; "},
 		{"bad log level", []string{"--log-level", "loud", "id"}, exitUsage, "syncd: --log-level \"loud\" is not a level; "},
 		{"bad log format", []string{"--log-format", "xml", "id"}, exitUsage, "syncd: --log-format \"xml\""},
+		{"empty home", []string{"--home", "", "id"}, exitUsage, "syncd: --home is empty; give a directory, or leave --home out"},
 		{"runtime error", []string{"--home", home, "id"}, exitFailure, "syncd: no identity in "},
 		{"no daemon", []string{"--home", home, "status"}, exitFailure, "syncd: no syncd daemon is running for " + home + "; start it with 'syncd run'\n"},
 		{"bad id", []string{"--home", home, "peer", "add", "x"}, exitUsage, "syncd: peer add: \"x\": invalid device ID"},

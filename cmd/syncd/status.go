@@ -94,8 +94,8 @@ type statusFolder struct {
 	NeedBytes   int64        `json:"need_bytes"`
 	RecvRate    int64        `json:"recv_rate"` // bytes/s, recent average
 	SendRate    int64        `json:"send_rate"`
-	Conflicts   int          `json:"conflicts"`       // conflict copies in the folder
-	Peers       []string     `json:"peers,omitempty"` // device IDs it is shared with
+	Conflicts   int          `json:"conflicts"` // conflict copies in the folder
+	Peers       []string     `json:"peers"`     // device IDs it is shared with ([] for none)
 	LastSynced  time.Time    `json:"last_synced,omitzero"`
 	Error       *statusIssue `json:"error,omitempty"` // the last error, if unresolved
 }
