@@ -161,6 +161,10 @@ type scan struct {
 	// once per scan when first needed.
 	devs      []deviceid.ID
 	devsKnown bool
+	// intents are what pulls were installing when the daemon stopped
+	// (intent.go), by path, nil if none; intentIDs their batches.
+	intents   map[string]Record
+	intentIDs []uint64
 	rmu       sync.Mutex // guards res and sc.errSeen/busy during the scan
 }
 
@@ -190,6 +194,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		jobs: make(chan entry, 4*sc.o.Workers), out: make(chan Record, batchSize)}
 	if !full {
 		s.seen = map[uint64]struct{}{}
+	}
+	if s.intents, s.intentIDs, err = sc.store.IntentsOf(sc.folder); err != nil {
+		sc.log.Warn("scan: could not read the intents of unfinished pulls", "err", err)
 	}
 	targets := paths
 	if !full {
@@ -243,6 +250,12 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	close(s.out)
 	if err := <-commitErr; err != nil {
 		return s.res, err
+	}
+	if full && ctx.Err() == nil && absent == nil && len(s.intentIDs) > 0 {
+		// Every file they were for has been seen.
+		if err := sc.store.DropIntents(sc.folder, s.intentIDs...); err != nil {
+			sc.log.Warn("scan: could not drop the intents of unfinished pulls", "err", err)
+		}
 	}
 	if absent != nil {
 		return s.res, absent
@@ -696,6 +709,18 @@ func (s *scan) hashEntry(e entry) {
 		// hard link, the same bytes saved again): the record takes the new
 		// stat and keeps its version and sequence; peers see no change.
 		s.refresh(e.rel, e.old.Version, r.Inode, r.Ctime)
+		return
+	}
+	if in, ok := s.intents[e.rel]; ok && in.Kind == File && !in.Deleted && in.Content == r.Content &&
+		in.Size == r.Size && in.Mode == r.Mode && in.ModTime == r.ModTime && in.HashVersion == r.HashVersion {
+		// What a pull renamed into place before the daemon stopped, and
+		// did not record: the version it installed, not a local edit.
+		r.Version, r.Modifier = in.Version, in.Modifier
+		if e.had {
+			r.Version = e.old.Version.Merge(in.Version)
+		}
+		s.count(func(res *ScanResult) { res.Changed++ })
+		s.out <- r
 		return
 	}
 	s.emit(e.old, e.had, r)

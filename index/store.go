@@ -29,6 +29,7 @@ const (
 	pBlock    = 'B' // B hash(32) folder path -> offset(8) size(8)
 	pMarker   = 'K' // K folder -> the token of the folder's marker on disk
 	pForget   = 'F' // F folder -> (empty): a ForgetLocal of the folder has not finished
+	pIntent   = 'I' // I folder id(8) -> records a pull is installing (intent.go)
 )
 
 // MaxFolderLen bounds a folder ID.
@@ -388,6 +389,9 @@ func (s *Store) ForgetLocal(folder string) error {
 		return wb.Flush()
 	}
 	err = del(key(pSeq, folder))
+	if err == nil {
+		err = del(key(pIntent, folder))
+	}
 	if err == nil {
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()

@@ -418,6 +418,28 @@ func (c *commits) commit(items []pending) {
 		ready = append(ready, p)
 	}
 	items = append(ready, moves...)
+	if len(items) == 0 {
+		return
+	}
+	// What the renames install is on disk before them (index.PutIntents),
+	// so that a crash before the records does not make it a local edit.
+	// They are dropped once the records are written; after a failure they
+	// stay for the scan (which drops them after a full scan).
+	intents := make([]index.Record, len(items))
+	for i, p := range items {
+		intents[i] = p.rec
+	}
+	intentID, err := f.e.o.Store.PutIntents(f.cfg.ID, intents)
+	if err != nil {
+		for _, p := range items {
+			c.release(&p, false)
+			if p.movedFrom == "" {
+				f.keepTemp(p.tmp)
+			}
+			c.failed(p.j, err)
+		}
+		return
+	}
 	dirs := map[string]int{} // directory -> an open descriptor of it
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
@@ -481,14 +503,18 @@ func (c *commits) commit(items []pending) {
 			syncDirAt(fd)
 		}
 	}
-	if len(recs) == 0 {
-		return
+	if len(recs) > 0 {
+		_, err = f.e.o.Store.PutLocal(f.cfg.ID, recs...)
 	}
-	if _, err := f.e.o.Store.PutLocal(f.cfg.ID, recs...); err != nil {
+	if err != nil {
+		// The intents stay, for the scan of what was renamed.
 		for _, j := range done {
 			c.failed(j, fmt.Errorf("record: %w", err))
 		}
 		return
+	}
+	if err := f.e.o.Store.DropIntents(f.cfg.ID, intentID); err != nil {
+		f.e.o.Logger.Warn("could not drop the intents of a commit", "folder", f.cfg.ID, "err", err)
 	}
 	for i, j := range done {
 		f.own.note(j.path, infos[i])
