@@ -65,6 +65,24 @@ type ownWrites struct {
 	mu      sync.Mutex
 	seen    map[string]ownStat // folder-relative path -> what was installed
 	skipped int                // paths filtered out so far (for tests)
+	// force holds paths that must be scanned even once the puller has
+	// installed something there (mustScan).
+	force map[string]bool
+}
+
+// mustScan makes the next note of path void, so that its scan is not
+// skipped: a directory moved aside there (a conflict copy) leaves records
+// below path that only a scan of path buries. Without it, the file put in
+// its place was noted as the puller's own, the scan was skipped, and peers
+// were told for ever of files below a path that was a file.
+func (o *ownWrites) mustScan(path string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.force == nil || len(o.force) >= maxOwnWrites {
+		o.force = map[string]bool{}
+	}
+	o.force[path] = true
+	delete(o.seen, path)
 }
 
 // note records that path now holds what fi describes, installed by us.
@@ -98,6 +116,10 @@ func dirStatOf(abs string, fi fs.FileInfo) (ownStat, bool) {
 func (o *ownWrites) add(path string, s ownStat) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.force[path] {
+		delete(o.force, path)
+		return
+	}
 	if o.seen == nil || len(o.seen) >= maxOwnWrites {
 		o.seen = map[string]ownStat{}
 	}
@@ -107,7 +129,7 @@ func (o *ownWrites) add(path string, s ownStat) {
 // reset forgets every note (a full scan compares everything anyway).
 func (o *ownWrites) reset() {
 	o.mu.Lock()
-	o.seen = nil
+	o.seen, o.force = nil, nil
 	o.mu.Unlock()
 }
 

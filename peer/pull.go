@@ -848,7 +848,10 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 
 func (f *folder) applyDelete(ctx context.Context, j job) error {
 	t, d, err := f.entryAt(j.path, false)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUnsafePath) {
+		// Gone, or a parent is now a file or a symlink (a directory
+		// replaced, its entries moved to the trash or a conflict copy
+		// with it): nothing at this path inside the folder.
 		return f.recordDeleted(j, false, -1)
 	}
 	if err != nil {
@@ -1263,6 +1266,7 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	f.conflicts++
 	f.mu.Unlock()
 	f.e.o.Logger.Info("conflict: kept the other version", "folder", f.cfg.ID, "path", p, "copy", name)
+	f.own.mustScan(p)
 	f.requestScan([]string{name, p})
 	return nil
 }
