@@ -3,6 +3,7 @@ package peer
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,5 +117,32 @@ func TestFileToDirVsEdit(t *testing.T) {
 	waitIdle(t, b)
 	if r, ok, _ := a.store.Local("f", "g/inside.txt"); !ok || !r.Deleted {
 		t.Errorf("alpha's record of g/inside.txt (moved into the conflict copy): ok=%v deleted=%v, want a tombstone", ok, r.Deleted)
+	}
+}
+
+// TestNameOverNameMax: a peer's file whose name is longer than 255 bytes
+// (100 CJK characters are 300 bytes of UTF-8: a legal name on the exFAT or
+// NTFS disk of a Linux sender) cannot be written on a Linux file system.
+// It is refused as an invalid record: never downloaded, and the rest of
+// the folder goes idle. It was downloaded whole before its rename failed,
+// again at every retry, and the folder never went idle.
+func TestNameOverNameMax(t *testing.T) {
+	n := newTestNet(t)
+	victim := n.addDevice("victim")
+	evil, evilDev := addEvil(t, n, "sender")
+	long := "dir/" + strings.Repeat("文", 100) + ".bin"
+	data := randBytes(21, 3<<20+77)
+	evil.serve(data, false)
+	evil.add(fileRec(long, data, evil.id))
+	evil.serve([]byte("fine"), false)
+	evil.add(fileRec("ok.txt", []byte("fine"), evil.id))
+	startDev(t, victim, evilDev)
+	waitFor(t, "ok.txt", converge, func() bool { return fileIs(victim, "ok.txt", "fine") })
+	waitIdle(t, victim)
+	if hits := evil.blockHits.Load(); hits > 1 {
+		t.Errorf("%d block requests, want at most 1 (ok.txt's): the long name was downloaded", hits)
+	}
+	if _, err := os.Lstat(filepath.Join(victim.root, "dir")); err == nil {
+		t.Errorf("dir/ was made for a file that cannot be written")
 	}
 }
