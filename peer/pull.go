@@ -828,7 +828,7 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 		return err
 	}
 	defer d.close()
-	tmpName := index.TempPrefix + shortName(t.name, 200) + ".link"
+	tmpName := index.TempPrefix + tempStem(t.name) + ".link"
 	tmp := at{t.dirfd, tmpName, filepath.Join(filepath.Dir(t.full), tmpName)}
 	unix.Unlinkat(tmp.dirfd, tmp.name, 0)
 	if err := unix.Symlinkat(j.win.Target, tmp.dirfd, tmp.name); err != nil {

@@ -21,7 +21,19 @@ import (
 // tempName is the temp file for a version of base: the content ID in the
 // name lets a restarted pull find and reuse it.
 func tempName(base string, content index.Hash) string {
-	return index.TempPrefix + shortName(base, 200) + "-" + content.String()[:16]
+	return index.TempPrefix + tempStem(base) + "-" + content.String()[:16]
+}
+
+// tempStem is the part of a temp file's name that comes from the name it
+// is for: the name, or if it is longer than 200 bytes, its start and a
+// hash of all of it. Cut to 200 bytes only, two long names alike in those
+// shared one temp file: the second pull wrote into, and set the mtime of,
+// the file the first had just renamed into place.
+func tempStem(name string) string {
+	if len(name) <= 200 {
+		return name
+	}
+	return shortName(name, 183) + "~" + hashOf([]byte(name)).String()[:16]
 }
 
 // applyFile brings the file to version j.win: blocks from local files or

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +145,25 @@ func TestNameOverNameMax(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(victim.root, "dir")); err == nil {
 		t.Errorf("dir/ was made for a file that cannot be written")
+	}
+}
+
+// TestTempNameShared: files whose names are alike in their first 200
+// bytes, with the same content, pulled at once, each get their own temp
+// file. They shared one: the second pull wrote into the file the first
+// had renamed into place and set its mtime, and its own rename failed.
+func TestTempNameShared(t *testing.T) {
+	_, a, b := pair2(t)
+	prefix := strings.Repeat("p", 200)
+	for i := range 4 {
+		data := randBytes(uint64(100+i), 2<<20+i)
+		for _, s := range []string{" (1).bin", " (2).bin", " (3).bin"} {
+			a.write(fmt.Sprintf("d%d/%s%s", i, prefix, s), data)
+		}
+	}
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	if n := countLines(b, "pull failed"); n != 0 {
+		t.Errorf("b logged %d pull failures", n)
 	}
 }
