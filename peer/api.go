@@ -208,6 +208,7 @@ func (e *Engine) durableTop(fid string, epoch uint64) (uint64, error) {
 		h()
 	}
 	e.durable[fid] = durableSeq{epoch, top}
+	e.noteServed(fid, epoch, top)
 	return top, nil
 }
 

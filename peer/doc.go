@@ -172,7 +172,10 @@
 // (records, token) is forgotten (index.Store.ForgetLocal; no tombstone),
 // so that one added again starts over; a folder's runs, and that
 // forgetting, never overlap, and a forget cut short is finished before the
-// folder runs.
+// folder runs. .syncd/served holds the epoch and top sequence last made
+// durable for peers: an index that starts below it in the same epoch was
+// rolled back (restored from a backup) and takes a new epoch, so that
+// peers fetch its records again (checkServed).
 //
 // Every change the puller makes in the folder goes through the directory
 // that holds its path, opened from the folder's root (held open, O_PATH,

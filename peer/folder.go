@@ -372,6 +372,7 @@ func (f *folder) run(ctx context.Context) {
 		return
 	}
 	os.Mkdir(trashDir(f.cfg.Root), 0o700) // never .syncd: only waitPresent makes that
+	f.checkServed()
 	f.findTemps()
 
 	var wg sync.WaitGroup

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 )
 
 // markerFile names, inside the folder's marker (markerDir), the folder it
@@ -110,4 +112,62 @@ func (f *folder) adoptMarker(tok string) error {
 		return &awayError{msg: fmt.Sprintf("cannot record the folder's marker token in the index (%v); syncing this folder is paused until it can", err)}
 	}
 	return nil
+}
+
+// servedFile holds, in the folder's marker directory, the epoch and the
+// top sequence of the folder's records last made durable for peers
+// (durableTop), 16 bytes. An index that starts below it, in the same
+// epoch, was rolled back (restored from a backup while the folder stayed):
+// the sequences above its top were handed to peers for other records,
+// and peers, which ask only for what lies above the last one they got,
+// would never get what this device records next under them.
+func servedFile(root string) string { return nativePath(root, ".syncd/served") }
+
+// noteServed writes epoch and top to the served file of folder fid, if its
+// marker directory is there. It is not synced: it follows the index, which
+// is, so it can lag behind after a power cut, never run ahead.
+func (e *Engine) noteServed(fid string, epoch, top uint64) {
+	root, ok := e.root(fid)
+	if !ok {
+		return
+	}
+	fd, err := unix.Open(servedFile(root), unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var b [16]byte
+	if n, _ := unix.Pread(fd, b[:], 0); n == len(b) && binary.BigEndian.Uint64(b[:8]) == epoch && binary.BigEndian.Uint64(b[8:]) >= top {
+		// Never lower: a peer asking before checkServed ran would
+		// otherwise hide the rollback it is there to find.
+		return
+	}
+	binary.BigEndian.PutUint64(b[:8], epoch)
+	binary.BigEndian.PutUint64(b[8:], top)
+	unix.Pwrite(fd, b[:], 0)
+}
+
+// checkServed gives the folder a new epoch if its index is below what
+// peers were served in its epoch (servedFile): peers then start over with
+// its records.
+func (f *folder) checkServed() {
+	b, err := os.ReadFile(servedFile(f.cfg.Root))
+	if err != nil || len(b) != 16 {
+		return
+	}
+	st := f.e.o.Store
+	epoch, err := st.Epoch(f.cfg.ID)
+	if err != nil || binary.BigEndian.Uint64(b[:8]) != epoch {
+		return
+	}
+	top, err := st.LocalSeq(f.cfg.ID)
+	served := binary.BigEndian.Uint64(b[8:])
+	if err != nil || top >= served {
+		return
+	}
+	f.e.o.Logger.Warn("the index is older than what peers were sent of this folder (restored from a backup?); they will fetch its records again",
+		"folder", f.cfg.ID, "index_top", top, "sent_top", served)
+	if err := st.ResetEpoch(f.cfg.ID); err != nil {
+		f.e.o.Logger.Warn("could not give the folder a new epoch", "folder", f.cfg.ID, "err", err)
+	}
 }
