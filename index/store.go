@@ -63,6 +63,7 @@ type Options struct {
 type Store struct {
 	db  *badger.DB
 	log *slog.Logger
+	dir string // "" in memory
 
 	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
 
@@ -116,7 +117,7 @@ func Open(dir string, o Options) (*Store, error) {
 		WithCompression(options.None).
 		WithDetectConflicts(false)
 	if o.InMemory {
-		bo.Dir, bo.ValueDir = "", ""
+		bo.Dir, bo.ValueDir, dir = "", "", ""
 	} else if err := checkTables(dir, bo); err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
@@ -124,7 +125,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: log, changed: map[string]chan struct{}{},
+	s := &Store{db: db, log: log, dir: dir, changed: map[string]chan struct{}{},
 		writes: make(chan struct{}, 1), quit: make(chan struct{}), compactDone: make(chan struct{})}
 	go s.compactLoop()
 	return s, nil
@@ -139,6 +140,9 @@ func (s *Store) Close() error {
 
 // update runs fn in a read-write transaction and tells compactLoop.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	if err := s.room(); err != nil {
+		return err
+	}
 	err := s.db.Update(fn)
 	s.wrote()
 	return err
@@ -381,6 +385,9 @@ func (s *Store) ForgetLocal(folder string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	del := func(prefix []byte) error {
+		if err := s.room(); err != nil {
+			return err
+		}
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()
 		if err := s.scanKeys(prefix, func(k []byte) error { return wb.Delete(k) }); err != nil {
@@ -391,6 +398,9 @@ func (s *Store) ForgetLocal(folder string) error {
 	err = del(key(pSeq, folder))
 	if err == nil {
 		err = del(key(pIntent, folder))
+	}
+	if err == nil {
+		err = s.room()
 	}
 	if err == nil {
 		wb := s.db.NewWriteBatch()
@@ -832,6 +842,9 @@ func (s *Store) putRemote(folder string, dev deviceid.ID, epoch uint64, recs []R
 }
 
 func (s *Store) dropRemote(folder string, dev deviceid.ID) error {
+	if err := s.room(); err != nil {
+		return err
+	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err := s.scanKeys(key(pRemote, folder, dev[:]), func(k []byte) error { return wb.Delete(k) })
@@ -1086,7 +1099,7 @@ func (s *Store) RunGC(ctx context.Context, every time.Duration) error {
 		case <-t.C:
 		}
 		n := 0
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && s.room() == nil {
 			err := s.db.RunValueLogGC(0.5)
 			if err != nil {
 				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {

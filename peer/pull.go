@@ -527,11 +527,22 @@ const maxErrLogged = 1000
 
 // logPullError logs one line per distinct cause (not per block or retry).
 func (f *folder) logPullError(p string, err error) {
-	cause := err.Error()
-	if errors.Is(err, syscall.ENOSPC) {
-		cause = "disk full"
+	// A cause that is the folder's, not the file's, is one line and the
+	// folder's error (status), whatever the number of files it stops.
+	cause, msg := err.Error(), ""
+	switch {
+	case errors.Is(err, index.ErrIndexDiskFull):
+		cause, msg = "index disk full", fmt.Sprintf("disk full: the disk of syncd's index has less than %d MiB free; free some space, syncing resumes by itself", index.MinIndexFree>>20)
+	case index.IsDiskFull(err):
+		cause, msg = "disk full", "disk full while pulling; free some space, syncing resumes by itself"
+	case errors.Is(err, syscall.EROFS):
+		cause, msg = "read-only", "cannot write: the folder is on a read-only file system; remount it read-write, syncing resumes by itself"
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		cause, msg = "permission denied", "cannot write into the folder: permission denied (see the log for the path); syncing resumes by itself once it is writable"
+	}
+	if msg != "" {
 		f.mu.Lock()
-		f.state, f.lastErr = StateError, "disk full while pulling; free some space, syncing resumes by itself"
+		f.state, f.lastErr = StateError, msg
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
@@ -1404,4 +1415,4 @@ func ctimeMoved(fi fs.FileInfo, r index.Record) bool {
 	return r.Kind == index.File && fi.Mode().IsRegular() && r.Ctime != 0 && index.Ctime(fi) != r.Ctime
 }
 
-func isDiskFull(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+func isDiskFull(err error) bool { return index.IsDiskFull(err) }

@@ -35,8 +35,8 @@ func TestDaemonRefusesFolderAroundHome(t *testing.T) {
 	f.Close()
 	a.startNoWait()
 	st := a.signalAndWait(0, 10*time.Second)
-	if st == nil || st.ExitCode() != exitUsage {
-		t.Fatalf("syncd run with a folder around its home: %v, want exit %d", st, exitUsage)
+	if st == nil || st.ExitCode() != exitConfig {
+		t.Fatalf("syncd run with a folder around its home: %v, want exit %d", st, exitConfig)
 	}
 	want := `folder "leak": ` + parent + " contains syncd's own directory"
 	if log := a.log.String(); !strings.Contains(log, want) || strings.Count(log, "syncd: ") != 1 {
@@ -164,8 +164,8 @@ func TestRunBrokenConfigExitCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	errb.Reset()
-	if code := realMain([]string{"--home", home, "run", "--discovery", "off", "--listen", freeAddr(t)}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "trash_days 0") {
-		t.Errorf("syncd run with a broken config = exit %d (%q), want %d", code, errb.String(), exitUsage)
+	if code := realMain([]string{"--home", home, "run", "--discovery", "off", "--listen", freeAddr(t)}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "trash_days 0") {
+		t.Errorf("syncd run with a broken config = exit %d (%q), want %d", code, errb.String(), exitConfig)
 	}
 }
 

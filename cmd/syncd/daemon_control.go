@@ -118,8 +118,12 @@ func limitOf(l rate.Limit) int64 {
 // folderAction says what to do about a folder's error.
 func folderAction(msg, path string) string {
 	switch {
+	case strings.Contains(msg, "index disk full"), strings.Contains(msg, "disk of syncd's index"):
+		return "free space on the disk that holds syncd's index (its home); syncing resumes by itself"
 	case strings.Contains(msg, "disk full"):
 		return "free space on the disk that holds " + path + "; syncing resumes by itself"
+	case strings.Contains(msg, "read-only file system"):
+		return "remount the file system of " + path + " read-write; syncing resumes by itself"
 	case strings.Contains(msg, "missing or not a directory"):
 		return "create " + path + " or remove the folder with 'syncd folder remove' and add it again"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "could not be read"):

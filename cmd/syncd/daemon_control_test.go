@@ -23,7 +23,11 @@ func TestStatusActions(t *testing.T) {
 		})
 	}
 	for _, tc := range []struct{ msg, want string }{
-		{"disk full while pulling; free some space, syncing resumes by itself", "free space"},
+		{"disk full while pulling; free some space, syncing resumes by itself", "free space on the disk that holds /x"},
+		{"disk full: the disk of syncd's index has less than 192 MiB free; free some space", "holds syncd's index"},
+		{"scan: put local f: index disk full: syncd's index needs 192 MiB free on its disk", "holds syncd's index"},
+		{"cannot write: the folder is on a read-only file system; remount it read-write", "remount the file system of /x"},
+		{"cannot write into the folder: permission denied (see the log for the path)", "chmod"},
 		{"folder path /x is missing or not a directory; create it", "create /x"},
 		{"3 paths could not be read (permission denied?) and are not synced", "chmod"},
 		{"2 names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them", "rename the files"},

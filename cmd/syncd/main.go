@@ -27,6 +27,11 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitConfig is what 'syncd run' exits with for a usage or config
+	// mistake (EX_CONFIG of sysexits.h), which a restart will not fix: the
+	// systemd unit's RestartPreventExitStatus. Not 2, which is also how a
+	// Go program ends on a fatal error (a crash the unit must restart).
+	exitConfig = 78
 )
 
 // globalFlags are the flags given before the command. They are passed by
@@ -201,8 +206,7 @@ func reportError(w io.Writer, err error) int {
 	var ue *usageError
 	var ce *configError
 	if errors.As(err, &ue) || errors.As(err, &ce) {
-		// A usage or config mistake: restarting will not fix it (the
-		// systemd unit's RestartPreventExitStatus).
+		// A usage or config mistake (for run: exitConfig).
 		code = exitUsage
 	}
 	hint := "run 'syncd help' for usage"

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +196,29 @@ func TestWatchStatus(t *testing.T) {
 	want := "\x1b[Hview\x1b[K\n\x1b[J" + "\x1b[Hsyncd: no syncd daemon is running (retrying)\x1b[K\n\x1b[J"
 	if out.String() != want {
 		t.Errorf("watchStatus output = %q, want %q", out.String(), want)
+	}
+}
+
+// TestUnitKeepsConfigExit: the systemd unit does not restart after the
+// exit code of a config mistake, and only that one: 2, how a Go program
+// ends on a fatal error (a SIGBUS in the index's memory maps when its disk
+// filled), left a crashed daemon down for good.
+func TestUnitKeepsConfigExit(t *testing.T) {
+	b, err := os.ReadFile("syncd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RestartPreventExitStatus="); ok {
+			got = append(got, v)
+		}
+	}
+	if want := strconv.Itoa(exitConfig); len(got) != 1 || got[0] != want || exitConfig == exitUsage {
+		t.Errorf("syncd.service RestartPreventExitStatus = %q, want [%s]", got, want)
+	}
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"--home", t.TempDir(), "run", "--bogus"}, &out, &errb); code != exitConfig {
+		t.Errorf("syncd run --bogus = exit %d (%q), want %d", code, errb.String(), exitConfig)
 	}
 }

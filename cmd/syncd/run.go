@@ -47,7 +47,11 @@ type runFlags struct {
 }
 
 func runCommand(g globalFlags, args []string) int {
-	return reportError(g.Stderr, runDaemon(g, args))
+	code := reportError(g.Stderr, runDaemon(g, args))
+	if code == exitUsage {
+		code = exitConfig
+	}
+	return code
 }
 
 func runDaemon(g globalFlags, args []string) error {
