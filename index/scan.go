@@ -72,6 +72,7 @@ type ScanResult struct {
 	Deleted               int   // tombstones written
 	Errors                int   // paths that could not be read (logged, skipped)
 	Unsyncable            int   // names no record can hold (ValidPath; logged, skipped)
+	Special               int   // FIFOs, sockets and devices (logged, skipped)
 	Busy                  int   // files that changed while hashed (retried next scan)
 	Bytes                 int64 // bytes hashed
 }
@@ -317,6 +318,28 @@ func (s *scan) nameErr(rel string, err error) {
 	s.logOnce(rel, "name", err)
 }
 
+// isSpecial reports a FIFO, a socket or a device: nothing a record holds.
+func isSpecial(m fs.FileMode) bool {
+	return m.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice|fs.ModeIrregular) != 0
+}
+
+// special logs once, and counts, a FIFO, socket or device found at rel.
+// It is not synced; a record of what was there before is buried, so that
+// peers do not wait for blocks no one can serve.
+func (s *scan) special(rel string, m fs.FileMode) {
+	what := "device"
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		what = "FIFO"
+	case m&fs.ModeSocket != 0:
+		what = "socket"
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.res.Special++
+	s.logOnce(rel, "special", fmt.Errorf("a %s is not synced: only files, directories and symlinks are", what))
+}
+
 // logOnce logs a per-path error unless it is the one logged last for that
 // path. Called with rmu held.
 func (s *scan) logOnce(rel, op string, err error) {
@@ -375,6 +398,10 @@ func (s *scan) target(p string) {
 		return
 	}
 	if s.ignored(rel, fi.IsDir()) {
+		return
+	}
+	if isSpecial(fi.Mode()) {
+		s.special(rel, fi.Mode()) // not seen: vanished buries its record, if any
 		return
 	}
 	old, had, err := s.sc.store.Local(s.sc.folder, rel)
@@ -513,6 +540,12 @@ func (s *scan) walkDir(rel string) {
 			walked(name, true)
 			continue
 		}
+		if isSpecial(fi.Mode()) {
+			s.special(child, fi.Mode())
+			s.goneRec(old, had)
+			walked(name, false)
+			continue
+		}
 		s.visit(child, fi, old, had)
 		walked(name, fi.IsDir())
 		if fi.IsDir() {
@@ -614,7 +647,7 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 		}
 		s.emit(old, had, Record{Path: rel, Kind: Symlink, Mode: mode, ModTime: mtime, Inode: ino, Target: target, HashVersion: HashVersion})
 	default:
-		s.sc.log.Debug("scan: skipping special file", "path", rel, "mode", fi.Mode().String())
+		s.special(rel, fi.Mode()) // walkDir and target do not come here with one
 	}
 }
 
@@ -878,11 +911,12 @@ func (s *scan) goneOK(r Record) bool {
 	return !r.Deleted && !s.ignored(r.Path, r.Kind == Dir) && !s.underBadDir(r.Path) && !s.sc.busy[r.Path]
 }
 
-// bury writes tombstones for gone records whose paths are still absent.
+// bury writes tombstones for gone records whose paths are still absent
+// (or hold what is never synced: a FIFO, a socket, a device).
 func (s *scan) bury(gone []Record) {
 	now := s.sc.o.Now().UnixNano()
 	for _, old := range gone {
-		if _, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !s.parentBroken(old.Path) {
+		if fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !isSpecial(fi.Mode()) && !s.parentBroken(old.Path) {
 			continue // appeared after the walk: the next scan sees it
 		}
 		s.emit(old, true, Record{Path: old.Path, Kind: old.Kind, Deleted: true, Mode: old.Mode, ModTime: now, HashVersion: old.HashVersion})

@@ -510,13 +510,16 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	}
 	f.mu.Lock()
 	switch {
-	case res.Errors+res.Unsyncable > 0:
+	case res.Errors+res.Unsyncable+res.Special > 0:
 		var what []string
 		if res.Errors > 0 {
 			what = append(what, fmt.Sprintf("%d paths could not be read (permission denied?)", res.Errors))
 		}
 		if res.Unsyncable > 0 {
 			what = append(what, fmt.Sprintf("%d names cannot be synced (not UTF-8, a backslash, too long; rename them)", res.Unsyncable))
+		}
+		if res.Special > 0 {
+			what = append(what, fmt.Sprintf("%d special files (FIFOs, sockets, devices) cannot be synced", res.Special))
 		}
 		f.scanErr = strings.Join(what, " and ") + ": they are not synced; the log names them"
 	case paths == nil:

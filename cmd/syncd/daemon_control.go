@@ -128,6 +128,8 @@ func folderAction(msg, path string) string {
 		return "create " + path + " or remove the folder with 'syncd folder remove' and add it again"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "could not be read"):
 		return "give the user running syncd access to the files named in the log (chmod/chown)"
+	case strings.Contains(msg, "special files"):
+		return "FIFOs, sockets and devices are never synced; the log names them: remove them, or list them in .syncdignore to silence this"
 	case strings.Contains(msg, "names cannot be synced"):
 		return "rename the files the log names ('scan: skipped ... op=name'): names must be UTF-8, without a backslash; they sync once renamed"
 	case strings.Contains(msg, "watching for changes stopped"):

@@ -32,6 +32,7 @@ func TestStatusActions(t *testing.T) {
 		{"3 paths could not be read (permission denied?) and are not synced", "chmod"},
 		{"2 names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them", "rename the files"},
 		{"watching for changes stopped (inotify watch limit reached)", "max_user_watches"},
+		{"1 special files (FIFOs, sockets, devices) cannot be synced: they are not synced; the log names them", ".syncdignore"},
 		{"something else", "log"},
 	} {
 		if got := folderAction(tc.msg, "/x"); !strings.Contains(got, tc.want) {
