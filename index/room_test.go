@@ -27,6 +27,9 @@ func TestIndexDiskFull(t *testing.T) {
 	if _, err := s.PutLocal("f", rec("a")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Epoch("f"); err != nil {
+		t.Fatal(err)
+	}
 	free.Store(MinIndexFree - 1)
 	writes := map[string]func() error{
 		"PutLocal":    func() error { _, err := s.PutLocal("f", rec("b")); return err },
@@ -42,6 +45,11 @@ func TestIndexDiskFull(t *testing.T) {
 	}
 	if _, ok, err := s.Local("f", "a"); err != nil || !ok {
 		t.Errorf("Local with the disk full = %v, %v; want the record", ok, err)
+	}
+	// The epoch of a folder that has one is a read: peers are still
+	// served what is recorded (handleChanges asks for it first).
+	if _, err := s.Epoch("f"); err != nil {
+		t.Errorf("Epoch of a folder that has one, with the disk full = %v", err)
 	}
 	free.Store(MinIndexFree)
 	if _, err := s.PutLocal("f", rec("b")); err != nil {

@@ -745,9 +745,14 @@ func (s *scan) hashEntry(e entry) {
 		return
 	}
 	if in, ok := s.intents[e.rel]; ok && in.Kind == File && !in.Deleted && in.Content == r.Content &&
-		in.Size == r.Size && in.Mode == r.Mode && in.ModTime == r.ModTime && in.HashVersion == r.HashVersion {
+		in.Size == r.Size && in.Mode == r.Mode && in.ModTime == r.ModTime && in.HashVersion == r.HashVersion &&
+		(!e.had || e.old.Version.Compare(in.Version) == Lesser || e.old.Version.Compare(in.Version) == Concurrent) {
 		// What a pull renamed into place before the daemon stopped, and
-		// did not record: the version it installed, not a local edit.
+		// did not record: the version it installed (with the one it beat,
+		// after a conflict), not a local edit. Not over a record as new
+		// as the intent, left by a later pull: the same bytes are then an
+		// older version put back (from the trash, say), a local edit that
+		// must go above what peers hold.
 		r.Version, r.Modifier = in.Version, in.Modifier
 		if e.had {
 			r.Version = e.old.Version.Merge(in.Version)

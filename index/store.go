@@ -244,7 +244,17 @@ func (s *Store) Epoch(folder string) (uint64, error) {
 		return 0, err
 	}
 	var e uint64
-	err := s.update(func(txn *badger.Txn) error {
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		e, ok, err = getU64(txn, key(pEpoch, folder))
+		return err
+	})
+	if err != nil || ok {
+		// A read: it goes on when the index's disk is low (room).
+		return e, err
+	}
+	err = s.update(func(txn *badger.Txn) error {
 		k := key(pEpoch, folder)
 		v, ok, err := getU64(txn, k)
 		if err != nil || ok {
