@@ -14,7 +14,6 @@ import (
 // invalid.
 const (
 	MaxPathLen     = 4096    // bytes of Record.Path
-	MaxNameLen     = 255     // bytes of each of its names (NAME_MAX of Linux file systems)
 	MaxTargetLen   = 4096    // bytes of a symlink target
 	MaxCounters    = 1000    // counters in a version vector
 	MaxBlocks      = 1 << 22 // blocks in one record (a 1 TiB file of minimum-size blocks)
@@ -33,12 +32,8 @@ var (
 
 // ValidPath reports whether p is an acceptable record path: valid UTF-8,
 // relative, slash-separated, clean, no "..", no empty segment, no
-// backslash, drive letter or NUL, at most MaxPathLen bytes, no name longer
-// than MaxNameLen bytes, not "." and not inside .syncd/. (A name longer
-// than that exists on exFAT or NTFS, whose 255 characters can take up to
-// 765 bytes of UTF-8; no Linux file system could store it, and a pull of
-// it fetched the whole file before its rename failed, again at every
-// retry.) (Linux allows any bytes in a name; the records,
+// backslash, drive letter or NUL, at most MaxPathLen bytes, not "." and
+// not inside .syncd/. (Linux allows any bytes in a name; the records,
 // CBOR text, hold UTF-8 only.)
 func ValidPath(p string) error {
 	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidPath, truncate(p), why) }
@@ -64,9 +59,6 @@ func ValidPath(p string) error {
 		switch seg {
 		case "", ".", "..":
 			return bad(fmt.Sprintf("has a %q segment", seg))
-		}
-		if len(seg) > MaxNameLen {
-			return bad(fmt.Sprintf("has a name of %d bytes, more than the %d a file system allows", len(seg), MaxNameLen))
 		}
 	}
 	if p == ".syncd" || strings.HasPrefix(p, ".syncd/") {

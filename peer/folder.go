@@ -65,7 +65,13 @@ type folder struct {
 	watchErr    string        // why file events are not watched, if they are not
 	lastSync    time.Time
 	errLogged   map[string]bool
-	temps       map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
+	// nameFits caches, for names longer than 255 bytes, whether the
+	// folder's file system takes them (fits); tooLong the paths said to be
+	// skipped for a name it does not (both bounded).
+	nameFitsMu sync.Mutex
+	nameFit    map[string]bool
+	tooLong    map[string]bool
+	temps      map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
 	// sources are the files the running pull pass deletes, by content, for
 	// new files to take by a hard link (move.go).
 	sources map[index.Hash][]moveSource

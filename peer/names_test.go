@@ -123,10 +123,10 @@ func TestFileToDirVsEdit(t *testing.T) {
 
 // TestNameOverNameMax: a peer's file whose name is longer than 255 bytes
 // (100 CJK characters are 300 bytes of UTF-8: a legal name on the exFAT or
-// NTFS disk of a Linux sender) cannot be written on a Linux file system.
-// It is refused as an invalid record: never downloaded, and the rest of
-// the folder goes idle. It was downloaded whole before its rename failed,
-// again at every retry, and the folder never went idle.
+// NTFS disk of a Linux sender) cannot be written on ext4. It is said once
+// and skipped (namesFit): never downloaded, and the rest of the folder goes
+// idle. It was downloaded whole before its rename failed, again at every
+// retry, and the folder never went idle.
 func TestNameOverNameMax(t *testing.T) {
 	n := newTestNet(t)
 	victim := n.addDevice("victim")

@@ -640,6 +640,9 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		return job{}, false, nil
 	}
 	win := cands[w].Rec
+	if !hasLocal && !f.namesFit(p) {
+		return job{}, false, nil // said once (namesFit); nothing of it can be here
+	}
 	var cmp index.Ordering
 	if hasLocal {
 		cmp = local.Version.Compare(win.Version)
@@ -1416,3 +1419,63 @@ func ctimeMoved(fi fs.FileInfo, r index.Record) bool {
 }
 
 func isDiskFull(err error) bool { return index.IsDiskFull(err) }
+
+// maxPortableName is the longest name every file system takes: 255 bytes
+// (ext4, btrfs, xfs; exFAT, NTFS and vfat count 255 UTF-16 units, which
+// are at least 255 bytes of UTF-8).
+const maxPortableName = 255
+
+// namesFit reports whether the folder's file system takes every name of
+// the peer's path p. Only a name longer than maxPortableName is tried, by
+// creating it in the marker directory (.syncd) and removing it again: an
+// exFAT or NTFS disk holds names of up to 765 bytes of UTF-8, which ext4
+// does not. A path that does not fit is logged once and not pulled: its
+// pull fetched the whole file, then failed at the rename, at every retry.
+func (f *folder) namesFit(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) <= maxPortableName || f.nameFits(seg) {
+			continue
+		}
+		f.nameFitsMu.Lock()
+		said := f.tooLong[p]
+		if !said && len(f.tooLong) < 10000 {
+			if f.tooLong == nil {
+				f.tooLong = map[string]bool{}
+			}
+			f.tooLong[p] = true
+		}
+		f.nameFitsMu.Unlock()
+		if !said {
+			f.e.o.Logger.Warn("a peer's file is not synced here: one of its names is longer than this folder's file system allows; rename it on the other device to sync it",
+				"folder", f.cfg.ID, "path", p, "name_bytes", len(seg))
+		}
+		return false
+	}
+	return true
+}
+
+// nameFits reports whether the folder's file system takes the name seg
+// (cached; anything but ENAMETOOLONG counts as taken, for the pull to
+// report).
+func (f *folder) nameFits(seg string) bool {
+	f.nameFitsMu.Lock()
+	fits, ok := f.nameFit[seg]
+	f.nameFitsMu.Unlock()
+	if ok {
+		return fits
+	}
+	name := nativePath(f.cfg.Root, ".syncd/"+seg)
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		unix.Close(fd)
+		unix.Unlink(name)
+	}
+	fits = err != unix.ENAMETOOLONG
+	f.nameFitsMu.Lock()
+	if f.nameFit == nil || len(f.nameFit) >= 1000 {
+		f.nameFit = map[string]bool{}
+	}
+	f.nameFit[seg] = fits
+	f.nameFitsMu.Unlock()
+	return fits
+}
