@@ -174,6 +174,12 @@ func (p *prefetcher) prefetchable(j job) (index.Block, bool) {
 	if p.f.mayMove(j) {
 		return index.Block{}, false // moved here from a file about to go
 	}
+	if p.f.hasTemp(j) {
+		// Its worker resumes the temp file an earlier try kept (a restart
+		// after a crash): it needs no block. Fetched anyway, the same
+		// files' blocks went over the wire again after every restart.
+		return index.Block{}, false
+	}
 	return r.Blocks[0], true
 }
 

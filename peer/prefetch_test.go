@@ -8,6 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/index/chunk"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -441,4 +446,56 @@ func TestPrefetchArenasBounded(t *testing.T) {
 		t.Errorf("%d MiB of arenas held for %d KiB of prefetched blocks, budget %d MiB", arenas>>20, blocks>>10, prefetchBudget>>20)
 	}
 	waitConverged(t, converge, a, b)
+}
+
+// TestPrefetchSkipsKeptTemps: after a restart, the small files whose temp
+// files an earlier try kept complete are resumed from them, and the
+// prefetcher does not fetch their blocks. It did, for the workers to
+// ignore: a receiver killed again and again sent the same files' blocks
+// over the wire after every restart and got no further.
+func TestPrefetchSkipsKeptTemps(t *testing.T) {
+	const files, kept, size = 60, 25, 40 << 10
+	var crash atomic.Bool
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.beforePull = func() {
+				if crash.Load() {
+					runtime.Goexit() // kill -9 of the folder goroutine, before it pulls
+				}
+			}
+		}
+	})
+	crash.Store(true)
+	data := make([][]byte, files)
+	rel := func(i int) string { return fmt.Sprintf("d%d/f%03d.bin", i%3, i) }
+	for i := range files {
+		data[i] = randBytes(uint64(500+i), size)
+		a.write(rel(i), data[i])
+	}
+	a.rescan()
+	waitFor(t, "bravo to have alpha's records", converge, func() bool {
+		_, ok, _ := b.store.Remote("f", a.id, rel(files-1))
+		return ok
+	})
+	b.stop()
+	// What the killed pulls left: complete temp files, of the last files
+	// in the queue, which the prefetcher reaches before the workers.
+	for i := files - kept; i < files; i++ {
+		_, content := chunk.Blocks(data[i])
+		name := filepath.Join(b.root, path.Dir(rel(i)), tempName(path.Base(rel(i)), content))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, data[i], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.start(a)
+	waitConverged(t, converge, a, b)
+	if got, want := b.eng.fetched(), int64((files-kept)*size); got != want {
+		t.Errorf("bravo fetched %d bytes after the restart, want %d: the blocks of the %d files resumed from kept temp files came again", got, want, kept)
+	}
+	if tmps := tempsIn(t, b.root); len(tmps) != 0 {
+		t.Errorf("temp files left: %q", tmps)
+	}
 }

@@ -780,6 +780,22 @@ func (f *folder) fetchRemote(ctx context.Context, b index.Block, buf []byte) err
 	return fmt.Errorf("block %s: %w", b.Hash, errors.Join(errs...))
 }
 
+// hasTemp reports whether a temp file of j's version is kept (keepTemp,
+// foundTemp) for its pull to resume.
+func (f *folder) hasTemp(j job) bool {
+	f.mu.Lock()
+	n := len(f.temps)
+	f.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	tmp := nativePath(f.cfg.Root, path.Join(path.Dir(j.path), tempName(path.Base(j.path), j.win.Content)))
+	f.mu.Lock()
+	_, ok := f.temps[tmp]
+	f.mu.Unlock()
+	return ok
+}
+
 // keepTemp remembers a temp file kept for a later try of the same version.
 func (f *folder) keepTemp(tmp string) {
 	f.mu.Lock()
