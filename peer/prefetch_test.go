@@ -455,17 +455,7 @@ func TestPrefetchArenasBounded(t *testing.T) {
 // over the wire after every restart and got no further.
 func TestPrefetchSkipsKeptTemps(t *testing.T) {
 	const files, kept, size = 60, 25, 40 << 10
-	var crash atomic.Bool
-	_, a, b := startTwo(t, func(d *testDev, o *Options) {
-		if d.name == "bravo" {
-			o.hooks.beforePull = func() {
-				if crash.Load() {
-					runtime.Goexit() // kill -9 of the folder goroutine, before it pulls
-				}
-			}
-		}
-	})
-	crash.Store(true)
+	a, b := startStalled(t)
 	data := make([][]byte, files)
 	rel := func(i int) string { return fmt.Sprintf("d%d/f%03d.bin", i%3, i) }
 	for i := range files {
@@ -473,11 +463,7 @@ func TestPrefetchSkipsKeptTemps(t *testing.T) {
 		a.write(rel(i), data[i])
 	}
 	a.rescan()
-	waitFor(t, "bravo to have alpha's records", converge, func() bool {
-		_, ok, _ := b.store.Remote("f", a.id, rel(files-1))
-		return ok
-	})
-	b.stop()
+	stopWhenKnown(t, a, b, rel(files-1))
 	// What the killed pulls left: complete temp files, of the last files
 	// in the queue, which the prefetcher reaches before the workers.
 	for i := files - kept; i < files; i++ {
@@ -498,4 +484,57 @@ func TestPrefetchSkipsKeptTemps(t *testing.T) {
 	if tmps := tempsIn(t, b.root); len(tmps) != 0 {
 		t.Errorf("temp files left: %q", tmps)
 	}
+}
+
+// TestKeptTempOfOtherVersionResumed: a big file's pull was cut short and
+// its temp file kept; meanwhile the sender edited the file in place (a
+// disk image). The pull of the new version starts from the kept temp file
+// and fetches only the changed blocks. It began a new temp file and
+// fetched the whole file again, and the kept one was removed.
+func TestKeptTempOfOtherVersionResumed(t *testing.T) {
+	const size = 12 << 20
+	a, b := startStalled(t)
+	v1 := randBytes(77, size)
+	v2 := bytes.Clone(v1)
+	copy(v2[size-(1<<20):], randBytes(78, 64<<10)) // 64 KiB changed in place
+	a.write("vm.img", v2)
+	a.rescan()
+	stopWhenKnown(t, a, b, "vm.img")
+	// What a pull of v1 cut short left: its temp file, three quarters done.
+	_, content := chunk.Blocks(v1)
+	partial := bytes.Clone(v1)
+	clear(partial[size*3/4:])
+	if err := os.WriteFile(filepath.Join(b.root, tempName("vm.img", content)), partial, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.start(a)
+	waitConverged(t, converge, a, b)
+	if got := b.eng.fetched(); got > size/2 {
+		t.Errorf("bravo fetched %d bytes of a %d-byte file whose temp file of the version before held three quarters: the kept blocks were not used", got, size)
+	}
+	if tmps := tempsIn(t, b.root); len(tmps) != 0 {
+		t.Errorf("temp files left: %q", tmps)
+	}
+}
+
+// startStalled starts alpha and bravo; bravo's folder goroutine dies (as
+// in a kill -9) before each pull, so that it learns alpha's records and
+// pulls nothing.
+func startStalled(t *testing.T) (a, b *testDev) {
+	_, a, b = startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.beforePull = func() { runtime.Goexit() }
+		}
+	})
+	return a, b
+}
+
+// stopWhenKnown stops bravo once it has alpha's record of p.
+func stopWhenKnown(t *testing.T, a, b *testDev, p string) {
+	t.Helper()
+	waitFor(t, "bravo to have alpha's record of "+p, converge, func() bool {
+		_, ok, _ := b.store.Remote("f", a.id, p)
+		return ok
+	})
+	b.stop()
 }

@@ -66,7 +66,9 @@ func (f *folder) applyFile(ctx context.Context, j job) error {
 		return nil // moved here on a peer: the old file's inode, linked
 	}
 	// Usually the temp file is new, and the blocks written in it extend it
-	// to its size; one left by an earlier try is resumed.
+	// to its size; one left by an earlier try is resumed, or one of
+	// another version of the file (adoptTemp).
+	f.adoptTemp(j.path, tmpRel, tmp)
 	fd, fresh, parent, err := f.createTemp(j.path, tmpRel)
 	if err != nil {
 		return err
@@ -794,6 +796,37 @@ func (f *folder) hasTemp(j job) bool {
 	_, ok := f.temps[tmp]
 	f.mu.Unlock()
 	return ok
+}
+
+// adoptTemp renames to tmp (folder-relative tmpRel), the temp file of a
+// pull of p, a temp file kept for another version of p, if there is one
+// and nothing is at tmp: the pull resumes it, and takes from it every
+// block still at its offset. A big file edited in place while it was
+// pulled (a disk image, a database) then costs its changed blocks, not the
+// whole file again (a new temp file was begun and the kept one removed).
+func (f *folder) adoptTemp(p, tmpRel, tmp string) {
+	// Temp names of p differ only in their last 16 characters (the
+	// content ID's start: tempName).
+	prefix := tmp[:len(tmp)-16]
+	var old string
+	f.mu.Lock()
+	for k := range f.temps {
+		if k != tmp && len(k) == len(tmp) && k[:len(prefix)] == prefix {
+			old = k
+			delete(f.temps, k)
+			break
+		}
+	}
+	f.mu.Unlock()
+	if old == "" {
+		return
+	}
+	d, err := f.openParent(p, tmpRel, false)
+	if err != nil {
+		return
+	}
+	defer d.close()
+	unix.Renameat2(d.fd, filepath.Base(old), d.fd, filepath.Base(tmp), unix.RENAME_NOREPLACE)
 }
 
 // keepTemp remembers a temp file kept for a later try of the same version.
