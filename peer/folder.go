@@ -65,9 +65,9 @@ type folder struct {
 	watchErr    string        // why file events are not watched, if they are not
 	lastSync    time.Time
 	errLogged   map[string]bool
-	// nameFits caches, for names longer than 255 bytes, whether the
-	// folder's file system takes them (fits); tooLong the paths said to be
-	// skipped for a name it does not (both bounded).
+	// nameFit caches, for names longer than 255 bytes, whether the
+	// folder's file system takes them; tooLong holds those said not to
+	// (both bounded).
 	nameFitsMu sync.Mutex
 	nameFit    map[string]bool
 	tooLong    map[string]bool

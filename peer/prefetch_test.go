@@ -538,3 +538,33 @@ func stopWhenKnown(t *testing.T, a, b *testDev, p string) {
 	})
 	b.stop()
 }
+
+// TestCommitsWhileWaveRuns: the files of a wave show up at their paths
+// while the rest of the wave still comes (commitAge), not only once all of
+// it is there: over a slow link, or with big files, a batch took minutes to
+// fill, and nothing was in place until the whole wave was.
+func TestCommitsWhileWaveRuns(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	defer once.Do(func() { close(release) })
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.applyFile = func(p string) {
+				if p == "z-last.bin" {
+					select {
+					case <-release:
+					case <-time.After(converge):
+					}
+				}
+			}
+		}
+	})
+	a.write("z-last.bin", randBytes(1, 1000))
+	a.write("early.bin", randBytes(2, 1000))
+	a.rescan()
+	waitFor(t, "early.bin in place while z-last.bin is still pulled", commitAge+3*time.Second, func() bool {
+		return fileIs(b, "early.bin", string(randBytes(2, 1000)))
+	})
+	once.Do(func() { close(release) })
+	waitConverged(t, converge, a, b)
+}

@@ -640,8 +640,8 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		return job{}, false, nil
 	}
 	win := cands[w].Rec
-	if !hasLocal && !f.namesFit(p) {
-		return job{}, false, nil // said once (namesFit); nothing of it can be here
+	if !hasLocal && !f.namesFit(p, !win.Deleted) {
+		return job{}, false, nil // nothing of it can be here
 	}
 	var cmp index.Ordering
 	if hasLocal {
@@ -1429,24 +1429,28 @@ const maxPortableName = 255
 // the peer's path p. Only a name longer than maxPortableName is tried, by
 // creating it in the marker directory (.syncd) and removing it again: an
 // exFAT or NTFS disk holds names of up to 765 bytes of UTF-8, which ext4
-// does not. A path that does not fit is logged once and not pulled: its
-// pull fetched the whole file, then failed at the rename, at every retry.
-func (f *folder) namesFit(p string) bool {
+// does not. A path that does not fit is not pulled (its pull fetched the
+// whole file, then failed at the rename, at every retry); with say, the
+// name is logged once.
+func (f *folder) namesFit(p string, say bool) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		if len(seg) <= maxPortableName || f.nameFits(seg) {
 			continue
 		}
+		if !say {
+			return false
+		}
 		f.nameFitsMu.Lock()
-		said := f.tooLong[p]
+		said := f.tooLong[seg]
 		if !said && len(f.tooLong) < 10000 {
 			if f.tooLong == nil {
 				f.tooLong = map[string]bool{}
 			}
-			f.tooLong[p] = true
+			f.tooLong[seg] = true
 		}
 		f.nameFitsMu.Unlock()
 		if !said {
-			f.e.o.Logger.Warn("a peer's file is not synced here: one of its names is longer than this folder's file system allows; rename it on the other device to sync it",
+			f.e.o.Logger.Warn("a peer's files with this name (or under it) are not synced here: the name is longer than this folder's file system allows; rename it on the other device to sync them",
 				"folder", f.cfg.ID, "path", p, "name_bytes", len(seg))
 		}
 		return false
@@ -1471,6 +1475,9 @@ func (f *folder) nameFits(seg string) bool {
 		unix.Unlink(name)
 	}
 	fits = err != unix.ENAMETOOLONG
+	if err != nil && err != unix.ENAMETOOLONG && err != unix.EEXIST {
+		return true // not known (no .syncd, say): tried again next time
+	}
 	f.nameFitsMu.Lock()
 	if f.nameFit == nil || len(f.nameFit) >= 1000 {
 		f.nameFit = map[string]bool{}

@@ -274,8 +274,10 @@ type commits struct {
 	// failed reports a file that could not be committed (set per pull pass).
 	failed func(j job, err error)
 
-	mu    sync.Mutex // guards items
+	mu    sync.Mutex // guards items, bytes and timer
 	items []pending
+	bytes int64       // the size of the files in items
+	timer *time.Timer // flushes a batch that is commitAge old
 
 	// held counts the temp files kept open for their commits, in every
 	// folder of the engine.
@@ -292,6 +294,16 @@ type commits struct {
 // 1-64 KiB took 4.1-4.3 s end to end with 512, against 4.6-5.5 s with 128
 // (two runs each, two daemons on loopback; 2048 was no better).
 const commitBatch = 512
+
+// A batch is also committed once its files hold commitBytes, or once it
+// is commitAge old, so that pulled files show up at their paths as they
+// come: over a slow link, or with big files (photos, videos), a batch of
+// 512 took minutes to fill, and nothing of it was in place until the whole
+// wave was (a batch ended only when full or when its wave did).
+const (
+	commitBytes = 256 << 20
+	commitAge   = 2 * time.Second
+)
 
 func newCommits(f *folder) *commits {
 	return &commits{f: f, limit: commitBatch, failed: func(job, error) {}, held: &f.e.held}
@@ -351,9 +363,17 @@ func (c *commits) release(p *pending, drop bool) error {
 func (c *commits) add(p pending) {
 	c.mu.Lock()
 	c.items = append(c.items, p)
+	c.bytes += p.rec.Size
 	var full []pending
-	if len(c.items) >= c.limit {
-		full, c.items = c.items, nil
+	switch {
+	case len(c.items) >= c.limit || c.bytes >= commitBytes:
+		full, c.items, c.bytes = c.items, nil, 0
+	case len(c.items) == 1:
+		if c.timer == nil {
+			c.timer = time.AfterFunc(commitAge, c.flush)
+		} else {
+			c.timer.Reset(commitAge)
+		}
 	}
 	c.mu.Unlock()
 	if full != nil {
@@ -365,7 +385,7 @@ func (c *commits) add(p pending) {
 func (c *commits) flush() {
 	c.mu.Lock()
 	items := c.items
-	c.items = nil
+	c.items, c.bytes = nil, 0
 	c.mu.Unlock()
 	c.commit(items)
 }
@@ -811,9 +831,8 @@ func (f *folder) adoptTemp(p, tmpRel, tmp string) {
 	var old string
 	f.mu.Lock()
 	for k := range f.temps {
-		if k != tmp && len(k) == len(tmp) && k[:len(prefix)] == prefix {
+		if k != tmp && len(k) == len(tmp) && k[:len(prefix)] == prefix && isHex(k[len(prefix):]) {
 			old = k
-			delete(f.temps, k)
 			break
 		}
 	}
@@ -826,7 +845,28 @@ func (f *folder) adoptTemp(p, tmpRel, tmp string) {
 		return
 	}
 	defer d.close()
-	unix.Renameat2(d.fd, filepath.Base(old), d.fd, filepath.Base(tmp), unix.RENAME_NOREPLACE)
+	// Only a plain file of syncd's (never a symlink's temp, whose name,
+	// STEM.link, can look alike; a hard link is left to applyFile).
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, filepath.Base(old), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	if unix.Renameat2(d.fd, filepath.Base(old), d.fd, filepath.Base(tmp), unix.RENAME_NOREPLACE) == nil {
+		f.mu.Lock()
+		delete(f.temps, old)
+		f.mu.Unlock()
+	}
+}
+
+// isHex reports whether s is lowercase hexadecimal, as a content ID's
+// start in a temp name is (tempName).
+func isHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // keepTemp remembers a temp file kept for a later try of the same version.
