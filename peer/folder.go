@@ -519,7 +519,7 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	case res.Errors+res.Unsyncable+res.Special > 0:
 		var what []string
 		if res.Errors > 0 {
-			what = append(what, fmt.Sprintf("%d paths could not be read (permission denied?)", res.Errors))
+			what = append(what, fmt.Sprintf("%d paths could not be read (permission denied, or a path too long: the log says which)", res.Errors))
 		}
 		if res.Unsyncable > 0 {
 			what = append(what, fmt.Sprintf("%d names cannot be synced (not UTF-8, a backslash, too long; rename them)", res.Unsyncable))

@@ -127,7 +127,7 @@ func folderAction(msg, path string) string {
 	case strings.Contains(msg, "missing or not a directory"):
 		return "create " + path + " or remove the folder with 'syncd folder remove' and add it again"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "could not be read"):
-		return "give the user running syncd access to the files named in the log (chmod/chown)"
+		return "give the user running syncd access to the files named in the log (chmod/chown), or shorten paths the log says are too long"
 	case strings.Contains(msg, "special files"):
 		return "FIFOs, sockets and devices are never synced; the log names them: remove them, or list them in .syncdignore to silence this"
 	case strings.Contains(msg, "names cannot be synced"):

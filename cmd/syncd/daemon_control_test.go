@@ -29,7 +29,7 @@ func TestStatusActions(t *testing.T) {
 		{"cannot write: the folder is on a read-only file system; remount it read-write", "remount the file system of /x"},
 		{"cannot write into the folder: permission denied (see the log for the path)", "chmod"},
 		{"folder path /x is missing or not a directory; create it", "create /x"},
-		{"3 paths could not be read (permission denied?) and are not synced", "chmod"},
+		{"3 paths could not be read (permission denied, or a path too long: the log says which)", "chmod"},
 		{"2 names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them", "rename the files"},
 		{"watching for changes stopped (inotify watch limit reached)", "max_user_watches"},
 		{"1 special files (FIFOs, sockets, devices) cannot be synced: they are not synced; the log names them", ".syncdignore"},
