@@ -65,6 +65,9 @@ type Store struct {
 	log *slog.Logger
 	dir string // "" in memory
 
+	lifeMu sync.RWMutex // Sync holds it for reading, Close for writing
+	closed bool         // guarded by lifeMu
+
 	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
 
 	mu      sync.Mutex               // guards changed
@@ -135,6 +138,12 @@ func Open(dir string, o Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.quit) })
 	<-s.compactDone
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	return s.db.Close()
 }
 
@@ -149,7 +158,16 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 }
 
 // Sync flushes written data to disk (a commit point when SyncWrites is off).
-func (s *Store) Sync() error { return s.db.Sync() }
+// After Close it returns badger.ErrDBClosed: badger's own Sync then
+// dereferences a memtable Close has dropped, or waits for ever.
+func (s *Store) Sync() error {
+	s.lifeMu.RLock()
+	defer s.lifeMu.RUnlock()
+	if s.closed {
+		return badger.ErrDBClosed
+	}
+	return s.db.Sync()
+}
 
 // Size returns badger's on-disk sizes (LSM tree and value log) in bytes, as
 // last computed by badger (refreshed about once a minute).

@@ -40,7 +40,16 @@ func (e *Engine) Handler() http.Handler {
 			http.Error(w, "unknown device", http.StatusForbidden)
 			return
 		}
-		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, dev)))
+		done, ok := e.serving()
+		if !ok {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer done()
+		ctx, cancel := context.WithCancel(context.WithValue(r.Context(), callerKey{}, dev))
+		defer cancel()
+		defer context.AfterFunc(e.life, cancel)()
+		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

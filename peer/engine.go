@@ -236,6 +236,16 @@ type Engine struct {
 	// be on disk (durableTop).
 	syncMu  sync.Mutex
 	durable map[string]durableSeq
+
+	// Requests being served (Handler): Run waits for them before it
+	// returns, so that the store is never closed under one (a long poll
+	// answered after a stop reached the closed index). life ends with Run
+	// and cancels them.
+	reqMu      sync.Mutex
+	reqs       sync.WaitGroup
+	ended      bool // guarded by reqMu: Run has ended; new requests get 503
+	life       context.Context
+	lifeCancel context.CancelFunc
 }
 
 // durableSeq is a folder's top local sequence on disk, in its epoch.
@@ -258,6 +268,7 @@ func New(o Options) *Engine {
 
 		forgetting: map[string]bool{},
 	}
+	e.life, e.lifeCancel = context.WithCancel(context.Background())
 	e.held.max = maxHeld()
 	if o.hooks.holdNone {
 		e.held.max = 0
@@ -330,7 +341,24 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = nil
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.reqMu.Lock()
+	e.ended = true
+	e.reqMu.Unlock()
+	e.lifeCancel()
+	e.reqs.Wait()
 	return nil
+}
+
+// serving counts a request in (done counts it out), or reports false once
+// Run has ended.
+func (e *Engine) serving() (done func(), ok bool) {
+	e.reqMu.Lock()
+	defer e.reqMu.Unlock()
+	if e.ended {
+		return nil, false
+	}
+	e.reqs.Add(1)
+	return e.reqs.Done, true
 }
 
 // reconcileLocked starts goroutines for configured folders and peers and
