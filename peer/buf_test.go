@@ -376,6 +376,9 @@ func TestCommitChecksEachFileAfterSyncfs(t *testing.T) {
 			a, b := pairHolding(t, holdNone)
 			writePics(a, syncfsMin+8, 5000)
 			heal := failSyncFileRange(t, unix.SYNC_FILE_RANGE_WAIT_AFTER, unix.EIO)
+			// The devices stop before syncFileRange is put back (cleanups
+			// run last first): their pulls read it.
+			t.Cleanup(func() { a.stop(); b.stop() })
 			a.rescan()
 			waitFor(t, "bravo to fail the batch", converge, func() bool {
 				return strings.Contains(b.logText(), "write back")
