@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
 
 	"github.com/syncd-project/syncd/index"
@@ -208,12 +210,23 @@ func (m *model) content(t *rapid.T, i int, rel string) ([]byte, string) {
 // touch gives a written file a fresh mtime, later than any before, so that
 // every change is visible to the scanner even on a coarse-grained clock.
 func (m *model) touch(p string) {
+	now := m.nextStamp()
+	os.Chtimes(p, now, now)
+}
+
+// touchFD is touch through an open descriptor of the file.
+func (m *model) touchFD(fd *os.File) {
+	now := unix.NsecToTimespec(m.nextStamp().UnixNano())
+	unix.UtimesNanoAt(unix.AT_FDCWD, procFD(int(fd.Fd())), []unix.Timespec{now, now}, 0)
+}
+
+func (m *model) nextStamp() time.Time {
 	now := time.Now()
 	if !now.After(m.stamp) {
 		now = m.stamp.Add(time.Millisecond)
 	}
 	m.stamp = now
-	os.Chtimes(p, now, now)
+	return now
 }
 
 func (m *model) write(t *rapid.T) {
@@ -251,19 +264,26 @@ func (m *model) editAny(t *rapid.T) {
 func (m *model) append(t *rapid.T) {
 	i, rel := m.drawDev(t), rapid.SampledFrom(modelFiles).Draw(t, "path")
 	p := m.abs(i, rel)
-	old, err := os.ReadFile(p)
-	if err != nil {
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
 		t.Skip("no such file")
 	}
 	more, desc := m.content(t, i, rel)
 	m.destroying(i, rel, true)
-	fd, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	// The old content is read through the descriptor that appends: a pull
+	// may put a new version at p at any time, and what is appended to is
+	// the file that was read, wherever syncd keeps it.
+	fd, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		t.Skip(err.Error())
 	}
+	old, err := io.ReadAll(fd)
+	if err != nil {
+		fd.Close()
+		t.Skip(err.Error())
+	}
 	fd.Write(more)
+	m.touchFD(fd)
 	fd.Close()
-	m.touch(p)
 	m.want[digest(append(old, more...))] = "append: " + desc
 	m.logf("append %s", desc)
 }
@@ -477,12 +497,25 @@ func (m *model) finish() {
 	t.Logf("converged: %d entries, %d writes kept, %d released by the user", len(last), len(m.want), m.released)
 }
 
+// fail reports the devices' logs and files and what ran. rapid shows the
+// output of its replay, which may pass where the first run failed, so with
+// SYNCD_MODEL_DUMP=DIR the report of every failing run is also written to
+// a file in DIR.
 func (m *model) fail(format string, a ...any) {
+	var b strings.Builder
 	for _, d := range m.devs {
-		m.rt.Logf("log of %s (watch=%v):\n%s", d.name, m.watch[slices.Index(m.devs, d)], tail(d.logText(), 120))
-		m.rt.Logf("files of %s:\n  %s", d.name, strings.Join(listFiles(d.root, true), "\n  "))
+		fmt.Fprintf(&b, "log of %s (watch=%v):\n%s\n", d.name, m.watch[slices.Index(m.devs, d)], tail(d.logText(), 400))
+		fmt.Fprintf(&b, "files of %s:\n  %s\n", d.name, strings.Join(listFiles(d.root, true), "\n  "))
 	}
-	m.rt.Logf("operations:\n  %s", strings.Join(m.ops, "\n  "))
+	fmt.Fprintf(&b, "operations:\n  %s\n", strings.Join(m.ops, "\n  "))
+	if dir := os.Getenv("SYNCD_MODEL_DUMP"); dir != "" {
+		f, err := os.CreateTemp(dir, "model-fail-*.txt")
+		if err == nil {
+			fmt.Fprintf(f, format+"\n\n%s", append(a, b.String())...)
+			f.Close()
+		}
+	}
+	m.rt.Logf("%s", b.String())
 	m.rt.Fatalf(format, a...)
 }
 
