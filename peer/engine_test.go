@@ -435,6 +435,49 @@ func TestStatusDoesNotWaitForCount(t *testing.T) {
 	waitFor(t, "the new count", converge, func() bool { return localFiles() == 2 })
 }
 
+// TestFirstCountAfterStart: the totals of a folder are counted once its
+// first scan ends, before anybody asks; until that count ends, status says
+// that it is counting instead of showing 0 files (a large library, just
+// started, looked empty).
+func TestFirstCountAfterStart(t *testing.T) {
+	n := newTestNet(t)
+	a := n.addDevice("alpha")
+	for _, p := range []string{"one.txt", "d/two.txt", "d/three.txt"} {
+		a.write(p, []byte(p))
+	}
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the engine stops, which waits for the walk
+	if err := a.startWith(func(o *Options) {
+		o.hooks.countWalk = func() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.srv.Close)
+	select {
+	case <-entered:
+	case <-time.After(converge):
+		t.Fatalf("no count started after the first scan (status was not asked)")
+	}
+	f := a.eng.Status().Folders[0]
+	if !f.Counting || f.LocalFiles != 0 {
+		t.Errorf("status during the first count: counting %v, %d files; want counting, 0", f.Counting, f.LocalFiles)
+	}
+	free()
+	waitFor(t, "the first count", converge, func() bool {
+		f := a.eng.Status().Folders[0]
+		return !f.Counting && f.LocalFiles == 3 && f.LocalBytes == int64(len("one.txt")+len("d/two.txt")+len("d/three.txt"))
+	})
+}
+
 // TestManyDeletionsBatched: a directory of 600 files removed on alpha is
 // removed on bravo with its deletions recorded in batches (one syncfs and
 // one index write per 512), not one fsync and one write each; every file

@@ -61,6 +61,7 @@ type folder struct {
 	counting    chan struct{} // closed when the running count's walk ends; nil when none runs
 	countStart  time.Time     // when the last count's walk started
 	countTook   time.Duration // how long it took
+	counted     bool          // a count has ended: localFiles and localBytes hold totals
 	scanErr     string        // per-path problems of the last scan, shown until a full scan has none
 	watchErr    string        // why file events are not watched, if they are not
 	lastSync    time.Time
@@ -536,6 +537,15 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	if res.Changed+res.Deleted > 0 {
 		f.staleCounts()
 	}
+	f.mu.Lock()
+	first := !f.counted && f.counting == nil
+	f.mu.Unlock()
+	if first && paths == nil {
+		// The totals of a large library take a while to count: the first
+		// count starts once the folder's records are scanned, so that the
+		// first status after a start shows them, not "counting".
+		f.count(false)
+	}
 }
 
 func (f *folder) staleCounts() {
@@ -550,8 +560,9 @@ func (f *folder) staleCounts() {
 // background, one at a time, and at most once per countEvery or four times
 // its own length (a large library's walk takes seconds, and a status shown
 // every second while it syncs would otherwise walk all the time); status
-// waits up to countWait for it and otherwise shows the last totals.
-func (f *folder) count() {
+// waits up to countWait for it (with wait) and otherwise shows the last
+// totals, or that the first count runs (counted).
+func (f *folder) count(wait bool) {
 	// The walk is one of the engine's goroutines (Run waits for it before
 	// the store closes); none starts once Run is ending.
 	e := f.e
@@ -577,7 +588,7 @@ func (f *folder) count() {
 	if running && !started {
 		e.wg.Done()
 	}
-	if done != nil {
+	if done != nil && wait {
 		select {
 		case <-done:
 		case <-time.After(countWait):
@@ -619,7 +630,7 @@ func (f *folder) walkCounts(done chan struct{}) {
 		f.countsStale = true
 		return
 	}
-	f.localFiles, f.localBytes, f.conflicts = files, bytes, conflicts
+	f.localFiles, f.localBytes, f.conflicts, f.counted = files, bytes, conflicts, true
 }
 
 // Rescan asks the folder to scan paths (all when none); for tests and the

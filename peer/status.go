@@ -24,7 +24,8 @@ type FolderStatus struct {
 	State      string    `json:"state"`
 	LocalFiles int64     `json:"local_files"`
 	LocalBytes int64     `json:"local_bytes"`
-	RecvRate   int64     `json:"recv_rate"` // bytes/s over the last pull
+	Counting   bool      `json:"counting,omitempty"` // local_files and local_bytes are not counted yet
+	RecvRate   int64     `json:"recv_rate"`          // bytes/s over the last pull
 	NeedFiles  int       `json:"need_files"`
 	NeedBytes  int64     `json:"need_bytes"`
 	DoneBytes  int64     `json:"done_bytes"`
@@ -60,7 +61,7 @@ func (e *Engine) Status() Status {
 		c.mu.Unlock()
 	}
 	for _, f := range folders {
-		f.count()
+		f.count(true)
 		f.mu.Lock()
 		lastErr := f.lastErr
 		if lastErr == "" {
@@ -70,7 +71,7 @@ func (e *Engine) Status() Status {
 			lastErr = f.watchErr
 		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
-			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
+			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
 		if f.state == StateSyncing {
 			if el := time.Since(f.pullStart).Seconds(); el > 0.5 {
 				fs.RecvRate = int64(float64(f.doneBytes) / el)

@@ -72,7 +72,7 @@ func (d *daemon) status() statusReport {
 		if folderPeers[f.ID] == nil {
 			folderPeers[f.ID] = []string{}
 		}
-		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes,
+		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes, Counting: f.Counting,
 			// NeedBytes is the total of the pull in progress and DoneBytes what
 			// of it has arrived; the file being pulled is not local yet.
 			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes,

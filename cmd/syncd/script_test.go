@@ -110,6 +110,7 @@ func fakeStatus(now time.Time) statusReport {
 				RecvRate: 1_200_000, Conflicts: 1, Peers: []string{idB}},
 			{ID: "docs", Path: "/data/docs", State: folderError, Peers: []string{idB, idC},
 				Error: &statusIssue{Message: "folder path missing: /data/docs", Action: "create it, or remove the folder with 'syncd folder remove docs'"}},
+			{ID: "music", Path: "/data/music", State: folderIdle, Counting: true, Peers: []string{idB}},
 		},
 	}
 }

@@ -88,7 +88,8 @@ type statusFolder struct {
 	State       string       `json:"state"` // scanning, syncing, idle or error
 	LocalFiles  int64        `json:"local_files"`
 	LocalBytes  int64        `json:"local_bytes"`
-	GlobalFiles int64        `json:"global_files"` // what the folder should hold once in sync
+	Counting    bool         `json:"counting,omitempty"` // local and global totals not counted yet (a large library, just started)
+	GlobalFiles int64        `json:"global_files"`       // what the folder should hold once in sync
 	GlobalBytes int64        `json:"global_bytes"`
 	NeedFiles   int64        `json:"need_files"` // still to fetch
 	NeedBytes   int64        `json:"need_bytes"`
@@ -277,7 +278,11 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 			line += fmt.Sprintf(", down %s/s up %s/s", formatBytes(f.RecvRate), formatBytes(f.SendRate))
 		}
 		fmt.Fprintln(w, line)
-		fmt.Fprintf(w, "    %s, %s local; shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
+		if f.Counting {
+			fmt.Fprintf(w, "    counting the files; shared with %s", plural(int64(len(f.Peers)), "peer"))
+		} else {
+			fmt.Fprintf(w, "    %s, %s local; shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
+		}
 		if !f.LastSynced.IsZero() {
 			fmt.Fprintf(w, "; in sync %s ago", ago(now, f.LastSynced))
 		}
