@@ -411,28 +411,28 @@ func TestStatusDoesNotWaitForCount(t *testing.T) {
 		}
 	})
 	syncedFile(t, a, b, "one.txt", []byte("1"))
-	localFiles := func() int64 {
+	status := func() FolderStatus {
 		for _, f := range a.eng.Status().Folders {
-			return f.LocalFiles
+			return f
 		}
-		return -1
+		return FolderStatus{LocalFiles: -1}
 	}
-	waitFor(t, "the first count", converge, func() bool { return localFiles() == 1 })
+	waitFor(t, "the first count", converge, func() bool { f := status(); return f.LocalFiles == 1 && !f.Counting })
 	blocking.Store(true)
 	syncedFile(t, a, b, "two.txt", []byte("2"))
 	time.Sleep(countEvery) // the next walk may start
-	answered := make(chan int64, 1)
-	go func() { answered <- localFiles() }()
+	answered := make(chan FolderStatus, 1)
+	go func() { answered <- status() }()
 	select {
-	case n := <-answered:
-		if n != 1 {
-			t.Errorf("status during a blocked count = %d files, want the last total, 1", n)
+	case f := <-answered:
+		if f.LocalFiles != 1 || !f.Counting {
+			t.Errorf("status during a blocked count = %d files, counting %v; want the last total, 1, and counting", f.LocalFiles, f.Counting)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("status waits for the count's walk")
 	}
 	free()
-	waitFor(t, "the new count", converge, func() bool { return localFiles() == 2 })
+	waitFor(t, "the new count", converge, func() bool { f := status(); return f.LocalFiles == 2 && !f.Counting })
 }
 
 // TestFirstCountAfterStart: the totals of a folder are counted once its
