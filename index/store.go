@@ -70,6 +70,10 @@ type Store struct {
 
 	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
 
+	// totals caches LocalTotals per folder once loaded; guarded by wmu
+	// and changed with every local write.
+	totals map[string]*totals
+
 	mu      sync.Mutex               // guards changed
 	changed map[string]chan struct{} // folder -> closed at the next PutLocal
 
@@ -128,7 +132,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: log, dir: dir, changed: map[string]chan struct{}{},
+	s := &Store{db: db, log: log, dir: dir, changed: map[string]chan struct{}{}, totals: map[string]*totals{},
 		writes: make(chan struct{}, 1), quit: make(chan struct{}), compactDone: make(chan struct{})}
 	go s.compactLoop()
 	return s, nil
@@ -412,6 +416,7 @@ func (s *Store) ForgetLocal(folder string) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	delete(s.totals, folder) // counted again from what is left
 	del := func(prefix []byte) error {
 		if err := s.room(); err != nil {
 			return err
@@ -558,8 +563,13 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 		path string
 	}
 	var dels []loc
+	var delta totals
+	if c := s.totals[folder]; c != nil {
+		delta.mark = c.mark
+	}
 	err := s.update(func(txn *badger.Txn) error {
 		dels = dels[:0]
+		delta.Totals = Totals{}
 		topKey := key(pSeqTop, folder)
 		seq, _, err := getU64(txn, topKey)
 		if err != nil {
@@ -578,7 +588,9 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 				for _, b := range old.Blocks {
 					dels = append(dels, loc{b.Hash, old.Path})
 				}
+				delta.add(&old, -1)
 			}
+			delta.add(&r, 1)
 			seq++
 			r.Sequence = seq
 			v, err := EncodeRecord(&r)
@@ -597,6 +609,11 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("put local %s: %w", folder, err)
+	}
+	if c := s.totals[folder]; c != nil {
+		c.Files += delta.Files
+		c.Bytes += delta.Bytes
+		c.Marked += delta.Marked
 	}
 	// Block index: final state per path is the last record of that path.
 	last := map[string]*Record{}

@@ -393,46 +393,42 @@ func TestRedialWhenAddressChanges(t *testing.T) {
 	}
 }
 
-// TestStatusDoesNotWaitForCount: the walk that counts a folder's files for
-// status runs in the background; while it takes long (a large library),
-// status answers with the last totals instead of waiting for it, and the
-// new totals show once it ends.
-func TestStatusDoesNotWaitForCount(t *testing.T) {
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	free := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the engines stop, which wait for the walk
-	var blocking atomic.Bool
+// TestTotalsFollowChanges: once a folder's records are counted, status
+// shows totals that follow every change, scanned here or pulled from a
+// peer, without counting again (a walk of a large library's records at
+// every status while it synced).
+func TestTotalsFollowChanges(t *testing.T) {
+	var walks atomic.Int32
 	_, a, b := startTwo(t, func(d *testDev, o *Options) {
-		o.hooks.countWalk = func() {
-			if blocking.Load() {
-				<-release
-			}
-		}
+		o.hooks.countWalk = func() { walks.Add(1) }
 	})
+	status := func(d *testDev) FolderStatus { return d.eng.Status().Folders[0] }
 	syncedFile(t, a, b, "one.txt", []byte("1"))
-	status := func() FolderStatus {
-		for _, f := range a.eng.Status().Folders {
-			return f
-		}
-		return FolderStatus{LocalFiles: -1}
+	for _, d := range []*testDev{a, b} {
+		waitFor(t, "the first count of "+d.name, converge, func() bool { f := status(d); return !f.Counting && f.LocalFiles == 1 })
 	}
-	waitFor(t, "the first count", converge, func() bool { f := status(); return f.LocalFiles == 1 && !f.Counting })
-	blocking.Store(true)
-	syncedFile(t, a, b, "two.txt", []byte("2"))
-	time.Sleep(countEvery) // the next walk may start
-	answered := make(chan FolderStatus, 1)
-	go func() { answered <- status() }()
-	select {
-	case f := <-answered:
-		if f.LocalFiles != 1 || !f.Counting {
-			t.Errorf("status during a blocked count = %d files, counting %v; want the last total, 1, and counting", f.LocalFiles, f.Counting)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("status waits for the count's walk")
+	first := walks.Load()
+	a.write("two.txt", []byte("22"))
+	a.write("d/three.txt", []byte("333"))
+	b.write("d/four.sync-conflict-20260101-120000-ABCDEFG.txt", []byte("4444"))
+	a.rescan()
+	b.rescan()
+	waitConverged(t, converge, a, b)
+	if err := os.Remove(filepath.Join(a.root, "one.txt")); err != nil {
+		t.Fatal(err)
 	}
-	free()
-	waitFor(t, "the new count", converge, func() bool { f := status(); return f.LocalFiles == 2 && !f.Counting })
+	a.write("two.txt", []byte("22222"))
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	for _, d := range []*testDev{a, b} {
+		f := status(d)
+		if f.Counting || f.LocalFiles != 3 || f.LocalBytes != 5+3+4 || f.Conflicts != 1 {
+			t.Errorf("%s: status = %d files, %d bytes, %d conflicts, counting %v; want 3 files, 12 bytes, 1 conflict", d.name, f.LocalFiles, f.LocalBytes, f.Conflicts, f.Counting)
+		}
+	}
+	if n := walks.Load(); n != first {
+		t.Errorf("%d more walks of the records after the first counts, want none", n-first)
+	}
 }
 
 // TestFirstCountAfterStart: the totals of a folder are counted once its

@@ -44,28 +44,25 @@ type folder struct {
 	kickc        chan struct{}   // remote records arrived or a peer connected
 	dirtied      chan struct{}   // markDirty ran: for a pass waiting for more work
 
-	mu          sync.Mutex // guards the fields below
-	peers       map[deviceid.ID]bool
-	dirty       map[string]bool // paths whose remote records changed since the last pull
-	allDirty    bool            // evaluate every known path
-	state       string
-	lastErr     string
-	needFiles   int
-	needBytes   int64
-	doneBytes   int64
-	conflicts   int
-	localFiles  int64
-	localBytes  int64
-	pullStart   time.Time
-	countsStale bool
-	counting    chan struct{} // closed when the running count's walk ends; nil when none runs
-	countStart  time.Time     // when the last count's walk started
-	countTook   time.Duration // how long it took
-	counted     bool          // a count has ended: localFiles and localBytes hold totals
-	scanErr     string        // per-path problems of the last scan, shown until a full scan has none
-	watchErr    string        // why file events are not watched, if they are not
-	lastSync    time.Time
-	errLogged   map[string]bool
+	mu         sync.Mutex // guards the fields below
+	peers      map[deviceid.ID]bool
+	dirty      map[string]bool // paths whose remote records changed since the last pull
+	allDirty   bool            // evaluate every known path
+	state      string
+	lastErr    string
+	needFiles  int
+	needBytes  int64
+	doneBytes  int64
+	conflicts  int
+	localFiles int64
+	localBytes int64
+	pullStart  time.Time
+	counting   chan struct{} // closed when the running first count ends; nil when none runs
+	counted    bool          // localFiles, localBytes and conflicts are the index's totals
+	scanErr    string        // per-path problems of the last scan, shown until a full scan has none
+	watchErr   string        // why file events are not watched, if they are not
+	lastSync   time.Time
+	errLogged  map[string]bool
 	// nameFit caches, for names longer than 255 bytes, whether the
 	// folder's file system takes them; tooLong holds those said not to
 	// (both bounded).
@@ -106,19 +103,18 @@ type folder struct {
 
 func newFolder(e *Engine, fc FolderConfig) *folder {
 	f := &folder{
-		e:           e,
-		cfg:         fc,
-		scanReq:     make(chan []string, 64),
-		kickc:       make(chan struct{}, 1),
-		dirtied:     make(chan struct{}, 1),
-		dirty:       map[string]bool{},
-		allDirty:    true,
-		countsStale: true,
-		state:       StateStarting,
-		errLogged:   map[string]bool{},
-		rmdirLater:  map[string]bool{},
-		temps:       map[string]uint64{},
-		rootFD:      -1,
+		e:          e,
+		cfg:        fc,
+		scanReq:    make(chan []string, 64),
+		kickc:      make(chan struct{}, 1),
+		dirtied:    make(chan struct{}, 1),
+		dirty:      map[string]bool{},
+		allDirty:   true,
+		state:      StateStarting,
+		errLogged:  map[string]bool{},
+		rmdirLater: map[string]bool{},
+		temps:      map[string]uint64{},
+		rootFD:     -1,
 	}
 	f.commits = newCommits(f)
 	f.setPeers(fc.Peers)
@@ -534,9 +530,6 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	}
 	f.mu.Unlock()
 	f.setState(StateIdle)
-	if res.Changed+res.Deleted > 0 {
-		f.staleCounts()
-	}
 	f.mu.Lock()
 	first := !f.counted && f.counting == nil
 	f.mu.Unlock()
@@ -548,21 +541,16 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 	}
 }
 
-func (f *folder) staleCounts() {
-	f.mu.Lock()
-	f.countsStale = true
-	f.mu.Unlock()
-}
-
-// count refreshes the local totals shown by status when the index changed
-// since the last count; status is the only reader, so the walk over the
-// folder's records costs nothing while nobody looks. The walk runs in the
-// background, one at a time, and at most once per countEvery or four times
-// its own length (a large library's walk takes seconds, and a status shown
-// every second while it syncs would otherwise walk all the time); status
-// waits up to countWait for it (with wait) and otherwise shows the last
-// totals, or that the first count runs (counted).
+// count refreshes the local totals shown by status from the index, which
+// keeps them up to date with every write once it has counted the folder's
+// records. That first count walks them all, which takes seconds in a large
+// library: it runs in the background, once, and status waits up to
+// countWait for it (with wait) and otherwise shows that it runs (counted
+// is false).
 func (f *folder) count(wait bool) {
+	if f.readCounts() {
+		return
+	}
 	// The walk is one of the engine's goroutines (Run waits for it before
 	// the store closes); none starts once Run is ending.
 	e := f.e
@@ -575,13 +563,13 @@ func (f *folder) count(wait bool) {
 	started := false
 	f.mu.Lock()
 	done := f.counting
-	if running && done == nil && f.countsStale && time.Since(f.countStart) >= max(countEvery, 4*f.countTook) {
-		f.countsStale, started = false, true
+	if running && done == nil {
+		started = true
 		done = make(chan struct{})
-		f.counting, f.countStart = done, time.Now()
+		f.counting = done
 		go func() {
 			defer e.wg.Done()
-			f.walkCounts(done)
+			f.loadCounts(done)
 		}()
 	}
 	f.mu.Unlock()
@@ -591,46 +579,41 @@ func (f *folder) count(wait bool) {
 	if done != nil && wait {
 		select {
 		case <-done:
+			f.readCounts()
 		case <-time.After(countWait):
 		}
 	}
 }
 
-// countEvery and countWait pace count (variables for tests).
-var (
-	countEvery = 2 * time.Second
-	countWait  = 200 * time.Millisecond
-)
+// countWait bounds how long status waits for the first count (a variable
+// for tests).
+var countWait = 200 * time.Millisecond
 
-// walkCounts sums the folder's local records into the status totals and
-// closes done.
-func (f *folder) walkCounts(done chan struct{}) {
+// readCounts takes the index's totals if it has them.
+func (f *folder) readCounts() bool {
+	t, ok, err := f.e.o.Store.LocalTotals(f.cfg.ID, isConflictCopy, false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counted = ok && err == nil
+	if f.counted {
+		f.localFiles, f.localBytes, f.conflicts = t.Files, t.Bytes, int(t.Marked)
+	}
+	return f.counted
+}
+
+// loadCounts has the index count the folder's records, and closes done.
+func (f *folder) loadCounts(done chan struct{}) {
 	defer close(done)
 	if h := f.e.o.hooks.countWalk; h != nil {
 		h()
 	}
-	start := time.Now()
-	var files, bytes int64
-	conflicts := 0
-	err := f.e.o.Store.WalkLocal(f.cfg.ID, func(r index.Record) error {
-		if r.Deleted || r.Kind != index.File {
-			return nil
-		}
-		files++
-		bytes += r.Size
-		if isConflictCopy(r.Path) {
-			conflicts++
-		}
-		return nil
-	})
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.counting, f.countTook = nil, time.Since(start)
+	_, _, err := f.e.o.Store.LocalTotals(f.cfg.ID, isConflictCopy, true)
 	if err != nil {
-		f.countsStale = true
-		return
+		f.e.o.Logger.Warn("could not count the folder's files for status", "folder", f.cfg.ID, "err", err)
 	}
-	f.localFiles, f.localBytes, f.conflicts, f.counted = files, bytes, conflicts, true
+	f.mu.Lock()
+	f.counting = nil
+	f.mu.Unlock()
 }
 
 // Rescan asks the folder to scan paths (all when none); for tests and the

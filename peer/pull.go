@@ -318,9 +318,6 @@ func (f *folder) pull(ctx context.Context) int {
 	if failed == 0 && waiting == 0 {
 		f.setIdle()
 	}
-	if done > 0 {
-		f.staleCounts()
-	}
 	return failed
 }
 

@@ -24,7 +24,7 @@ type FolderStatus struct {
 	State      string    `json:"state"`
 	LocalFiles int64     `json:"local_files"`
 	LocalBytes int64     `json:"local_bytes"`
-	Counting   bool      `json:"counting,omitempty"` // LocalFiles and LocalBytes are being counted: none yet, or from before changes
+	Counting   bool      `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
 	RecvRate   int64     `json:"recv_rate"`          // bytes/s over the last pull
 	NeedFiles  int       `json:"need_files"`
 	NeedBytes  int64     `json:"need_bytes"`
@@ -71,7 +71,7 @@ func (e *Engine) Status() Status {
 			lastErr = f.watchErr
 		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
-			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted || f.counting != nil, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
+			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
 		if f.state == StateSyncing {
 			if el := time.Since(f.pullStart).Seconds(); el > 0.5 {
 				fs.RecvRate = int64(float64(f.doneBytes) / el)

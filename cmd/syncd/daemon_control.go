@@ -72,18 +72,27 @@ func (d *daemon) status() statusReport {
 		if folderPeers[f.ID] == nil {
 			folderPeers[f.ID] = []string{}
 		}
-		sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes, Counting: f.Counting,
-			// NeedBytes is the total of the pull in progress and DoneBytes what
-			// of it has arrived; the file being pulled is not local yet.
-			GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + f.NeedBytes,
-			NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
-			Conflicts: f.Conflicts, Peers: folderPeers[f.ID], LastSynced: f.LastSync}
-		if f.LastError != "" {
-			sf.Error = &statusIssue{Message: f.LastError, Action: folderAction(f.LastError, f.Path)}
-		}
+		sf := folderReport(f, folderPeers[f.ID])
 		rep.Folders = append(rep.Folders, sf)
 	}
 	return rep
+}
+
+// folderReport is what status reports of the engine's folder f, shared
+// with peers (full device IDs).
+func folderReport(f peer.FolderStatus, peers []string) statusFolder {
+	sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes, Counting: f.Counting,
+		// NeedBytes is the total of the pull in progress and DoneBytes what
+		// of it has arrived; the local totals grow as pulled files are
+		// committed, so what the folder will hold is those and what is
+		// still to arrive.
+		GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + max(f.NeedBytes-f.DoneBytes, 0),
+		NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
+		Conflicts: f.Conflicts, Peers: peers, LastSynced: f.LastSync}
+	if f.LastError != "" {
+		sf.Error = &statusIssue{Message: f.LastError, Action: folderAction(f.LastError, f.Path)}
+	}
+	return sf
 }
 
 func folderState(s string) string {

@@ -40,3 +40,21 @@ func TestStatusActions(t *testing.T) {
 		}
 	}
 }
+
+// TestFolderReportProgress: the local totals include the files a pull has
+// committed, so what the folder will hold is those plus what is still to
+// arrive, not plus the whole pull (which counted the committed part twice
+// and made the bar fall back at every pass).
+func TestFolderReportProgress(t *testing.T) {
+	f := peer.FolderStatus{ID: "photos", State: peer.StateSyncing, LocalFiles: 40, LocalBytes: 400,
+		NeedFiles: 60, NeedBytes: 1000, DoneBytes: 400}
+	got := folderReport(f, []string{})
+	if got.GlobalFiles != 100 || got.GlobalBytes != 1000 || got.NeedFiles != 60 || got.NeedBytes != 600 {
+		t.Errorf("report = global %d files %d bytes, need %d files %d bytes; want global 100 files 1000 bytes, need 60 files 600 bytes",
+			got.GlobalFiles, got.GlobalBytes, got.NeedFiles, got.NeedBytes)
+	}
+	f.DoneBytes = 1200 // more arrived than the pass counted (a resend)
+	if got := folderReport(f, []string{}); got.NeedBytes != 0 || got.GlobalBytes != 400 {
+		t.Errorf("report with more done than needed = need %d, global %d bytes; want 0 and 400", got.NeedBytes, got.GlobalBytes)
+	}
+}
