@@ -287,7 +287,11 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 			fmt.Fprintf(w, "    %s, %s local; shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
 		}
 		if !f.LastSynced.IsZero() {
-			fmt.Fprintf(w, "; in sync %s ago", ago(now, f.LastSynced))
+			if f.State == folderIdle {
+				fmt.Fprintf(w, "; in sync %s ago", ago(now, f.LastSynced))
+			} else {
+				fmt.Fprintf(w, "; last in sync %s ago", ago(now, f.LastSynced))
+			}
 		}
 		fmt.Fprintln(w)
 		if f.Conflicts > 0 {
