@@ -70,9 +70,10 @@ type Store struct {
 
 	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
 
-	// totals caches LocalTotals per folder once loaded; guarded by wmu
-	// and changed with every local write.
-	totals map[string]*totals
+	// totals caches LocalTotals per folder once a load has begun, and is
+	// changed with every local write (made under wmu).
+	tmu    sync.Mutex
+	totals map[string]*totals // guarded by tmu
 
 	mu      sync.Mutex               // guards changed
 	changed map[string]chan struct{} // folder -> closed at the next PutLocal
@@ -416,7 +417,9 @@ func (s *Store) ForgetLocal(folder string) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.tmu.Lock()
 	delete(s.totals, folder) // counted again from what is left
+	s.tmu.Unlock()
 	del := func(prefix []byte) error {
 		if err := s.room(); err != nil {
 			return err
@@ -564,9 +567,11 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 	}
 	var dels []loc
 	var delta totals
+	s.tmu.Lock()
 	if c := s.totals[folder]; c != nil {
 		delta.mark = c.mark
 	}
+	s.tmu.Unlock()
 	err := s.update(func(txn *badger.Txn) error {
 		dels = dels[:0]
 		delta.Totals = Totals{}
@@ -610,11 +615,11 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("put local %s: %w", folder, err)
 	}
+	s.tmu.Lock()
 	if c := s.totals[folder]; c != nil {
-		c.Files += delta.Files
-		c.Bytes += delta.Bytes
-		c.Marked += delta.Marked
+		c.plus(delta.Totals)
 	}
+	s.tmu.Unlock()
 	// Block index: final state per path is the last record of that path.
 	last := map[string]*Record{}
 	for i := range out {

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -471,6 +472,115 @@ func TestFirstCountAfterStart(t *testing.T) {
 	waitFor(t, "the first count", converge, func() bool {
 		f := a.eng.Status().Folders[0]
 		return !f.Counting && f.LocalFiles == 3 && f.LocalBytes == int64(len("one.txt")+len("d/two.txt")+len("d/three.txt"))
+	})
+}
+
+// TestStatusDuringFirstCount: while a folder's first count walks its
+// records, status answers at once that it is counting (it read the totals
+// under the index's write lock, so it waited for the whole walk, and so
+// did every write).
+func TestStatusDuringFirstCount(t *testing.T) {
+	n := newTestNet(t)
+	a := n.addDevice("alpha")
+	a.write("one.txt", []byte("1"))
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the engine stops, which waits for the walk
+	entered := make(chan struct{}, 1)
+	if err := a.startWith(func(o *Options) {
+		o.hooks.countWalk = func() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.srv.Close)
+	select {
+	case <-entered:
+	case <-time.After(converge):
+		t.Fatal("no count started")
+	}
+	// A load of the same folder's totals, stopped inside its walk (at its
+	// first call of mark; the writes' own calls go on).
+	walking := make(chan struct{})
+	var first atomic.Bool
+	go a.store.LocalTotals(context.Background(), "f", func(string) bool {
+		if first.CompareAndSwap(false, true) {
+			close(walking)
+			<-release
+		}
+		return false
+	}, true)
+	<-walking
+	answered := make(chan FolderStatus, 1)
+	go func() { answered <- a.eng.Status().Folders[0] }()
+	select {
+	case f := <-answered:
+		if !f.Counting {
+			t.Errorf("status during the walk: counting %v, want true", f.Counting)
+		}
+	case <-time.After(2 * time.Second):
+		free()
+		t.Fatal("status waits for the count's walk")
+	}
+	a.write("two.txt", []byte("2"))
+	a.rescan()
+	waitFor(t, "a scan recorded during the walk", converge, func() bool {
+		r, ok, _ := a.store.Local("f", "two.txt")
+		return ok && !r.Deleted
+	})
+	free()
+	waitFor(t, "the totals", converge, func() bool { f := a.eng.Status().Folders[0]; return !f.Counting && f.LocalFiles == 2 })
+}
+
+// TestGlobalTotalsWhilePulling: what status says the folder will hold
+// counts a file that has arrived but waits for its commit (the bar of a
+// single large file stayed at 0 % until it jumped to 100 %).
+func TestGlobalTotalsWhilePulling(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.beforeFinalCheck = func(p string) {
+				if p != "big.bin" {
+					return
+				}
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+		}
+	})
+	t.Cleanup(free) // before the devices stop, which waits for the commit
+	syncedFile(t, a, b, "small.txt", []byte("12345"))
+	waitFor(t, "bravo counted", converge, func() bool { f := b.eng.Status().Folders[0]; return !f.Counting && f.LocalFiles == 1 })
+	const size = 3 << 20
+	a.write("big.bin", randBytes(1, size))
+	a.rescan()
+	select {
+	case <-entered:
+	case <-time.After(converge):
+		t.Fatal("no commit of big.bin")
+	}
+	f := b.eng.Status().Folders[0]
+	if f.GlobalFiles != 2 || f.GlobalBytes != size+5 || f.LocalFiles != 1 {
+		t.Errorf("bravo while big.bin waits for its commit: local %d files, global %d files %d bytes; want local 1, global 2 files %d bytes",
+			f.LocalFiles, f.GlobalFiles, f.GlobalBytes, size+5)
+	}
+	free()
+	waitFor(t, "big.bin recorded", converge, func() bool {
+		f := b.eng.Status().Folders[0]
+		return f.LocalFiles == 2 && f.LocalBytes == size+5 && f.GlobalFiles == 2 && f.GlobalBytes == size+5
 	})
 }
 

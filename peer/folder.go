@@ -57,12 +57,17 @@ type folder struct {
 	localFiles int64
 	localBytes int64
 	pullStart  time.Time
-	counting   chan struct{} // closed when the running first count ends; nil when none runs
-	counted    bool          // localFiles, localBytes and conflicts are the index's totals
-	scanErr    string        // per-path problems of the last scan, shown until a full scan has none
-	watchErr   string        // why file events are not watched, if they are not
-	lastSync   time.Time
-	errLogged  map[string]bool
+	// What the pass's files add to the local totals once recorded
+	// (passFiles, passBytes) and what of it the commits have recorded.
+	passFiles, passBytes           int64
+	committedFiles, committedBytes int64
+	counting                       chan struct{} // closed when the running first count ends; nil when none runs
+	counted                        bool          // localFiles, localBytes and conflicts are the index's totals
+	countFailed                    time.Time     // when the last count failed
+	scanErr                        string        // per-path problems of the last scan, shown until a full scan has none
+	watchErr                       string        // why file events are not watched, if they are not
+	lastSync                       time.Time
+	errLogged                      map[string]bool
 	// nameFit caches, for names longer than 255 bytes, whether the
 	// folder's file system takes them; tooLong holds those said not to
 	// (both bounded).
@@ -543,37 +548,37 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 
 // count refreshes the local totals shown by status from the index, which
 // keeps them up to date with every write once it has counted the folder's
-// records. That first count walks them all, which takes seconds in a large
-// library: it runs in the background, once, and status waits up to
-// countWait for it (with wait) and otherwise shows that it runs (counted
-// is false).
+// records. That first count walks them all, which takes a second or more
+// in a large library: it runs in the background, once (again at most every
+// countRetry after a failure), and status waits up to countWait for it
+// (with wait) and otherwise shows that it runs (counted is false).
 func (f *folder) count(wait bool) {
 	if f.readCounts() {
 		return
 	}
 	// The walk is one of the engine's goroutines (Run waits for it before
-	// the store closes); none starts once Run is ending.
+	// the store closes, and ends it); none starts once Run is ending.
 	e := f.e
 	e.mu.Lock()
-	running := e.running != nil
-	if running {
+	ctx := e.running
+	if ctx != nil {
 		e.wg.Add(1)
 	}
 	e.mu.Unlock()
 	started := false
 	f.mu.Lock()
 	done := f.counting
-	if running && done == nil {
+	if ctx != nil && done == nil && time.Since(f.countFailed) >= countRetry {
 		started = true
 		done = make(chan struct{})
 		f.counting = done
 		go func() {
 			defer e.wg.Done()
-			f.loadCounts(done)
+			f.loadCounts(ctx, done)
 		}()
 	}
 	f.mu.Unlock()
-	if running && !started {
+	if ctx != nil && !started {
 		e.wg.Done()
 	}
 	if done != nil && wait {
@@ -585,13 +590,16 @@ func (f *folder) count(wait bool) {
 	}
 }
 
-// countWait bounds how long status waits for the first count (a variable
-// for tests).
-var countWait = 200 * time.Millisecond
+// countWait bounds how long status waits for the first count, and
+// countRetry paces counts after a failed one (variables for tests).
+var (
+	countWait  = 200 * time.Millisecond
+	countRetry = time.Minute
+)
 
 // readCounts takes the index's totals if it has them.
 func (f *folder) readCounts() bool {
-	t, ok, err := f.e.o.Store.LocalTotals(f.cfg.ID, isConflictCopy, false)
+	t, ok, err := f.e.o.Store.LocalTotals(context.Background(), f.cfg.ID, isConflictCopy, false)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.counted = ok && err == nil
@@ -602,18 +610,21 @@ func (f *folder) readCounts() bool {
 }
 
 // loadCounts has the index count the folder's records, and closes done.
-func (f *folder) loadCounts(done chan struct{}) {
+func (f *folder) loadCounts(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	if h := f.e.o.hooks.countWalk; h != nil {
 		h()
 	}
-	_, _, err := f.e.o.Store.LocalTotals(f.cfg.ID, isConflictCopy, true)
-	if err != nil {
-		f.e.o.Logger.Warn("could not count the folder's files for status", "folder", f.cfg.ID, "err", err)
-	}
+	_, _, err := f.e.o.Store.LocalTotals(ctx, f.cfg.ID, isConflictCopy, true)
 	f.mu.Lock()
 	f.counting = nil
+	if err != nil {
+		f.countFailed = time.Now()
+	}
 	f.mu.Unlock()
+	if err != nil {
+		f.e.o.Logger.Warn("could not count the folder's files for status; trying again in a minute", "folder", f.cfg.ID, "err", err)
+	}
 }
 
 // Rescan asks the folder to scan paths (all when none); for tests and the

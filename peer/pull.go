@@ -35,6 +35,29 @@ type job struct {
 	conflict bool
 }
 
+// growth is what applying file job j adds to the local totals once its
+// commit records it: a file (none for a new version of a file) and the
+// difference in bytes. Symlinks add nothing.
+func growth(j job) (files, bytes int64) {
+	if j.win.Deleted || j.win.Kind != index.File {
+		return 0, 0
+	}
+	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.File {
+		return 0, j.win.Size - j.local.Size
+	}
+	return 1, j.win.Size
+}
+
+// addGrowth adds what jobs will add to the local totals to the pass's
+// expected growth (with f.mu held).
+func (f *folder) addGrowth(jobs []job) {
+	for _, j := range jobs {
+		n, b := growth(j)
+		f.passFiles += n
+		f.passBytes += b
+	}
+}
+
 // maxRefill is how long a pass takes on files that became dirty while it
 // runs (a peer still scanning): after that they wait for the next pass, so
 // that a long stream of new files does not hold up deletions for ever.
@@ -119,6 +142,8 @@ func (f *folder) pull(ctx context.Context) int {
 	start := f.e.o.Now()
 	f.mu.Lock()
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
+	f.passFiles, f.passBytes, f.committedFiles, f.committedBytes = 0, 0, 0, 0
+	f.addGrowth(files)
 	f.mu.Unlock()
 
 	var failed, done, waiting int
@@ -266,6 +291,7 @@ func (f *folder) pull(ctx context.Context) int {
 		f.mu.Lock()
 		f.needFiles += len(newDirs) + len(now)
 		f.needBytes += bytes
+		f.addGrowth(now)
 		f.mu.Unlock()
 		slices.SortFunc(newDirs, func(a, b job) int { return depth(a.path) - depth(b.path) })
 		for _, j := range newDirs {
@@ -513,6 +539,7 @@ func splitWave(jobs []job) (now, later []job) {
 func (f *folder) setIdle() {
 	f.mu.Lock()
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, f.e.o.Now()
+	f.passFiles, f.passBytes, f.committedFiles, f.committedBytes = 0, 0, 0, 0
 	f.lastErr = ""
 	clear(f.errLogged) // in sync: a later failure is news again
 	f.mu.Unlock()

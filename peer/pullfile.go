@@ -547,6 +547,15 @@ func (c *commits) commit(items []pending) {
 		}
 		return
 	}
+	var files, bytes int64
+	for _, j := range done {
+		n, b := growth(j)
+		files, bytes = files+n, bytes+b
+	}
+	f.mu.Lock()
+	f.committedFiles += files
+	f.committedBytes += bytes
+	f.mu.Unlock()
 	if err := f.e.o.Store.DropIntents(f.cfg.ID, intentID); err != nil {
 		f.e.o.Logger.Warn("could not drop the intents of a commit", "folder", f.cfg.ID, "err", err)
 	}

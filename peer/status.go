@@ -19,20 +19,24 @@ type PeerStatus struct {
 
 // FolderStatus is what status shows of one folder.
 type FolderStatus struct {
-	ID         string    `json:"id"`
-	Path       string    `json:"path"`
-	State      string    `json:"state"`
-	LocalFiles int64     `json:"local_files"`
-	LocalBytes int64     `json:"local_bytes"`
-	Counting   bool      `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
-	RecvRate   int64     `json:"recv_rate"`          // bytes/s over the last pull
-	NeedFiles  int       `json:"need_files"`
-	NeedBytes  int64     `json:"need_bytes"`
-	DoneBytes  int64     `json:"done_bytes"`
-	Conflicts  int       `json:"conflicts"`
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	Peers      []string  `json:"peers"`
+	ID         string `json:"id"`
+	Path       string `json:"path"`
+	State      string `json:"state"`
+	LocalFiles int64  `json:"local_files"`
+	LocalBytes int64  `json:"local_bytes"`
+	// GlobalFiles and GlobalBytes are what the local totals will be once
+	// the pull in progress is recorded.
+	GlobalFiles int64     `json:"global_files"`
+	GlobalBytes int64     `json:"global_bytes"`
+	Counting    bool      `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
+	RecvRate    int64     `json:"recv_rate"`          // bytes/s over the last pull
+	NeedFiles   int       `json:"need_files"`
+	NeedBytes   int64     `json:"need_bytes"`
+	DoneBytes   int64     `json:"done_bytes"`
+	Conflicts   int       `json:"conflicts"`
+	LastSync    time.Time `json:"last_sync,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Peers       []string  `json:"peers"`
 }
 
 // Status is a snapshot of the engine.
@@ -72,6 +76,8 @@ func (e *Engine) Status() Status {
 		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
 			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
+		fs.GlobalFiles = max(f.localFiles+f.passFiles-f.committedFiles, 0)
+		fs.GlobalBytes = max(f.localBytes+f.passBytes-f.committedBytes, 0)
 		if f.state == StateSyncing {
 			if el := time.Since(f.pullStart).Seconds(); el > 0.5 {
 				fs.RecvRate = int64(float64(f.doneBytes) / el)

@@ -83,10 +83,8 @@ func (d *daemon) status() statusReport {
 func folderReport(f peer.FolderStatus, peers []string) statusFolder {
 	sf := statusFolder{ID: f.ID, Path: f.Path, State: folderState(f.State), LocalFiles: f.LocalFiles, LocalBytes: f.LocalBytes, Counting: f.Counting,
 		// NeedBytes is the total of the pull in progress and DoneBytes what
-		// of it has arrived; the local totals grow as pulled files are
-		// committed, so what the folder will hold is those and what is
-		// still to arrive.
-		GlobalFiles: f.LocalFiles + int64(f.NeedFiles), GlobalBytes: f.LocalBytes + max(f.NeedBytes-f.DoneBytes, 0),
+		// of it has arrived.
+		GlobalFiles: f.GlobalFiles, GlobalBytes: f.GlobalBytes,
 		NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
 		Conflicts: f.Conflicts, Peers: peers, LastSynced: f.LastSync}
 	if f.LastError != "" {

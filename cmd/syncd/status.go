@@ -88,7 +88,7 @@ type statusFolder struct {
 	State       string       `json:"state"` // scanning, syncing, idle or error
 	LocalFiles  int64        `json:"local_files"`
 	LocalBytes  int64        `json:"local_bytes"`
-	Counting    bool         `json:"counting,omitempty"` // local and global totals are being counted: none yet (a large library, just started), or from before the last changes
+	Counting    bool         `json:"counting,omitempty"` // the local totals are not counted yet (a large library, just started); local_files and local_bytes are 0 or old
 	GlobalFiles int64        `json:"global_files"`       // what the folder should hold once in sync
 	GlobalBytes int64        `json:"global_bytes"`
 	NeedFiles   int64        `json:"need_files"` // still to fetch
@@ -278,12 +278,9 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 			line += fmt.Sprintf(", down %s/s up %s/s", formatBytes(f.RecvRate), formatBytes(f.SendRate))
 		}
 		fmt.Fprintln(w, line)
-		switch {
-		case f.Counting && f.LocalFiles == 0:
+		if f.Counting {
 			fmt.Fprintf(w, "    counting the files; shared with %s", plural(int64(len(f.Peers)), "peer"))
-		case f.Counting:
-			fmt.Fprintf(w, "    %s, %s local before the last changes (counting again); shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
-		default:
+		} else {
 			fmt.Fprintf(w, "    %s, %s local; shared with %s", plural(f.LocalFiles, "file"), formatBytes(f.LocalBytes), plural(int64(len(f.Peers)), "peer"))
 		}
 		if !f.LastSynced.IsZero() {
