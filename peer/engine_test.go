@@ -432,21 +432,22 @@ func TestTotalsFollowChanges(t *testing.T) {
 	}
 }
 
-// TestFirstCountAfterStart: the totals of a folder are counted once its
-// first scan ends, before anybody asks; until that count ends, status says
-// that it is counting instead of showing 0 files (a large library, just
-// started, looked empty).
-func TestFirstCountAfterStart(t *testing.T) {
-	n := newTestNet(t)
-	a := n.addDevice("alpha")
-	for _, p := range []string{"one.txt", "d/two.txt", "d/three.txt"} {
+// startCountHeld starts a device holding files (each containing its
+// name) whose first count of the folder's totals stops before its walk
+// until release is closed, and waits until it stops there (the first
+// scan's end starts it, with no status asked). free closes release (also
+// at cleanup, before the engine stops, which waits for the count).
+func startCountHeld(t *testing.T, files ...string) (a *testDev, free func(), release chan struct{}) {
+	t.Helper()
+	a = newTestNet(t).addDevice("alpha")
+	for _, p := range files {
 		a.write(p, []byte(p))
 	}
 	entered := make(chan struct{}, 1)
-	release := make(chan struct{})
+	release = make(chan struct{})
 	var releaseOnce sync.Once
-	free := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the engine stops, which waits for the walk
+	free = func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free)
 	if err := a.startWith(func(o *Options) {
 		o.hooks.countWalk = func() {
 			select {
@@ -464,6 +465,15 @@ func TestFirstCountAfterStart(t *testing.T) {
 	case <-time.After(converge):
 		t.Fatalf("no count started after the first scan (status was not asked)")
 	}
+	return a, free, release
+}
+
+// TestFirstCountAfterStart: the totals of a folder are counted once its
+// first scan ends, before anybody asks; until that count ends, status says
+// that it is counting instead of showing 0 files (a large library, just
+// started, looked empty).
+func TestFirstCountAfterStart(t *testing.T) {
+	a, free, _ := startCountHeld(t, "one.txt", "d/two.txt", "d/three.txt")
 	f := a.eng.Status().Folders[0]
 	if !f.Counting || f.LocalFiles != 0 {
 		t.Errorf("status during the first count: counting %v, %d files; want counting, 0", f.Counting, f.LocalFiles)
@@ -480,31 +490,7 @@ func TestFirstCountAfterStart(t *testing.T) {
 // under the index's write lock, so it waited for the whole walk, and so
 // did every write).
 func TestStatusDuringFirstCount(t *testing.T) {
-	n := newTestNet(t)
-	a := n.addDevice("alpha")
-	a.write("one.txt", []byte("1"))
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	free := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the engine stops, which waits for the walk
-	entered := make(chan struct{}, 1)
-	if err := a.startWith(func(o *Options) {
-		o.hooks.countWalk = func() {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
-			<-release
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.srv.Close)
-	select {
-	case <-entered:
-	case <-time.After(converge):
-		t.Fatal("no count started")
-	}
+	a, free, release := startCountHeld(t, "one.txt")
 	// A load of the same folder's totals, stopped inside its walk (at its
 	// first call of mark; the writes' own calls go on).
 	walking := make(chan struct{})
