@@ -53,6 +53,7 @@ func (n *testNet) Subscribe() (<-chan deviceid.ID, func()) {
 }
 
 type testDev struct {
+	late   lateHooks // holdPulls's devices only
 	net    *testNet
 	name   string
 	id     deviceid.ID

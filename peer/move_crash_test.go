@@ -307,11 +307,11 @@ func TestMoveSourceDirReplacedByFile(t *testing.T) {
 	a.write("a/x.bin", data)
 	a.rescan()
 	waitConverged(t, converge, a, b)
-	b.eng.o.hooks.applyFile = func(p string) {
+	b.late.applyFile.set(func(p string) {
 		if p == "b/x.bin" {
 			time.Sleep(300 * time.Millisecond) // the file a is done first
 		}
-	}
+	})
 	hold.Store(true)
 	since, err := a.store.LocalSeq("f")
 	if err != nil {
@@ -364,7 +364,7 @@ func TestMoveSourceWrittenKeepingMtime(t *testing.T) {
 	a.rescan()
 	waitConverged(t, converge, a, b)
 	edit := randBytes(62, 1<<20) // the same size
-	b.eng.o.hooks.beforeMoveQueued = func(p string) {
+	b.late.beforeMoveQueued.set(func(p string) {
 		full := filepath.Join(b.root, p)
 		fi, err := os.Stat(full)
 		if err != nil {
@@ -377,7 +377,7 @@ func TestMoveSourceWrittenKeepingMtime(t *testing.T) {
 		if err := os.Chtimes(full, fi.ModTime(), fi.ModTime()); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	convergedWithin(t, 5*time.Second, a, b)
 	got, _ := os.ReadFile(filepath.Join(b.root, "music/song.flac"))

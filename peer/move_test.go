@@ -111,11 +111,32 @@ func holdPulls(t *testing.T) (n *testNet, a, b *testDev, hold *atomic.Bool, rele
 				<-release
 			}
 		}
+		o.hooks.applyFile = b.late.applyFile.call
+		o.hooks.beforeMoveQueued = b.late.beforeMoveQueued.call
+		o.hooks.beforeFinalCheck = b.late.beforeFinalCheck.call
 	}, a); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.srv.Close)
 	return n, a, b, hold, release
+}
+
+// lateHooks are hooks of b's engine that holdPulls installs and a test
+// sets while the engine runs (setting the engine's own hooks then raced
+// with the pull reading them).
+type lateHooks struct {
+	applyFile, beforeMoveQueued, beforeFinalCheck lateHook
+}
+
+// lateHook is a func(path) that may be set at any time.
+type lateHook struct{ p atomic.Pointer[func(string)] }
+
+func (h *lateHook) set(fn func(string)) { h.p.Store(&fn) }
+
+func (h *lateHook) call(path string) {
+	if fn := h.p.Load(); fn != nil {
+		(*fn)(path)
+	}
 }
 
 // allIn waits until a has written n records after sequence since, and
@@ -145,7 +166,7 @@ func TestMoveInOnePass(t *testing.T) {
 	inodes := inodesUnder(filepath.Join(b.root, "album"))
 	before := b.eng.fetched()
 	var moves atomic.Int64
-	b.eng.o.hooks.beforeMoveQueued = func(string) { moves.Add(1) }
+	b.late.beforeMoveQueued.set(func(string) { moves.Add(1) })
 	renameHeld(t, a, b, hold, release, "album", "photos", 2*(files+8)) // tombstones and new records, the 7 directories and album
 	waitConverged(t, converge, a, b)
 	if d := b.eng.fetched() - before; d != 0 {
@@ -205,7 +226,7 @@ func TestMoveSourceWrittenBeforeLink(t *testing.T) {
 	a.rescan()
 	waitConverged(t, converge, a, b)
 	edit := randBytes(8, 1<<20) // the same size: only the mtime tells
-	b.eng.o.hooks.beforeMoveQueued = func(p string) {
+	b.late.beforeMoveQueued.set(func(p string) {
 		if err := os.WriteFile(filepath.Join(b.root, p), edit, 0o644); err != nil {
 			t.Error(err)
 		}
@@ -213,7 +234,7 @@ func TestMoveSourceWrittenBeforeLink(t *testing.T) {
 		if err := os.Chtimes(filepath.Join(b.root, p), future, future); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	waitConverged(t, converge, a, b)
 	if !fileIs(b, "music/song.flac", string(randBytes(7, 1<<20))) {
@@ -336,7 +357,7 @@ func TestMoveSourceWrittenBeforeCommit(t *testing.T) {
 	waitConverged(t, converge, a, b)
 	edit := randBytes(13, 1<<20)
 	var wrote atomic.Bool
-	b.eng.o.hooks.beforeFinalCheck = func(p string) {
+	b.late.beforeFinalCheck.set(func(p string) {
 		if p != "music/song.flac" || !wrote.CompareAndSwap(false, true) {
 			return
 		}
@@ -349,7 +370,7 @@ func TestMoveSourceWrittenBeforeCommit(t *testing.T) {
 		if _, err := fd.WriteAt(edit, 0); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	renameHeld(t, a, b, hold, release, "album", "music", 4)
 	waitConverged(t, converge, a, b)
 	if !wrote.Load() {
