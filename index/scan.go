@@ -206,6 +206,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		}
 	}
 	clear(sc.busy)
+	if !full && IgnoresCase(sc.root) {
+		targets = storedSpellings(sc.root, targets)
+	}
 	if !full {
 		targets = outermost(targets)
 	}

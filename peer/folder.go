@@ -68,6 +68,11 @@ type folder struct {
 	watchErr                       string        // why file events are not watched, if they are not
 	lastSync                       time.Time
 	errLogged                      map[string]bool
+	// caseHeld holds the paths the running or last pass did not pull
+	// because their names clash in a folder that ignores case (casefold.go);
+	// caseSaid those logged (bounded).
+	caseHeld map[string]bool
+	caseSaid map[string]bool
 	// nameFit caches, for names longer than 255 bytes, whether the
 	// folder's file system takes them; tooLong holds those said not to
 	// (both bounded).
@@ -87,6 +92,9 @@ type folder struct {
 	// pf fetches small files' blocks ahead while a wave of files is pulled
 	// (set by applyFiles before its workers start, nil otherwise).
 	pf *prefetcher
+	// cases is the pass's view of the names here when the folder ignores
+	// case (casefold.go), nil otherwise.
+	cases *caseView
 	// rootFD is the folder's root directory, open (O_PATH) during a pull
 	// pass, for openParent; -1 otherwise or when it could not be opened.
 	rootFD  int
@@ -117,6 +125,8 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		allDirty:   true,
 		state:      StateStarting,
 		errLogged:  map[string]bool{},
+		caseHeld:   map[string]bool{},
+		caseSaid:   map[string]bool{},
 		rmdirLater: map[string]bool{},
 		temps:      map[string]uint64{},
 		rootFD:     -1,

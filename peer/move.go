@@ -77,7 +77,7 @@ func (f *folder) trashDeleted(j job, t at) error {
 		return err
 	}
 	r := j.local
-	if !j.hasLocal || r.Deleted || r.Kind != index.File || r.Size == 0 || e.fi.Size() != r.Size || e.fi.ModTime().UnixNano() != r.ModTime {
+	if !j.hasLocal || j.caseGone || r.Deleted || r.Kind != index.File || r.Size == 0 || e.fi.Size() != r.Size || e.fi.ModTime().UnixNano() != r.ModTime {
 		return nil
 	}
 	now := f.e.o.Now()

@@ -33,6 +33,9 @@ type job struct {
 	// conflict: the local version is concurrent with win and differs, so it
 	// is kept as a conflict copy.
 	conflict bool
+	// caseGone: a deletion of a path that is spelled otherwise here, in a
+	// folder that ignores case (casefold.go); nothing here is deleted.
+	caseGone bool
 }
 
 // growth is what applying file job j adds to the local totals once its
@@ -71,6 +74,7 @@ var ErrNoSource = errors.New("no connected peer has the block")
 func (f *folder) pull(ctx context.Context) int {
 	f.mu.Lock()
 	f.pass++
+	clear(f.caseHeld)
 	f.mu.Unlock()
 	paths, err := f.takeDirty()
 	if err != nil {
@@ -112,10 +116,6 @@ func (f *folder) pull(ctx context.Context) int {
 		f.setIdle()
 		return 0
 	}
-	f.mu.Lock()
-	f.sources, f.moves = nil, 0
-	f.mu.Unlock()
-	f.addSources(dels)
 	// The folder's root stays open for the pass: every change goes
 	// through directories opened from it (openParent), never by a path.
 	if h := f.e.o.hooks.beforeOpenRoot; h != nil {
@@ -137,8 +137,25 @@ func (f *folder) pull(ctx context.Context) int {
 		if f.rootFD >= 0 {
 			unix.Close(f.rootFD)
 		}
-		f.rootFD = -1
+		f.rootFD, f.cases = -1, nil
 	}()
+	f.cases = nil
+	if f.rootFD >= 0 && index.IgnoresCase(f.cfg.Root) {
+		f.cases = newCaseView(f.rootFD, f.cfg.Root)
+		dirs, files, dels = f.caseFilter(dirs), f.caseFilter(files), f.caseFilter(dels)
+		needBytes = 0
+		for _, j := range files {
+			needBytes += j.win.Size
+		}
+		if len(dirs)+len(files)+len(dels) == 0 {
+			f.setIdle()
+			return 0
+		}
+	}
+	f.mu.Lock()
+	f.sources, f.moves = nil, 0
+	f.mu.Unlock()
+	f.addSources(dels)
 	start := f.e.o.Now()
 	f.mu.Lock()
 	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
@@ -271,6 +288,7 @@ func (f *folder) pull(ctx context.Context) int {
 			case err != nil, ok && (j.win.Deleted || j.win.Kind == index.Symlink):
 				f.markDirtyQuiet(p)
 			case !ok:
+			case f.cases != nil && f.holdCase(j):
 			case j.win.Kind == index.Dir:
 				newDirs = append(newDirs, j)
 			default:
@@ -331,6 +349,14 @@ func (f *folder) pull(ctx context.Context) int {
 	}
 	f.flushDels()
 	f.dels = nil
+	f.mu.Lock()
+	held := len(f.caseHeld)
+	f.mu.Unlock()
+	if held > 0 && len(dels) > 0 {
+		// A held path may clash with one this pass deleted (a name whose
+		// case changed on the peer): the next pass pulls it.
+		f.kick()
+	}
 	if done > 0 {
 		mu.Lock()
 		bytes := needBytes
@@ -885,6 +911,9 @@ func (f *folder) applySymlink(ctx context.Context, j job) error {
 }
 
 func (f *folder) applyDelete(ctx context.Context, j job) error {
+	if j.caseGone {
+		return f.recordDeleted(j, false, -1)
+	}
 	t, d, err := f.entryAt(j.path, false)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUnsafePath) {
 		// Gone, or a parent is now a file or a symlink (a directory

@@ -26,14 +26,17 @@ type FolderStatus struct {
 	LocalBytes int64  `json:"local_bytes"`
 	// GlobalFiles and GlobalBytes are what the local totals will be once
 	// the pull in progress is recorded.
-	GlobalFiles int64     `json:"global_files"`
-	GlobalBytes int64     `json:"global_bytes"`
-	Counting    bool      `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
-	RecvRate    int64     `json:"recv_rate"`          // bytes/s over the last pull
-	NeedFiles   int       `json:"need_files"`
-	NeedBytes   int64     `json:"need_bytes"`
-	DoneBytes   int64     `json:"done_bytes"`
-	Conflicts   int       `json:"conflicts"`
+	GlobalFiles int64 `json:"global_files"`
+	GlobalBytes int64 `json:"global_bytes"`
+	Counting    bool  `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
+	RecvRate    int64 `json:"recv_rate"`          // bytes/s over the last pull
+	NeedFiles   int   `json:"need_files"`
+	NeedBytes   int64 `json:"need_bytes"`
+	DoneBytes   int64 `json:"done_bytes"`
+	Conflicts   int   `json:"conflicts"`
+	// CaseClashes counts the peers' paths not pulled because the folder
+	// ignores case and their names clash with others (casefold.go).
+	CaseClashes int       `json:"case_clashes,omitempty"`
 	LastSync    time.Time `json:"last_sync,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Peers       []string  `json:"peers"`
@@ -75,7 +78,7 @@ func (e *Engine) Status() Status {
 			lastErr = f.watchErr
 		}
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles,
-			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, LastSync: f.lastSync, LastError: lastErr}
+			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, CaseClashes: len(f.caseHeld), LastSync: f.lastSync, LastError: lastErr}
 		fs.GlobalFiles = max(f.localFiles+f.passFiles-f.committedFiles, 0)
 		fs.GlobalBytes = max(f.localBytes+f.passBytes-f.committedBytes, 0)
 		if f.state == StateSyncing {

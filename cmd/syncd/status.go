@@ -95,8 +95,9 @@ type statusFolder struct {
 	NeedBytes   int64        `json:"need_bytes"`
 	RecvRate    int64        `json:"recv_rate"` // bytes/s, recent average
 	SendRate    int64        `json:"send_rate"`
-	Conflicts   int          `json:"conflicts"` // conflict copies in the folder
-	Peers       []string     `json:"peers"`     // device IDs it is shared with ([] for none)
+	Conflicts   int          `json:"conflicts"`              // conflict copies in the folder
+	CaseClashes int          `json:"case_clashes,omitempty"` // peers' files not synced: the disk ignores case and their names clash
+	Peers       []string     `json:"peers"`                  // device IDs it is shared with ([] for none)
 	LastSynced  time.Time    `json:"last_synced,omitzero"`
 	Error       *statusIssue `json:"error,omitempty"` // the last error, if unresolved
 }
@@ -293,6 +294,9 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 		fmt.Fprintln(w)
 		if f.Conflicts > 0 {
 			fmt.Fprintf(w, "    %s: files named *.sync-conflict-* hold the other versions\n", plural(int64(f.Conflicts), "conflict"))
+		}
+		if f.CaseClashes > 0 {
+			fmt.Fprintf(w, "    ! %s not synced: this disk ignores case and their names differ only in case from others; rename one of each pair (the log names them)\n", plural(int64(f.CaseClashes), "file"))
 		}
 		if f.Error != nil {
 			fmt.Fprintf(w, "    ! %s\n", issueText(*f.Error))
