@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/syncd-project/syncd/index"
 	"golang.org/x/sys/unix"
@@ -85,7 +84,10 @@ func (v *caseView) onDisk(p string) string {
 			if !v.exists(dir, seg) {
 				return "" // nothing below it either
 			}
-			names = v.list(dir) // made since it was listed, or spelled otherwise
+			// Made since it was listed, or spelled otherwise.
+			if names = v.list(dir); names == nil {
+				return "" // not readable: the pull finds out why
+			}
 			if !names[seg] {
 				return otherSpelling(dir, seg, names)
 			}
@@ -147,16 +149,13 @@ func otherSpelling(dir, seg string, names map[string]bool) string {
 	return dir + "/" + name
 }
 
-// foldKey is s under Unicode simple case folding (as strings.EqualFold
-// compares): each letter as the smallest of its case variants.
+// foldKey is s under Unicode simple case folding, as strings.EqualFold
+// compares: each letter as the smallest of its case variants (a byte that
+// is not UTF-8 as U+FFFD; peers' paths are UTF-8).
 func foldKey(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
-	for i, r := range s {
-		if r == utf8.RuneError {
-			b.WriteString(s[i : i+1]) // not UTF-8: only itself
-			continue
-		}
+	for _, r := range s {
 		m := r
 		for c := unicode.SimpleFold(r); c != r; c = unicode.SimpleFold(c) {
 			m = min(m, c)
