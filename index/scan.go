@@ -147,17 +147,20 @@ type entry struct {
 
 // scan is the state of one Scan call.
 type scan struct {
-	sc      *Scanner
-	ctx     context.Context
-	ign     *ignore.Matcher
-	res     ScanResult
-	full    bool                // a whole-folder scan: walkDir collects gone records
-	seen    map[uint64]struct{} // targeted scans: maphash of paths present (or unreadable) on disk
-	badDirs []string            // directories that could not be read: keep their records
-	gone    []Record            // full scans: records of paths not found on disk
-	goneDir []string            // full scans: paths whose records below path/ are all gone
-	jobs    chan entry
-	out     chan Record
+	sc   *Scanner
+	ctx  context.Context
+	ign  *ignore.Matcher
+	res  ScanResult
+	full bool // a whole-folder scan: walkDir collects gone records
+	// caseless: the folder ignores case (IgnoresCase): an entry is there
+	// only under the spelling its directory lists.
+	caseless bool
+	seen     map[uint64]struct{} // targeted scans: maphash of paths present (or unreadable) on disk
+	badDirs  []string            // directories that could not be read: keep their records
+	gone     []Record            // full scans: records of paths not found on disk
+	goneDir  []string            // full scans: paths whose records below path/ are all gone
+	jobs     chan entry
+	out      chan Record
 	// devs are the peers with records of the folder (aboveOwnPast), read
 	// once per scan when first needed.
 	devs      []deviceid.ID
@@ -206,8 +209,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		}
 	}
 	clear(sc.busy)
-	if !full && IgnoresCase(sc.root) {
-		targets = storedSpellings(sc.root, targets)
+	var stale []string
+	if s.caseless = IgnoresCase(sc.root); s.caseless && !full {
+		targets, stale = s.storedSpellings(targets)
 	}
 	if !full {
 		targets = outermost(targets)
@@ -248,6 +252,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 				if rel := cleanRel(p); !buried[p] && (rel == "" || ValidPath(rel) == nil) {
 					s.vanished(rel)
 				}
+			}
+			for _, p := range stale {
+				s.vanished(p)
 			}
 		}
 	}
@@ -924,7 +931,8 @@ func (s *scan) goneOK(r Record) bool {
 func (s *scan) bury(gone []Record) {
 	now := s.sc.o.Now().UnixNano()
 	for _, old := range gone {
-		if fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !isSpecial(fi.Mode()) && !s.parentBroken(old.Path) {
+		if fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !isSpecial(fi.Mode()) && !s.parentBroken(old.Path) &&
+			(!s.caseless || s.listedSo(old.Path)) {
 			continue // appeared after the walk: the next scan sees it
 		}
 		s.emit(old, true, Record{Path: old.Path, Kind: old.Kind, Deleted: true, Mode: old.Mode, ModTime: now, HashVersion: old.HashVersion})

@@ -5,7 +5,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/syncd-project/syncd/index"
 	"golang.org/x/sys/unix"
@@ -54,7 +53,7 @@ func (v *caseView) clash(p string, claim bool) string {
 		return c
 	}
 	for q := p; q != "."; q = path.Dir(q) {
-		if c, ok := v.claims[foldKey(q)]; ok && c != q {
+		if c, ok := v.claims[index.FoldKey(q)]; ok && c != q {
 			return c
 		}
 	}
@@ -62,7 +61,7 @@ func (v *caseView) clash(p string, claim bool) string {
 		return ""
 	}
 	for q := p; q != "."; q = path.Dir(q) {
-		v.claims[foldKey(q)] = q
+		v.claims[index.FoldKey(q)] = q
 	}
 	return ""
 }
@@ -149,22 +148,6 @@ func otherSpelling(dir, seg string, names map[string]bool) string {
 	return dir + "/" + name
 }
 
-// foldKey is s under Unicode simple case folding, as strings.EqualFold
-// compares: each letter as the smallest of its case variants (a byte that
-// is not UTF-8 as U+FFFD; peers' paths are UTF-8).
-func foldKey(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		m := r
-		for c := unicode.SimpleFold(r); c != r; c = unicode.SimpleFold(c) {
-			m = min(m, c)
-		}
-		b.WriteRune(m)
-	}
-	return b.String()
-}
-
 // caseFilter checks a pass's jobs against f.cases (in path order; dirs,
 // then files, then deletions): a deletion of a path spelled otherwise
 // here deletes nothing (caseGone), and the other jobs that clash are held
@@ -183,14 +166,13 @@ func (f *folder) caseFilter(js []job) []job {
 }
 
 // holdCase reports whether j (not a deletion) clashes with a name here or
-// of this pass; it is then not pulled, but stays dirty for the next pass,
-// is counted for status and logged once.
+// of this pass; it is then not pulled, but is counted for status, logged
+// once, and dirty again once the pass ends (holdDirty), for the next one.
 func (f *folder) holdCase(j job) bool {
 	c := f.cases.clash(j.path, true)
 	if c == "" {
 		return false
 	}
-	f.markDirtyQuiet(j.path)
 	f.mu.Lock()
 	f.caseHeld[j.path] = true
 	said := f.caseSaid[j.path]
@@ -207,3 +189,36 @@ func (f *folder) holdCase(j job) bool {
 
 // maxCaseSaid bounds the paths whose clash was logged.
 const maxCaseSaid = 10000
+
+// holdDirty marks the paths held by the pass dirty again (quietly: the
+// next pass, whatever starts it, tries them again). Not during the pass:
+// its refills would evaluate them each time.
+func (f *folder) holdDirty() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for p := range f.caseHeld {
+		f.dirty[p] = true
+	}
+}
+
+// frees reports whether one of the paths deleted is, under case folding,
+// a held path or a directory above one: the next pass may pull it now.
+func (f *folder) frees(deleted []string) bool {
+	if len(deleted) == 0 {
+		return false
+	}
+	keys := map[string]bool{}
+	f.mu.Lock()
+	for p := range f.caseHeld {
+		for q := p; q != "."; q = path.Dir(q) {
+			keys[index.FoldKey(q)] = true
+		}
+	}
+	f.mu.Unlock()
+	for _, p := range deleted {
+		if keys[index.FoldKey(p)] {
+			return true
+		}
+	}
+	return false
+}

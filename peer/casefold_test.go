@@ -2,9 +2,9 @@ package peer
 
 import (
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +18,12 @@ import (
 // Neither is started. The mount is made first, so that it is unmounted
 // after bravo stops.
 func caselessPair(t *testing.T) (a, b *testDev, backing string) {
-	mnt, backing := caseless.MountForTest(t)
+	return caselessPairWith(t, caseless.Options{})
+}
+
+// caselessPairWith is caselessPair with options for the file system.
+func caselessPairWith(t *testing.T, o caseless.Options) (a, b *testDev, backing string) {
+	mnt, backing := caseless.MountForTestWith(t, o)
 	n := newTestNet(t)
 	a, b = n.addDevice("alpha"), n.addDevice("bravo")
 	b.root = mnt
@@ -193,31 +198,62 @@ func TestCaseInsensitiveWatch(t *testing.T) {
 	}
 }
 
-// TestFoldKey: two names get one key exactly when strings.EqualFold
-// takes them as equal (the claims of a pass compare names so), also for
-// letters with three case variants, and U+FFFD against bytes that are
-// not UTF-8 (which EqualFold reads as U+FFFD).
-func TestFoldKey(t *testing.T) {
-	alphabet := []string{"k", "K", "\u212a", "s", "S", "\u017f", "σ", "ς", "Σ", "é", "É", "\ufffd", "\xff", "\xef", "a", "ß", "ẞ", "1"}
-	r := rand.New(rand.NewPCG(7, 11))
-	word := func() string {
-		var b strings.Builder
-		for range 1 + r.IntN(3) {
-			b.WriteString(alphabet[r.IntN(len(alphabet))])
-		}
-		return b.String()
-	}
-	equal := 0
-	for range 20000 {
-		a, b := word(), word()
-		if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
-			t.Fatalf("foldKey(%q) == foldKey(%q) is %v, strings.EqualFold says %v", a, b, got, want)
-		}
-		if strings.EqualFold(a, b) && a != b {
-			equal++
+func badNames(d *testDev) int {
+	for _, f := range d.eng.Status().Folders {
+		if f.ID == "f" {
+			return f.BadNames
 		}
 	}
-	if equal < 100 {
-		t.Fatalf("only %d pairs of different spellings that fold equal: the test checks too little", equal)
+	return -1
+}
+
+// TestVfatNames: on a disk that refuses some characters in names and drops
+// a name's trailing dots (vfat, exFAT), a peer's files with such names
+// are not pulled: they are counted in status, the log names them, and
+// the peer's files stay as they are. Before, "Track 1." was written as
+// "Track 1", which bravo's next scan sent back to alpha as a new file,
+// and "What?.mp3" failed at every retry, with the folder never idle.
+func TestVfatNames(t *testing.T) {
+	a, b, backing := caselessPairWith(t, caseless.Options{VfatNames: true})
+	a.write("Music/What?.mp3", []byte("what"))
+	a.write("Music/Track 1.", []byte("one"))
+	a.write("Live: 2020/a.mp3", []byte("live"))
+	a.write("Music/ok.mp3", []byte("fine"))
+	alphaBefore := backingTree(t, a.root)
+	a.start(b)
+	b.start(a)
+	waitFor(t, "bravo to get Music/ok.mp3", converge, func() bool { return fileIs(b, "Music/ok.mp3", "fine") })
+	waitIdle(t, b)
+	// Held: What?.mp3, Track 1., the directory Live: 2020 and its file.
+	waitFor(t, "status to count 4 bad names", 5*time.Second, func() bool { return badNames(b) == 4 })
+	want := map[string]string{"Music": "dir", "Music/ok.mp3": "fine"}
+	if d := treeDiff("bravo's disk", backingTree(t, backing), "want", want); d != "" {
+		t.Errorf("bravo's disk:\n%s", d)
 	}
+	var said []string
+	for line := range strings.Lines(b.logText()) {
+		if strings.Contains(line, "does not take the name") {
+			said = append(said, line)
+		}
+	}
+	for _, name := range []string{"What?.mp3", "Track 1.", "Live: 2020"} {
+		if !slices.ContainsFunc(said, func(l string) bool { return strings.Contains(l, name) }) {
+			t.Errorf("bravo's log does not name %q as not synced", name)
+		}
+	}
+	if len(said) != 3 {
+		t.Errorf("bravo logged %d bad names, want 3 (each once):\n%s", len(said), strings.Join(said, ""))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if d := treeDiff("alpha", backingTree(t, a.root), "alpha before", alphaBefore); d != "" {
+		t.Errorf("alpha's tree changed:\n%s", d)
+	}
+	// Renamed on alpha, it syncs, and the count follows.
+	if err := os.Rename(filepath.Join(a.root, "Music", "Track 1."), filepath.Join(a.root, "Music", "Track 1.mp3")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitFor(t, "bravo to get Track 1.mp3", converge, func() bool { return fileIs(b, "Music/Track 1.mp3", "one") })
+	waitIdle(t, b)
+	waitFor(t, "status to count 3 bad names", 5*time.Second, func() bool { return badNames(b) == 3 })
 }

@@ -73,12 +73,13 @@ type folder struct {
 	// caseSaid those logged (bounded).
 	caseHeld map[string]bool
 	caseSaid map[string]bool
-	// nameFit caches, for names longer than 255 bytes, whether the
-	// folder's file system takes them; tooLong holds those said not to
-	// (both bounded).
+	// nameFit caches, for unportable names (pull.go), whether the
+	// folder's file system takes them; tooLong holds those said not to,
+	// and badNames the peers' paths not pulled for one (all bounded).
 	nameFitsMu sync.Mutex
 	nameFit    map[string]bool
 	tooLong    map[string]bool
+	badNames   map[string]bool
 	temps      map[string]uint64 // temp files kept for a resumed pull (absolute path -> pass)
 	// sources are the files the running pull pass deletes, by content, for
 	// new files to take by a hard link (move.go).
@@ -127,6 +128,7 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 		errLogged:  map[string]bool{},
 		caseHeld:   map[string]bool{},
 		caseSaid:   map[string]bool{},
+		badNames:   map[string]bool{},
 		rmdirLater: map[string]bool{},
 		temps:      map[string]uint64{},
 		rootFD:     -1,

@@ -140,6 +140,7 @@ func (f *folder) pull(ctx context.Context) int {
 		f.rootFD, f.cases = -1, nil
 	}()
 	f.cases = nil
+	defer f.holdDirty()
 	if f.rootFD >= 0 && index.IgnoresCase(f.cfg.Root) {
 		f.cases = newCaseView(f.rootFD, f.cfg.Root)
 		dirs, files, dels = f.caseFilter(dirs), f.caseFilter(files), f.caseFilter(dels)
@@ -344,16 +345,16 @@ func (f *folder) pull(ctx context.Context) int {
 		// each.
 		f.dels = &delBatch{}
 	}
+	var deleted []string // for frees
 	for _, j := range dels {
-		apply(j, f.applyDelete)
+		if apply(j, f.applyDelete) && f.cases != nil && !j.caseGone {
+			deleted = append(deleted, j.path)
+		}
 	}
 	f.flushDels()
 	f.dels = nil
-	f.mu.Lock()
-	held := len(f.caseHeld)
-	f.mu.Unlock()
-	if held > 0 && len(dels) > 0 {
-		// A held path may clash with one this pass deleted (a name whose
+	if failed == 0 && f.frees(deleted) {
+		// A held path clashed with one this pass deleted (a name whose
 		// case changed on the peer): the next pass pulls it.
 		f.kick()
 	}
@@ -1478,64 +1479,115 @@ func isDiskFull(err error) bool { return index.IsDiskFull(err) }
 // are at least 255 bytes of UTF-8).
 const maxPortableName = 255
 
-// namesFit reports whether the folder's file system takes every name of
-// the peer's path p. Only a name longer than maxPortableName is tried, by
-// creating it in the marker directory (.syncd) and removing it again: an
-// exFAT or NTFS disk holds names of up to 765 bytes of UTF-8, which ext4
-// does not. A path that does not fit is not pulled (its pull fetched the
-// whole file, then failed at the rename, at every retry); with say, the
-// name is logged once.
-func (f *folder) namesFit(p string, say bool) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if len(seg) <= maxPortableName || f.nameFits(seg) {
-			continue
-		}
-		if !say {
-			return false
-		}
-		f.nameFitsMu.Lock()
-		said := f.tooLong[seg]
-		if !said && len(f.tooLong) < 10000 {
-			if f.tooLong == nil {
-				f.tooLong = map[string]bool{}
-			}
-			f.tooLong[seg] = true
-		}
-		f.nameFitsMu.Unlock()
-		if !said {
-			f.e.o.Logger.Warn("a peer's files with this name (or under it) are not synced here: the name is longer than this folder's file system allows; rename it on the other device to sync them",
-				"folder", f.cfg.ID, "path", p, "name_bytes", len(seg))
-		}
-		return false
+// refusedChars are the characters that vfat, exFAT and NTFS (as Windows
+// names) refuse in a name, besides control characters.
+const refusedChars = `"*:<>?\|`
+
+// unportable reports whether some file system refuses or changes the name
+// seg: longer than maxPortableName, holding a control character or one
+// of refusedChars, or ending in a dot or a space (vfat and exFAT drop
+// those).
+func unportable(seg string) bool {
+	if len(seg) > maxPortableName || strings.ContainsAny(seg, refusedChars) ||
+		strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " ") {
+		return true
 	}
-	return true
+	return strings.IndexFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }
 
+// namesFit reports whether the folder's file system takes every name of
+// the peer's path p as it is. Only an unportable name is tried
+// (nameFits). A path that does not fit is not pulled (its pull failed at
+// every retry, or, where the file system changes the name, came back as
+// a deletion of the peer's name and a new file); with say, the name is
+// logged once, and the path counted in status until it is deleted or
+// fits.
+func (f *folder) namesFit(p string, say bool) bool {
+	fits := true
+	var bad string
+	for seg := range strings.SplitSeq(p, "/") {
+		if unportable(seg) && !f.nameFits(seg) {
+			fits, bad = false, seg
+			break
+		}
+	}
+	f.nameFitsMu.Lock()
+	said := !fits && f.tooLong[bad]
+	if !fits && say && !said && len(f.tooLong) < 10000 {
+		if f.tooLong == nil {
+			f.tooLong = map[string]bool{}
+		}
+		f.tooLong[bad] = true
+	}
+	if fits || !say {
+		delete(f.badNames, p)
+	} else if len(f.badNames) < maxBadNames {
+		f.badNames[p] = true
+	}
+	f.nameFitsMu.Unlock()
+	if !fits && say && !said {
+		f.e.o.Logger.Warn("a peer's files with this name (or under it) are not synced here: this folder's file system does not take the name as it is (too long, a character it refuses, or a trailing dot or space); rename it on the other device to sync them",
+			"folder", f.cfg.ID, "path", p, "name", bad, "name_bytes", len(bad))
+	}
+	return fits
+}
+
+// maxBadNames bounds the paths status counts as not fitting.
+const maxBadNames = 100000
+
 // nameFits reports whether the folder's file system takes the name seg
-// (cached; anything but ENAMETOOLONG counts as taken, for the pull to
-// report).
+// as it is (cached): it creates seg in a directory of its own under the
+// marker (.syncd/names) and lists that. ENAMETOOLONG (ext4 and a name of
+// 256 bytes or more), EINVAL or EILSEQ (vfat, exFAT: a refused character),
+// or a name listed otherwise (a trailing dot dropped) is not taken; any
+// other failure counts as taken, for the pull to report, and is not
+// cached.
 func (f *folder) nameFits(seg string) bool {
 	f.nameFitsMu.Lock()
-	fits, ok := f.nameFit[seg]
-	f.nameFitsMu.Unlock()
-	if ok {
+	defer f.nameFitsMu.Unlock()
+	if fits, ok := f.nameFit[seg]; ok {
 		return fits
 	}
-	name := nativePath(f.cfg.Root, ".syncd/"+seg)
-	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err == nil {
+	dir := nativePath(f.cfg.Root, ".syncd/names")
+	if err := os.Mkdir(dir, privateDir); err != nil && !errors.Is(err, fs.ErrExist) {
+		return true
+	}
+	defer clearDir(dir)
+	fd, err := unix.Open(filepath.Join(dir, seg), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	var fits bool
+	switch err {
+	case nil:
 		unix.Close(fd)
-		unix.Unlink(name)
+		names, err := readNames(dir)
+		if err != nil {
+			return true
+		}
+		fits = slices.Contains(names, seg)
+	case unix.ENAMETOOLONG, unix.EINVAL, unix.EILSEQ:
+	default:
+		return true // not known (no .syncd, a leftover probe): tried again next time
 	}
-	fits = err != unix.ENAMETOOLONG
-	if err != nil && err != unix.ENAMETOOLONG && err != unix.EEXIST {
-		return true // not known (no .syncd, say): tried again next time
-	}
-	f.nameFitsMu.Lock()
 	if f.nameFit == nil || len(f.nameFit) >= 1000 {
 		f.nameFit = map[string]bool{}
 	}
 	f.nameFit[seg] = fits
-	f.nameFitsMu.Unlock()
 	return fits
+}
+
+// readNames lists the directory dir.
+func readNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+// clearDir removes what nameFits made in dir (files only).
+func clearDir(dir string) {
+	names, _ := readNames(dir)
+	for _, n := range names {
+		unix.Unlink(filepath.Join(dir, n))
+	}
 }

@@ -36,10 +36,13 @@ type FolderStatus struct {
 	Conflicts   int   `json:"conflicts"`
 	// CaseClashes counts the peers' paths not pulled because the folder
 	// ignores case and their names clash with others (casefold.go).
-	CaseClashes int       `json:"case_clashes,omitempty"`
-	LastSync    time.Time `json:"last_sync,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-	Peers       []string  `json:"peers"`
+	CaseClashes int `json:"case_clashes,omitempty"`
+	// BadNames counts the peers' paths not pulled because the folder's
+	// file system does not take a name of theirs as it is (namesFit).
+	BadNames  int       `json:"bad_names,omitempty"`
+	LastSync  time.Time `json:"last_sync,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	Peers     []string  `json:"peers"`
 }
 
 // Status is a snapshot of the engine.
@@ -90,6 +93,9 @@ func (e *Engine) Status() Status {
 			fs.Peers = append(fs.Peers, id.Short())
 		}
 		f.mu.Unlock()
+		f.nameFitsMu.Lock()
+		fs.BadNames = len(f.badNames)
+		f.nameFitsMu.Unlock()
 		slices.Sort(fs.Peers)
 		s.Folders = append(s.Folders, fs)
 	}

@@ -109,7 +109,7 @@ func fakeStatus(now time.Time) statusReport {
 				GlobalFiles: 12, GlobalBytes: 10_000_000, NeedFiles: 2, NeedBytes: 5_000_000,
 				RecvRate: 1_200_000, Conflicts: 1, Peers: []string{idB}, LastSynced: now.Add(-90 * time.Second)},
 			{ID: "videos", Path: "/data/videos", State: folderIdle, LocalFiles: 3, LocalBytes: 3_000_000_000, GlobalFiles: 3, GlobalBytes: 3_000_000_000,
-				Counting: true, CaseClashes: 2, Peers: []string{idB}, LastSynced: now.Add(-5 * time.Second)},
+				Counting: true, CaseClashes: 2, BadNames: 3, Peers: []string{idB}, LastSynced: now.Add(-5 * time.Second)},
 			{ID: "docs", Path: "/data/docs", State: folderError, Peers: []string{idB, idC},
 				Error: &statusIssue{Message: "folder path missing: /data/docs", Action: "create it, or remove the folder with 'syncd folder remove docs'"}},
 			{ID: "music", Path: "/data/music", State: folderIdle, Counting: true, Peers: []string{idB}},

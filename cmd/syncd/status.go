@@ -97,6 +97,7 @@ type statusFolder struct {
 	SendRate    int64        `json:"send_rate"`
 	Conflicts   int          `json:"conflicts"`              // conflict copies in the folder
 	CaseClashes int          `json:"case_clashes,omitempty"` // peers' files not synced: the disk ignores case and their names clash
+	BadNames    int          `json:"bad_names,omitempty"`    // peers' files not synced: the disk does not take their names
 	Peers       []string     `json:"peers"`                  // device IDs it is shared with ([] for none)
 	LastSynced  time.Time    `json:"last_synced,omitzero"`
 	Error       *statusIssue `json:"error,omitempty"` // the last error, if unresolved
@@ -294,6 +295,9 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 		fmt.Fprintln(w)
 		if f.Conflicts > 0 {
 			fmt.Fprintf(w, "    %s: files named *.sync-conflict-* hold the other versions\n", plural(int64(f.Conflicts), "conflict"))
+		}
+		if f.BadNames > 0 {
+			fmt.Fprintf(w, "    ! %s not synced: this disk does not take their names (too long, a character such as ? or :, or a trailing dot or space); rename them on the other device (the log names them)\n", plural(int64(f.BadNames), "file"))
 		}
 		if f.CaseClashes > 0 {
 			fmt.Fprintf(w, "    ! %s not synced: this disk ignores case and their names differ only in case from others; rename one of each pair (the log names them)\n", plural(int64(f.CaseClashes), "file"))

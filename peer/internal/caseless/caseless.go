@@ -91,6 +91,21 @@ import (
 // Mount needs to be root (it mounts directly, without fusermount) or
 // have fusermount3 or fusermount installed.
 func Mount(backing, mountpoint string) (unmount func() error, err error) {
+	return MountWith(backing, mountpoint, Options{})
+}
+
+// Options change the view.
+type Options struct {
+	// VfatNames makes the view treat names as Linux's vfat and exFAT
+	// drivers do: a name with one of the characters " * : < > ? \ | or a
+	// control character cannot be created (EINVAL) and is never found
+	// (ENOENT), and a name's trailing dots and spaces are dropped (a file
+	// created as "x." is stored as "x", and "x." finds it).
+	VfatNames bool
+}
+
+// MountWith is Mount with options.
+func MountWith(backing, mountpoint string, o Options) (unmount func() error, err error) {
 	backing, err = filepath.Abs(backing)
 	if err != nil {
 		return nil, err
@@ -112,14 +127,14 @@ func Mount(backing, mountpoint string) (unmount func() error, err error) {
 	// hold off fork and exec until it is marked, so that no child
 	// inherits it.
 	syscall.ForkLock.RLock()
-	m.server, err = mountOnce(backing, mountpoint, uint64(st.Dev), true)
+	m.server, err = mountOnce(backing, mountpoint, uint64(st.Dev), true, o)
 	if err == nil {
 		cloexecFuseFDs()
 	}
 	syscall.ForkLock.RUnlock()
 	if err != nil {
 		direct := err
-		m.server, err = mountOnce(backing, mountpoint, uint64(st.Dev), false)
+		m.server, err = mountOnce(backing, mountpoint, uint64(st.Dev), false, o)
 		if err != nil {
 			return nil, fmt.Errorf("caseless: mount %s on %s: directly: %v; with fusermount: %v", backing, mountpoint, direct, err)
 		}
@@ -134,9 +149,15 @@ func Mount(backing, mountpoint string) (unmount func() error, err error) {
 // it skips t, or fails it when the environment has CI=true.
 func MountForTest(t testing.TB) (mnt, backing string) {
 	t.Helper()
+	return MountForTestWith(t, Options{})
+}
+
+// MountForTestWith is MountForTest with options.
+func MountForTestWith(t testing.TB, o Options) (mnt, backing string) {
+	t.Helper()
 	backing = t.TempDir()
 	mnt = t.TempDir()
-	unmount, err := Mount(backing, mnt)
+	unmount, err := MountWith(backing, mnt, o)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("cannot mount a case-insensitive file system: %v", err)
@@ -206,8 +227,9 @@ func (m *mounted) doUnmount() error {
 	}
 }
 
-func mountOnce(backing, mountpoint string, dev uint64, direct bool) (*fuse.Server, error) {
+func mountOnce(backing, mountpoint string, dev uint64, direct bool, o Options) (*fuse.Server, error) {
 	r := &fsRoot{
+		vfat:     o.VfatNames,
 		backing:  backing,
 		dev:      dev,
 		variants: make(map[variantKey]uint64),
@@ -254,6 +276,7 @@ func cloexecFuseFDs() {
 
 // fsRoot is what the nodes of one mount share.
 type fsRoot struct {
+	vfat    bool // Options.VfatNames
 	backing string
 	dev     uint64
 	loop    *fs.LoopbackRoot
@@ -401,6 +424,11 @@ func (n *node) is(st *syscall.Stat_t, gen uint64) bool {
 // equal to it under case folding; and its status. ENOENT where there is
 // none.
 func (r *fsRoot) resolve(dir, name string) (string, syscall.Stat_t, uint64, syscall.Errno) {
+	var st syscall.Stat_t
+	name, errno := r.vfatName(name) // the kernel's name for a node may be one not stored so
+	if errno != 0 {
+		return "", st, 0, syscall.ENOENT
+	}
 	st, gen, err := statx(filepath.Join(dir, name), unix.AT_SYMLINK_NOFOLLOW)
 	if err == nil {
 		return name, st, gen, 0
@@ -598,6 +626,10 @@ func preserveOwner(ctx context.Context, path string) {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	name, errno := n.r.vfatName(name)
+	if errno != 0 {
+		return nil, syscall.ENOENT
+	}
 	dir, _, errno := n.path()
 	if errno != 0 {
 		return nil, errno
@@ -807,6 +839,10 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 // and only creates where that found nothing, so the latter is a race
 // with another creator.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	name, errno := n.r.vfatName(name)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
 	dir, _, errno := n.path()
@@ -870,6 +906,10 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 // name under case folding (EEXIST otherwise), and returns the Inode
 // for it.
 func (n *node) creating(ctx context.Context, name string, out *fuse.EntryOut, make func(p string) error) (*fs.Inode, syscall.Errno) {
+	name, errno := n.r.vfatName(name)
+	if errno != 0 {
+		return nil, errno
+	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
 	dir, _, errno := n.path()
@@ -947,6 +987,10 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) removing(name string, remove func(string) error) syscall.Errno {
+	name, errno := n.r.vfatName(name)
+	if errno != 0 {
+		return syscall.ENOENT
+	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
 	dir, _, errno := n.path()
@@ -976,6 +1020,13 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	np, ok := newParent.(*node)
 	if !ok || np.r != n.r {
 		return syscall.EXDEV
+	}
+	name, errno := n.r.vfatName(name)
+	if errno != 0 {
+		return syscall.ENOENT
+	}
+	if newName, errno = n.r.vfatName(newName); errno != 0 {
+		return errno
 	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
@@ -1128,3 +1179,26 @@ func timespec(t unix.StatxTimestamp) syscall.Timespec {
 
 // setNum stores v in *dst, whose width differs between architectures.
 func setNum[T ~int32 | ~int64 | ~uint32 | ~uint64](dst *T, v int64) { *dst = T(v) }
+
+// vfatBad are the characters vfat and exFAT refuse in a name, besides
+// control characters and '/'.
+const vfatBad = `"*:<>?\\|`
+
+// vfatName returns name as the view stores it: itself, or with
+// Options.VfatNames its trailing dots and spaces dropped, or EINVAL where
+// it holds a character vfat refuses or is nothing but dots and spaces.
+func (r *fsRoot) vfatName(name string) (string, syscall.Errno) {
+	if !r.vfat || name == "." || name == ".." {
+		return name, 0
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f || strings.ContainsRune(vfatBad, c) {
+			return "", syscall.EINVAL
+		}
+	}
+	stripped := strings.TrimRight(name, ". ")
+	if stripped == "" {
+		return "", syscall.EINVAL
+	}
+	return stripped, 0
+}

@@ -713,3 +713,28 @@ func mounted(t *testing.T, dir string) bool {
 	}
 	return false
 }
+
+// TestVfatNames: with VfatNames, names with a character vfat refuses
+// cannot be made (EINVAL) nor found, and trailing dots and spaces are
+// dropped, when making a name and when looking one up.
+func TestVfatNames(t *testing.T) {
+	mnt, backing := caseless.MountForTestWith(t, caseless.Options{VfatNames: true})
+	for _, bad := range []string{"what?.mp3", "a:b", `x"y`, "a*", "l<r>", `back\slash`, "pi|pe", "tab\t", "..."} {
+		err := os.WriteFile(filepath.Join(mnt, bad), nil, 0o644)
+		wantErrno(t, "create "+bad, err, unix.EINVAL)
+		wantErrno(t, "mkdir "+bad, os.Mkdir(filepath.Join(mnt, bad), 0o755), unix.EINVAL)
+	}
+	write(t, filepath.Join(mnt, "Track 1. "), "one")
+	must(t, os.Mkdir(filepath.Join(mnt, "dir."), 0o755))
+	wantNames(t, backing, "Track 1", "dir")
+	wantContent(t, filepath.Join(mnt, "track 1..."), "one")
+	must(t, os.Rename(filepath.Join(mnt, "Track 1"), filepath.Join(mnt, "dir.", "t.")))
+	wantNames(t, filepath.Join(backing, "dir"), "t")
+	wantErrno(t, "rename to a bad name", os.Rename(filepath.Join(mnt, "dir", "t"), filepath.Join(mnt, "t?")), unix.EINVAL)
+	_, err := os.Lstat(filepath.Join(mnt, "a?"))
+	wantErrno(t, "lstat a bad name", err, unix.ENOENT)
+	// Without the option such names are ordinary.
+	plain, plainBacking := caseless.MountForTest(t)
+	write(t, filepath.Join(plain, "what?."), "q")
+	wantNames(t, plainBacking, "what?.")
+}
