@@ -176,9 +176,22 @@ func (s *scan) storedSpellings(paths []string) (out, stale []string) {
 	return out, slices.Compact(stale)
 }
 
-// listedSo reports whether rel is in its directory's listing as spelled
-// (a folder that ignores case finds it under any spelling).
-func (s *scan) listedSo(rel string) bool {
-	names, err := readNames(filepath.Join(s.sc.root, filepath.FromSlash(path.Dir(rel))))
-	return err == nil && names[path.Base(rel)]
+// listedSo reports whether rel and each directory above it are in their
+// directories' listings as spelled (a folder that ignores case finds them
+// under any spelling: Docs/a.txt after Docs was renamed DOCS). listings
+// caches the directories read, for one bury.
+func (s *scan) listedSo(rel string, listings map[string]map[string]bool) bool {
+	dir := "."
+	for seg := range strings.SplitSeq(rel, "/") {
+		names, ok := listings[dir]
+		if !ok {
+			names, _ = readNames(filepath.Join(s.sc.root, filepath.FromSlash(dir)))
+			listings[dir] = names
+		}
+		if !names[seg] {
+			return false
+		}
+		dir = path.Join(dir, seg)
+	}
+	return true
 }

@@ -930,9 +930,10 @@ func (s *scan) goneOK(r Record) bool {
 // (or hold what is never synced: a FIFO, a socket, a device).
 func (s *scan) bury(gone []Record) {
 	now := s.sc.o.Now().UnixNano()
+	listings := map[string]map[string]bool{} // for listedSo
 	for _, old := range gone {
 		if fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(old.Path))); err == nil && !isSpecial(fi.Mode()) && !s.parentBroken(old.Path) &&
-			(!s.caseless || s.listedSo(old.Path)) {
+			(!s.caseless || s.listedSo(old.Path, listings)) {
 			continue // appeared after the walk: the next scan sees it
 		}
 		s.emit(old, true, Record{Path: old.Path, Kind: old.Kind, Deleted: true, Mode: old.Mode, ModTime: now, HashVersion: old.HashVersion})

@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -190,13 +192,19 @@ func (f *folder) holdCase(j job) bool {
 // maxCaseSaid bounds the paths whose clash was logged.
 const maxCaseSaid = 10000
 
-// holdDirty marks the paths held by the pass dirty again (quietly: the
-// next pass, whatever starts it, tries them again). Not during the pass:
-// its refills would evaluate them each time.
+// holdDirty marks the paths held by the pass (caseHeld, badNames) dirty
+// again, quietly: the next pass, whatever starts it, tries them again.
+// Not during the pass: its refills would evaluate them each time.
 func (f *folder) holdDirty() {
+	f.nameFitsMu.Lock()
+	bad := slices.Collect(maps.Keys(f.badNames))
+	f.nameFitsMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for p := range f.caseHeld {
+		f.dirty[p] = true
+	}
+	for _, p := range bad {
 		f.dirty[p] = true
 	}
 }

@@ -72,10 +72,17 @@ var ErrNoSource = errors.New("no connected peer has the block")
 // pull applies every needed change and returns how many failed (they stay
 // dirty and are retried).
 func (f *folder) pull(ctx context.Context) int {
+	// What this pass holds (names that clash or do not fit here) it
+	// counts anew, and marks dirty again at its end, whatever the end:
+	// each pass tries them again, and what no peer has any more drops out.
 	f.mu.Lock()
 	f.pass++
 	clear(f.caseHeld)
 	f.mu.Unlock()
+	f.nameFitsMu.Lock()
+	clear(f.badNames)
+	f.nameFitsMu.Unlock()
+	defer f.holdDirty()
 	paths, err := f.takeDirty()
 	if err != nil {
 		f.fail(fmt.Errorf("read index: %w", err))
@@ -140,7 +147,6 @@ func (f *folder) pull(ctx context.Context) int {
 		f.rootFD, f.cases = -1, nil
 	}()
 	f.cases = nil
-	defer f.holdDirty()
 	if f.rootFD >= 0 && index.IgnoresCase(f.cfg.Root) {
 		f.cases = newCaseView(f.rootFD, f.cfg.Root)
 		dirs, files, dels = f.caseFilter(dirs), f.caseFilter(files), f.caseFilter(dels)
@@ -1500,8 +1506,8 @@ func unportable(seg string) bool {
 // (nameFits). A path that does not fit is not pulled (its pull failed at
 // every retry, or, where the file system changes the name, came back as
 // a deletion of the peer's name and a new file); with say, the name is
-// logged once, and the path counted in status until it is deleted or
-// fits.
+// logged once, and the path counted in status (badNames) and evaluated
+// again at each pass (holdDirty) until no peer has it or it fits.
 func (f *folder) namesFit(p string, say bool) bool {
 	fits := true
 	var bad string
@@ -1532,8 +1538,9 @@ func (f *folder) namesFit(p string, say bool) bool {
 	return fits
 }
 
-// maxBadNames bounds the paths status counts as not fitting.
-const maxBadNames = 100000
+// maxBadNames bounds the paths status counts as not fitting (and each
+// pass evaluates again).
+const maxBadNames = 10000
 
 // nameFits reports whether the folder's file system takes the name seg
 // as it is (cached): it creates seg in a directory of its own under the
