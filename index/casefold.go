@@ -177,7 +177,8 @@ func (s *scan) storedSpellings(paths []string) (out, stale []string) {
 }
 
 // listedSo reports whether rel and each directory above it are in their
-// directories' listings as spelled (a folder that ignores case finds them
+// directories' listings as spelled, or a directory on the way cannot be
+// listed (a folder that ignores case finds them
 // under any spelling: Docs/a.txt after Docs was renamed DOCS). listings
 // caches the directories read, for one bury.
 func (s *scan) listedSo(rel string, listings map[string]map[string]bool) bool {
@@ -187,6 +188,9 @@ func (s *scan) listedSo(rel string, listings map[string]map[string]bool) bool {
 		if !ok {
 			names, _ = readNames(filepath.Join(s.sc.root, filepath.FromSlash(dir)))
 			listings[dir] = names
+		}
+		if names == nil {
+			return true // not readable: nothing known, so nothing buried
 		}
 		if !names[seg] {
 			return false
