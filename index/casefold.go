@@ -67,7 +67,7 @@ func (c *caseNames) list(dir string, fresh bool) map[string]bool {
 	if names, ok := c.listings[dir]; ok && !fresh {
 		return names
 	}
-	names, err := readNames(filepath.Join(c.s.sc.root, filepath.FromSlash(dir)))
+	names, err := ListNames(filepath.Join(c.s.sc.root, filepath.FromSlash(dir)))
 	if err != nil {
 		names = nil
 	}
@@ -75,8 +75,8 @@ func (c *caseNames) list(dir string, fresh bool) map[string]bool {
 	return names
 }
 
-// readNames lists the directory dir.
-func readNames(dir string) (map[string]bool, error) {
+// ListNames returns the names in the directory dir.
+func ListNames(dir string) (map[string]bool, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -186,7 +186,7 @@ func (s *scan) listedSo(rel string, listings map[string]map[string]bool) bool {
 	for seg := range strings.SplitSeq(rel, "/") {
 		names, ok := listings[dir]
 		if !ok {
-			names, _ = readNames(filepath.Join(s.sc.root, filepath.FromSlash(dir)))
+			names, _ = ListNames(filepath.Join(s.sc.root, filepath.FromSlash(dir)))
 			listings[dir] = names
 		}
 		if names == nil {

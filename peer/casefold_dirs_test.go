@@ -25,7 +25,7 @@ func TestCaselessDirCaseRenameFullScan(t *testing.T) {
 	waitFor(t, "alpha to get Docs", converge, func() bool { return fileIs(a, "Docs/Sub/b.txt", "y") })
 	want := renameDocs(t, b, backing)
 	b.rescan()
-	d := reviewWaitTree(t, a.root, want, 8*time.Second)
+	d := waitTree(t, a.root, want, 8*time.Second)
 	for _, p := range []string{"Docs", "Docs/a.txt", "Docs/Sub", "Docs/Sub/b.txt"} {
 		if r, ok, err := b.store.Local("f", p); err == nil && ok && !r.Deleted {
 			t.Errorf("bravo's index still has a live record of %s", p)
@@ -43,7 +43,7 @@ func TestCaselessDirCaseRenameWatch(t *testing.T) {
 	startWatching(t, a, b, nil)
 	waitFor(t, "alpha to get Docs", converge, func() bool { return fileIs(a, "Docs/Sub/b.txt", "y") })
 	want := renameDocs(t, b, backing)
-	d := reviewWaitTree(t, a.root, want, 8*time.Second)
+	d := waitTree(t, a.root, want, 8*time.Second)
 	if d != "" {
 		t.Fatalf("alpha's tree 8 s after bravo renamed Docs to DOCS:\n%s", d)
 	}

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,48 +10,6 @@ import (
 
 	"github.com/syncd-project/syncd/peer/internal/caseless"
 )
-
-// reviewWaitTree waits up to timeout for d's tree (backingTree form) to be
-// want, and reports the last difference ("" once equal).
-func reviewWaitTree(t *testing.T, root string, want map[string]string, timeout time.Duration) string {
-	t.Helper()
-	var diff string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if diff = treeDiff("got", reviewTree(root), "want", want); diff == "" {
-			return ""
-		}
-	}
-	return diff
-}
-
-// reviewTree is backingTree that tolerates entries vanishing while it
-// walks (temp files renamed).
-func reviewTree(root string) map[string]string {
-	out := map[string]string{}
-	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		switch {
-		case rel == ".":
-		case rel == ".syncd":
-			return filepath.SkipDir
-		case de.IsDir():
-			out[filepath.ToSlash(rel)] = "dir"
-		case de.Type()&fs.ModeSymlink != 0:
-			tg, _ := os.Readlink(p)
-			out[filepath.ToSlash(rel)] = "link:" + tg
-		default:
-			b, err := os.ReadFile(p)
-			if err == nil {
-				out[filepath.ToSlash(rel)] = string(b)
-			}
-		}
-		return nil
-	})
-	return out
-}
 
 // TestCaselessWatchDeleteOtherSpelling: with the watcher on, a file of
 // the caseless device deleted through another spelling (rm README.MD for
@@ -71,7 +28,7 @@ func TestCaselessWatchDeleteOtherSpelling(t *testing.T) {
 	if err := os.Remove(filepath.Join(b.root, "README.MD")); err != nil {
 		t.Fatal(err)
 	}
-	if d := reviewWaitTree(t, a.root, map[string]string{"keep.txt": "k"}, 8*time.Second); d != "" {
+	if d := waitTree(t, a.root, map[string]string{"keep.txt": "k"}, 8*time.Second); d != "" {
 		t.Fatalf("alpha's tree 8 s after bravo deleted README.MD (its readme.md):\n%s", d)
 	}
 }
@@ -97,7 +54,7 @@ func TestCaselessWatchDeleteDirOtherSpelling(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(b.root, "Docs")); err == nil {
 		t.Fatal("Docs still there")
 	}
-	if d := reviewWaitTree(t, a.root, map[string]string{"keep.txt": "k"}, 8*time.Second); d != "" {
+	if d := waitTree(t, a.root, map[string]string{"keep.txt": "k"}, 8*time.Second); d != "" {
 		t.Fatalf("alpha's tree 8 s after bravo removed DOCS (its Docs):\n%s", d)
 	}
 }
@@ -119,7 +76,7 @@ func TestCaselessWatchCaseRename(t *testing.T) {
 	if d := treeDiff("bravo", backingTree(t, backing), "want", map[string]string{"A.txt": "x"}); d != "" {
 		t.Fatalf("the view did not rename: %s", d)
 	}
-	if d := reviewWaitTree(t, a.root, map[string]string{"A.txt": "x"}, 8*time.Second); d != "" {
+	if d := waitTree(t, a.root, map[string]string{"A.txt": "x"}, 8*time.Second); d != "" {
 		t.Fatalf("alpha's tree 8 s after bravo renamed a.txt to A.txt:\n%s", d)
 	}
 }
@@ -137,7 +94,7 @@ func TestCaselessWatchRenameOtherSpelling(t *testing.T) {
 	if err := os.Rename(filepath.Join(b.root, "README.MD"), filepath.Join(b.root, "notes.md")); err != nil {
 		t.Fatal(err)
 	}
-	if d := reviewWaitTree(t, a.root, map[string]string{"notes.md": "x"}, 8*time.Second); d != "" {
+	if d := waitTree(t, a.root, map[string]string{"notes.md": "x"}, 8*time.Second); d != "" {
 		t.Fatalf("alpha's tree 8 s after bravo renamed README.MD (its readme.md) to notes.md:\n%s", d)
 	}
 }
@@ -230,7 +187,7 @@ func TestCaselessRefillTree(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 	close(h.release)
-	if d := reviewWaitTree(t, backing, want, converge); d != "" {
+	if d := waitTree(t, backing, want, converge); d != "" {
 		t.Fatalf("bravo's disk:\n%s", d)
 	}
 	waitIdle(t, b)
@@ -275,7 +232,7 @@ func TestCaselessDirCaseRename(t *testing.T) {
 	}
 	a.rescan()
 	want := map[string]string{"photos": "dir", "photos/x.jpg": "x", "photos/y.jpg": "y", "photos/Sub": "dir", "photos/Sub/z.jpg": "z"}
-	if d := reviewWaitTree(t, backing, want, converge); d != "" {
+	if d := waitTree(t, backing, want, converge); d != "" {
 		t.Fatalf("bravo's disk:\n%s", d)
 	}
 	waitIdle(t, b)
@@ -306,7 +263,7 @@ func TestCaselessThree(t *testing.T) {
 	c.start(a, b)
 	want := map[string]string{"A.txt": "upper", "a.txt": "lower", "Dir": "dir", "Dir/x": "x", "dir": "dir", "dir/y": "y", "readme.md": "bravo's", "README.md": "charlie's"}
 	for _, d := range []*testDev{a, c} {
-		if diff := reviewWaitTree(t, d.root, want, converge); diff != "" {
+		if diff := waitTree(t, d.root, want, converge); diff != "" {
 			t.Fatalf("%s:\n%s", d.name, diff)
 		}
 	}
@@ -340,7 +297,7 @@ func TestCaselessFileToDir(t *testing.T) {
 	a.write("bar", []byte("bar"))
 	a.rescan()
 	want := map[string]string{"foo": "dir", "foo/y": "y", "bar": "bar"}
-	if d := reviewWaitTree(t, backing, want, converge); d != "" {
+	if d := waitTree(t, backing, want, converge); d != "" {
 		t.Fatalf("bravo:\n%s", d)
 	}
 	waitIdle(t, b)
@@ -406,13 +363,13 @@ func TestCaselessConflictNextToHeld(t *testing.T) {
 	a.net.setLink(a, b, true)
 	var got map[string]string
 	waitFor(t, "a conflict copy on both", converge, func() bool {
-		ga, gb := reviewTree(a.root), reviewTree(backing)
+		ga, gb := backingTree(t, a.root), backingTree(t, backing)
 		got = gb
 		return len(conflictCopies(ga)) == 1 && len(conflictCopies(gb)) == 1 && ga["a.txt"] == gb["a.txt"]
 	})
 	waitIdle(t, b)
 	time.Sleep(300 * time.Millisecond)
-	ga, gb := reviewTree(a.root), reviewTree(backing)
+	ga, gb := backingTree(t, a.root), backingTree(t, backing)
 	if ga["A.txt"] != "upper" {
 		t.Errorf("alpha's A.txt = %q", ga["A.txt"])
 	}
@@ -450,13 +407,13 @@ func TestCaselessMoveOntoHeld(t *testing.T) {
 	}
 	a.rescan()
 	want := map[string]string{"docs": "dir", "b.bin": "bravo's own", "C.bin": string(randBytes(8, 100000))}
-	if d := reviewWaitTree(t, backing, want, converge); d != "" {
+	if d := waitTree(t, backing, want, converge); d != "" {
 		t.Fatalf("bravo:\n%s", d)
 	}
 	waitIdle(t, b)
 	waitFor(t, "1 clash", 5*time.Second, func() bool { return caseClashes(b) == 1 })
 	time.Sleep(300 * time.Millisecond)
-	ga := reviewTree(a.root)
+	ga := backingTree(t, a.root)
 	if ga["B.bin"] != string(data) || ga["b.bin"] != "bravo's own" || ga["C.bin"] == "" {
 		t.Errorf("alpha: B.bin %d bytes, b.bin %q, C.bin %d bytes", len(ga["B.bin"]), ga["b.bin"], len(ga["C.bin"]))
 	}

@@ -146,7 +146,6 @@ func (f *folder) pull(ctx context.Context) int {
 		}
 		f.rootFD, f.cases = -1, nil
 	}()
-	f.cases = nil
 	if f.rootFD >= 0 && index.IgnoresCase(f.cfg.Root) {
 		f.cases = newCaseView(f.rootFD, f.cfg.Root)
 		dirs, files, dels = f.caseFilter(dirs), f.caseFilter(files), f.caseFilter(dels)
@@ -1565,11 +1564,11 @@ func (f *folder) nameFits(seg string) bool {
 	switch err {
 	case nil:
 		unix.Close(fd)
-		names, err := readNames(dir)
+		names, err := index.ListNames(dir)
 		if err != nil {
 			return true
 		}
-		fits = slices.Contains(names, seg)
+		fits = names[seg]
 	case unix.ENAMETOOLONG, unix.EINVAL, unix.EILSEQ:
 	default:
 		return true // not known (no .syncd, a leftover probe): tried again next time
@@ -1581,20 +1580,10 @@ func (f *folder) nameFits(seg string) bool {
 	return fits
 }
 
-// readNames lists the directory dir.
-func readNames(dir string) ([]string, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Readdirnames(-1)
-}
-
 // clearDir removes what nameFits made in dir (files only).
 func clearDir(dir string) {
-	names, _ := readNames(dir)
-	for _, n := range names {
+	names, _ := index.ListNames(dir)
+	for n := range names {
 		unix.Unlink(filepath.Join(dir, n))
 	}
 }

@@ -993,16 +993,9 @@ func (n *node) removing(name string, remove func(string) error) syscall.Errno {
 	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
-	dir, _, errno := n.path()
+	dir, stored, errno := n.entry(name)
 	if errno != 0 {
 		return errno
-	}
-	stored, errno := n.r.existing(dir, name)
-	if errno != 0 {
-		return errno
-	}
-	if stored == "" {
-		return syscall.ENOENT
 	}
 	before := keyOf(dir)
 	if err := remove(filepath.Join(dir, stored)); err != nil {
@@ -1030,20 +1023,13 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	n.r.ns.Lock()
 	defer n.r.ns.Unlock()
-	odir, _, errno := n.path()
+	odir, oldStored, errno := n.entry(name)
 	if errno != 0 {
 		return errno
 	}
 	ndir, _, errno := np.path()
 	if errno != 0 {
 		return errno
-	}
-	oldStored, errno := n.r.existing(odir, name)
-	if errno != 0 {
-		return errno
-	}
-	if oldStored == "" {
-		return syscall.ENOENT
 	}
 	newStored, errno := n.r.existing(ndir, newName)
 	if errno != 0 {
@@ -1201,4 +1187,16 @@ func (r *fsRoot) vfatName(name string) (string, syscall.Errno) {
 		return "", syscall.EINVAL
 	}
 	return stripped, 0
+}
+
+// entry returns n's directory and the stored name of its entry name,
+// ENOENT where there is none.
+func (n *node) entry(name string) (dir, stored string, errno syscall.Errno) {
+	if dir, _, errno = n.path(); errno != 0 {
+		return "", "", errno
+	}
+	if stored, errno = n.r.existing(dir, name); errno == 0 && stored == "" {
+		errno = syscall.ENOENT
+	}
+	return dir, stored, errno
 }
