@@ -94,9 +94,12 @@ func (v Vector) Compare(o Vector) Ordering {
 // largest counter of v or the clock, so that the result dominates v and
 // everything v was merged from.
 func (v Vector) Update(dev uint64) Vector {
-	// The counter is at least the clock (seconds): a device whose index
-	// was lost starts again above every counter it gave before, so its
-	// new edits are concurrent with (not dominated by) what it made then.
+	// The counter is at least the clock (milliseconds): a device whose
+	// index was lost starts again above every counter it gave before, so
+	// its new edits are concurrent with (not dominated by) what it made
+	// then. With seconds, an edit made in the same second as the last
+	// version this device gave the file before the loss got that
+	// version's counter, and lost to every later version built on it.
 	top := max(v.Top(), clockCounter())
 	out := make(Vector, 0, len(v)+1)
 	done := false
@@ -116,9 +119,9 @@ func (v Vector) Update(dev uint64) Vector {
 	return out
 }
 
-// clockCounter is the clock in seconds, 0 for a clock before 1970.
+// clockCounter is the clock in milliseconds, 0 for a clock before 1970.
 func clockCounter() uint64 {
-	return uint64(max(clockNow().Unix(), 0))
+	return uint64(max(clockNow().UnixMilli(), 0))
 }
 
 // clockNow is the clock of Update (a variable for tests).
@@ -128,8 +131,8 @@ var clockNow = time.Now
 // send. Update makes a counter one above the largest, so a counter near
 // 2^64 from a peer would wrap to zero on the next edit here (an invalid
 // record: every later local change in its scan batch would be lost).
-// Honest counters are the clock in seconds or one above a counter seen,
-// far below this bound.
+// Honest counters are the clock in milliseconds (about 2^41) or one
+// above a counter seen, far below this bound.
 const MaxPeerCounter = 1 << 62
 
 // Top returns the largest counter of v (0 for an empty vector).

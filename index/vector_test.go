@@ -32,10 +32,10 @@ func TestVectorCompare(t *testing.T) {
 	}
 }
 
-// fixedClock sets Update's clock to sec seconds for the test.
-func fixedClock(t *testing.T, sec int64) {
+// fixedClock sets Update's clock to ms milliseconds for the test.
+func fixedClock(t *testing.T, ms int64) {
 	old := clockNow
-	clockNow = func() time.Time { return time.Unix(sec, 0) }
+	clockNow = func() time.Time { return time.UnixMilli(ms) }
 	t.Cleanup(func() { clockNow = old })
 }
 

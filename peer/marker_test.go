@@ -324,7 +324,7 @@ func TestRemovedFolderStartsOver(t *testing.T) {
 // TestLostIndexEditConverges: bravo's index is lost (moved away, or the
 // home restored from an old backup) while its folder keeps its files, and
 // a file bravo wrote was edited meanwhile. Bravo's first scan runs before
-// it has heard from alpha. Version counters start at the clock (seconds),
+// it has heard from alpha. Version counters start at the clock (milliseconds),
 // so the edit's version is above the one alpha holds for bravo's old
 // content: both devices end with the edit, and the old content is kept in
 // alpha's trash, not lost and not left to differ.
@@ -344,10 +344,6 @@ func TestLostIndexEditConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.write("doc.txt", []byte("v2, edited on bravo"))
-	// The clock passes the counter bravo gave before (within a second).
-	waitFor(t, "the clock to pass the old counter", 3*time.Second, func() bool {
-		return uint64(time.Now().Unix()) >= before.Version.Top()
-	})
 	b.start() // alone first, so that its first scan has heard from nobody
 	waitFor(t, "bravo to record doc.txt again", converge, func() bool {
 		_, ok, err := b.store.Local("f", "doc.txt")
@@ -589,7 +585,6 @@ func TestNewRootRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.srv.Close)
 	waitFor(t, "bravo to show why its folder waits", converge, func() bool { return folderErr(b) == why })
 	waitFor(t, "bravo to ask again", converge, func() bool { return asked.Load() >= 3 })
 	mountPointEmpty(t, b.root)
