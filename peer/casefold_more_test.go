@@ -167,7 +167,6 @@ func TestCaselessRefillTree(t *testing.T) {
 	if err := b.startWith(func(o *Options) { o.hooks.applyFile = h.hook }, a); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.srv.Close)
 	h.reached(t)
 	want := map[string]string{"first.bin": "v1", "Photos": "dir"}
 	for i := range 650 {

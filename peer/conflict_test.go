@@ -40,8 +40,7 @@ func startTwo(t *testing.T, mod func(d *testDev, o *Options)) (*testNet, *testDe
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(d.srv.Close)
-	}
+		}
 	return n, a, b
 }
 

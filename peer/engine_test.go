@@ -459,7 +459,6 @@ func startCountHeld(t *testing.T, files ...string) (a *testDev, free func(), rel
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.srv.Close)
 	select {
 	case <-entered:
 	case <-time.After(converge):

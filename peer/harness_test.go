@@ -83,20 +83,30 @@ func (n *testNet) linked(a, b deviceid.ID) bool {
 	return !n.cut[[2]deviceid.ID{a, b}] && !n.cut[[2]deviceid.ID{b, a}]
 }
 
+// announceLocked tells every engine that the devices' addresses changed,
+// as the daemon's book does when mDNS sees a device (unless quiet); n.mu
+// is held.
+func (n *testNet) announceLocked(ids ...deviceid.ID) {
+	if n.quiet {
+		return
+	}
+	for ch := range n.subs {
+		for _, id := range ids {
+			select {
+			case ch <- id:
+			default:
+			}
+		}
+	}
+}
+
 // setLink cuts or restores the link between two devices, dropping the
 // open connections when cutting.
 func (n *testNet) setLink(a, b *testDev, up bool) {
 	n.mu.Lock()
 	n.cut[[2]deviceid.ID{a.id, b.id}] = !up
-	if up && !n.quiet {
-		for ch := range n.subs {
-			for _, id := range []deviceid.ID{a.id, b.id} {
-				select {
-				case ch <- id:
-				default:
-				}
-			}
-		}
+	if up {
+		n.announceLocked(a.id, b.id)
 	}
 	n.mu.Unlock()
 	if !up {
@@ -139,7 +149,12 @@ func (n *testNet) addDevice(name string) *testDev {
 	n.devs[d.id] = d
 	n.mu.Unlock()
 	t.Cleanup(func() {
+		// The engine first: a server closed under it waits for its
+		// long polls.
 		d.stop()
+		if d.srv != nil {
+			d.srv.Close()
+		}
 		if t.Failed() {
 			d.logMu.Lock()
 			t.Logf("log of %s:\n%s", d.name, d.logs.String())
@@ -152,12 +167,8 @@ func (n *testNet) addDevice(name string) *testDev {
 // start opens the store and runs the engine with folder "f" shared with
 // peers.
 func (d *testDev) start(peers ...*testDev) {
-	hadServer := d.srv != nil
 	if err := d.startWith(nil, peers...); err != nil {
 		d.net.t.Fatal(err)
-	}
-	if !hadServer {
-		d.net.t.Cleanup(d.srv.Close)
 	}
 }
 
@@ -384,6 +395,11 @@ func (d *testDev) startWith(mod func(*Options), peers ...*testDev) error {
 		defer close(d.done)
 		d.eng.Run(ctx)
 	}()
+	// The others dial it now rather than at the end of their backoff, as
+	// when discovery sees a device come up.
+	d.net.mu.Lock()
+	d.net.announceLocked(d.id)
+	d.net.mu.Unlock()
 	return nil
 }
 

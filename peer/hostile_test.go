@@ -180,7 +180,6 @@ func startDev(t *testing.T, d *testDev, peers ...*testDev) {
 	if err := d.startWith(func(o *Options) { o.StallTimeout = time.Second }, peers...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.srv.Close)
 }
 
 func TestHostilePeer(t *testing.T) {
