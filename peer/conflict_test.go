@@ -40,7 +40,7 @@ func startTwo(t *testing.T, mod func(d *testDev, o *Options)) (*testNet, *testDe
 		if err != nil {
 			t.Fatal(err)
 		}
-		}
+	}
 	return n, a, b
 }
 
