@@ -74,6 +74,7 @@ type ScanResult struct {
 	Unsyncable            int   // names no record can hold (ValidPath; logged, skipped)
 	Special               int   // FIFOs, sockets and devices (logged, skipped)
 	Busy                  int   // files that changed while hashed (retried next scan)
+	Moved                 int   // new paths that took the blocks of a file buried lately (moved.go)
 	Bytes                 int64 // bytes hashed
 }
 
@@ -102,6 +103,10 @@ type Scanner struct {
 	busy    map[string]bool   // paths that changed while hashed, rescanned next time
 	errSeen map[string]string // path -> last error logged at warning level
 	bufs    chan []byte       // small-file read buffers, one per worker
+
+	movedMu     sync.Mutex // guards moved and movedBlocks (scan workers read them)
+	moved       map[movedKey]movedFile
+	movedBlocks int // blocks held in moved
 }
 
 // NewScanner returns a scanner of folder (the store's folder ID) rooted at
@@ -189,6 +194,9 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	}
 	// An idle daemon should not hold the hasher's buffers (up to 32 MiB).
 	defer sc.hasher.Release()
+	sc.movedMu.Lock()
+	sc.pruneMovedLocked(sc.o.Now())
+	sc.movedMu.Unlock()
 	ign, err := sc.loadIgnore()
 	if err != nil {
 		return ScanResult{}, err
@@ -713,15 +721,24 @@ func (s *scan) hashEntry(e entry) {
 		}
 		return
 	}
-	var size int64
+	var size, read int64
 	var blocks []Block
 	var content Hash
+	moved := false
 	if ofi, serr := f.Stat(); serr != nil || !ofi.Mode().IsRegular() {
 		// Not the file the walk saw (a FIFO, a device): never read it; the
 		// re-stat below leaves it to the next scan.
 		size = -1
 	} else {
-		size, blocks, content, err = s.sc.hashOpen(f, e.info.Size())
+		if m, ok := s.sc.movedBlocksOf(e.info); ok && ofi.Size() == m.size {
+			blocks, read, moved = s.takeMoved(f, m)
+			size, content = m.size, m.content
+		}
+		if !moved {
+			var n int64
+			n, blocks, content, err = s.sc.hashOpen(f, e.info.Size())
+			size, read = n, read+n
+		}
 	}
 	f.Close()
 	if err != nil {
@@ -742,7 +759,12 @@ func (s *scan) hashEntry(e entry) {
 		return
 	}
 	s.pathOK(e.rel)
-	s.count(func(r *ScanResult) { r.Bytes += size })
+	s.count(func(r *ScanResult) {
+		r.Bytes += read
+		if moved {
+			r.Moved++
+		}
+	})
 	r := Record{
 		Path: e.rel, Kind: File, Size: size, Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano(),
 		Content: content, Blocks: blocks, HashVersion: HashVersion, Inode: inode(fi), Ctime: Ctime(fi),
@@ -936,6 +958,7 @@ func (s *scan) bury(gone []Record) {
 			(!s.caseless || s.listedSo(old.Path, listings)) {
 			continue // appeared after the walk: the next scan sees it
 		}
+		s.rememberMoved(old)
 		s.emit(old, true, Record{Path: old.Path, Kind: old.Kind, Deleted: true, Mode: old.Mode, ModTime: now, HashVersion: old.HashVersion})
 	}
 }

@@ -526,7 +526,7 @@ func (f *folder) scan(ctx context.Context, sc *index.Scanner, paths []string) {
 		return
 	}
 	if res.Changed+res.Deleted > 0 {
-		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted)
+		f.e.o.Logger.Debug("scanned", "folder", f.cfg.ID, "changed", res.Changed, "deleted", res.Deleted, "moved", res.Moved, "bytes", res.Bytes)
 	}
 	f.mu.Lock()
 	switch {

@@ -1,0 +1,130 @@
+package index
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/syncd-project/syncd/index/chunk"
+)
+
+// A file renamed (or moved within the folder) keeps its inode, size and
+// mtime. Its old path's record is buried by the scan that finds the old
+// path gone, and the new path would then be hashed again: for a folder of
+// videos moved elsewhere in the library, every byte read and hashed once
+// more, minutes on a disk. The scanner remembers the blocks of the large
+// files it buried lately; a new path that holds the same inode, with the
+// same size and mtime, takes them once its first and last blocks are read
+// and found to match. Those two checks catch what a tag editor that puts
+// the mtime back does (tags live at the start or end of a media file); an
+// edit elsewhere that keeps size and mtime, made between the last scan and
+// the rename, would not be seen, as it is not seen for a file that stays
+// in place without a change time (Record.Ctime) either.
+const (
+	// movedMinBlocks: files of fewer blocks are hashed again (the two
+	// checks would read most of them anyway).
+	movedMinBlocks = 3
+	// movedMinSize is the size below which a buried record is not read
+	// back for its blocks (it could not have movedMinBlocks).
+	movedMinSize = 2 * MinBlockSize
+	// movedMaxBlocks bounds the blocks remembered (about 60 bytes each):
+	// 128 Ki blocks are about 128 GiB of files.
+	movedMaxBlocks = 128 << 10
+	// movedFor is how long a buried file's blocks are remembered: a
+	// rename's two halves can come in scans a debounce apart.
+	movedFor = 10 * time.Minute
+)
+
+// movedKey identifies a file across a rename.
+type movedKey struct {
+	inode   uint64
+	size    int64
+	modTime int64
+}
+
+// movedFile is a buried record's content, and when it was buried.
+type movedFile struct {
+	size    int64
+	content Hash
+	blocks  []Block
+	at      time.Time
+}
+
+// rememberMoved keeps the blocks of a large file record being buried, in
+// case a new path turns out to hold the same file.
+func (s *scan) rememberMoved(old Record) {
+	if old.Kind != File || old.Inode == 0 || old.Size < movedMinSize {
+		return
+	}
+	full, ok, err := s.sc.store.Local(s.sc.folder, old.Path)
+	if err != nil || !ok || full.Deleted || full.Kind != File || len(full.Blocks) < movedMinBlocks ||
+		full.Inode != old.Inode || full.Size != old.Size || full.ModTime != old.ModTime {
+		return
+	}
+	sc := s.sc
+	sc.movedMu.Lock()
+	defer sc.movedMu.Unlock()
+	now := sc.o.Now()
+	sc.pruneMovedLocked(now)
+	if sc.movedBlocks+len(full.Blocks) > movedMaxBlocks {
+		return
+	}
+	if sc.moved == nil {
+		sc.moved = map[movedKey]movedFile{}
+	}
+	k := movedKey{full.Inode, full.Size, full.ModTime}
+	if had, ok := sc.moved[k]; ok {
+		sc.movedBlocks -= len(had.blocks)
+	}
+	sc.moved[k] = movedFile{size: full.Size, content: full.Content, blocks: full.Blocks, at: now}
+	sc.movedBlocks += len(full.Blocks)
+}
+
+// pruneMovedLocked forgets what was buried more than movedFor ago;
+// sc.movedMu is held.
+func (sc *Scanner) pruneMovedLocked(now time.Time) {
+	for k, m := range sc.moved {
+		if now.Sub(m.at) > movedFor || now.Before(m.at) {
+			delete(sc.moved, k)
+			sc.movedBlocks -= len(m.blocks)
+		}
+	}
+	if len(sc.moved) == 0 {
+		sc.moved = nil // give the map's memory back
+	}
+}
+
+// movedBlocksOf returns the remembered content of a file buried lately
+// that fi may be, renamed.
+func (sc *Scanner) movedBlocksOf(fi fs.FileInfo) (movedFile, bool) {
+	sc.movedMu.Lock()
+	defer sc.movedMu.Unlock()
+	m, ok := sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}]
+	if !ok || sc.o.Now().Sub(m.at) > movedFor {
+		return movedFile{}, false
+	}
+	return m, true
+}
+
+// takeMoved checks that the open file f holds m's first and last blocks
+// and, if so, returns m's blocks (a copy) and the bytes it read.
+func (s *scan) takeMoved(f *os.File, m movedFile) ([]Block, int64, bool) {
+	var read int64
+	var buf []byte
+	for _, b := range []Block{m.blocks[0], m.blocks[len(m.blocks)-1]} {
+		if int64(cap(buf)) < b.Size {
+			buf = make([]byte, b.Size)
+		}
+		data := buf[:b.Size]
+		if n, err := f.ReadAt(data, b.Offset); n != len(data) || err != nil && err != io.EOF {
+			return nil, read, false
+		}
+		read += b.Size
+		if chunk.Sum(data) != b.Hash {
+			return nil, read, false
+		}
+	}
+	return slices.Clone(m.blocks), read, true
+}

@@ -1,0 +1,139 @@
+package index
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// writeRandom writes n pseudo-random bytes (from seed) at rel and returns
+// them.
+func (e *scanEnv) writeRandom(rel string, seed uint64, n int) []byte {
+	e.t.Helper()
+	data := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed)}).Read(data)
+	e.write(rel, string(data))
+	return data
+}
+
+// move renames from to to inside the folder, making to's directory.
+func (e *scanEnv) move(from, to string) {
+	e.t.Helper()
+	dst := filepath.Join(e.root, to)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(e.root, from), dst); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestScanRenameTakesBlocks: a large file renamed or moved is not hashed
+// again: its new path takes the blocks of the record its old path had,
+// once the first and last of them are read back and match, whether the
+// scan is the watcher's (both paths), the watcher's in two halves, or a
+// full one.
+func TestScanRenameTakesBlocks(t *testing.T) {
+	const size = 12 << 20
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		scan     func(e *scanEnv, from, to string) ScanResult
+	}{
+		{"watcher, across directories", "a/v.mkv", "b/c/v.mkv", func(e *scanEnv, from, to string) ScanResult {
+			return e.scan(from, "b")
+		}},
+		{"watcher, in two scans", "a/v.mkv", "a/w.mkv", func(e *scanEnv, from, to string) ScanResult {
+			first := e.scan(from)
+			if first.Deleted != 1 {
+				t.Errorf("first half: %+v, want one deletion", first)
+			}
+			return e.scan(to)
+		}},
+		{"full scan, same directory", "v.mkv", "w.mkv", func(e *scanEnv, from, to string) ScanResult {
+			return e.scan()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScanEnv(t)
+			data := e.writeRandom(tc.from, 1, size)
+			e.scan()
+			before := e.rec(tc.from)
+			if len(before.Blocks) < movedMinBlocks {
+				t.Fatalf("%d blocks, want at least %d for the test", len(before.Blocks), movedMinBlocks)
+			}
+			e.move(tc.from, tc.to)
+			res := tc.scan(e, tc.from, tc.to)
+			if res.Moved != 1 || res.Bytes <= 0 || res.Bytes >= size/2 {
+				t.Errorf("scan after the rename: Moved %d, %d bytes read, want 1 and some of the first and last blocks only", res.Moved, res.Bytes)
+			}
+			after := e.rec(tc.to)
+			blocks, content := chunkBlocks(data)
+			if after.Content != content || !cmp.Equal(after.Blocks, blocks) || after.Size != size {
+				t.Errorf("record at the new path: content %s, %d blocks, want %s, %d blocks", after.Content, len(after.Blocks), content, len(blocks))
+			}
+			if gone, ok, _ := e.st.Local("f", tc.from); !ok || !gone.Deleted {
+				t.Errorf("old path's record = %+v, want a tombstone", gone)
+			}
+		})
+	}
+}
+
+// TestScanRenameAfterEditHashes: a file edited in place at its start or
+// end, its size and mtime put back (a tagger), then renamed, is hashed
+// again: the new path gets the new content, not the blocks remembered
+// from the old one.
+func TestScanRenameAfterEditHashes(t *testing.T) {
+	const size = 12 << 20
+	for _, tc := range []struct {
+		name string
+		off  int64
+	}{{"head", 100}, {"tail", size - 100}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScanEnv(t)
+			data := e.writeRandom("song.flac", 2, size)
+			e.scan()
+			tagInPlace(t, filepath.Join(e.root, "song.flac"), tc.off, "TAG")
+			copy(data[tc.off:], "TAG")
+			e.move("song.flac", "album/01 song.flac")
+			res := e.scan("song.flac", "album")
+			if res.Moved != 0 || res.Bytes < size {
+				t.Errorf("scan after the rename: Moved %d, %d bytes read, want 0 and the whole file", res.Moved, res.Bytes)
+			}
+			if _, want := chunkBlocks(data); e.rec("album/01 song.flac").Content != want {
+				t.Errorf("content at the new path = %s, want %s (the edited bytes)", e.rec("album/01 song.flac").Content, want)
+			}
+		})
+	}
+}
+
+// TestScanMovedForgotten: what a scan buried more than movedFor ago is
+// forgotten, and a file that turns up with its inode then is hashed.
+func TestScanMovedForgotten(t *testing.T) {
+	now := time.Now()
+	e := newScanEnv(t)
+	e.sc = NewScanner(e.st, "f", e.root, ScanOptions{Self: self, Workers: 2, Now: func() time.Time { return now }})
+	e.writeRandom("v.mkv", 3, 12<<20)
+	e.scan()
+	away := filepath.Join(t.TempDir(), "v.mkv") // out of the folder, same file system
+	if err := os.Rename(filepath.Join(e.root, "v.mkv"), away); err != nil {
+		t.Fatal(err)
+	}
+	e.scan("v.mkv")
+	now = now.Add(movedFor + time.Second)
+	if err := os.Rename(away, filepath.Join(e.root, "w.mkv")); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.scan("w.mkv"); res.Moved != 0 {
+		t.Errorf("Moved = %d after %v, want 0 (forgotten)", res.Moved, movedFor+time.Second)
+	}
+	e.sc.movedMu.Lock()
+	defer e.sc.movedMu.Unlock()
+	if e.sc.moved != nil || e.sc.movedBlocks != 0 {
+		t.Errorf("remembered after the scan: %d files, %d blocks, want none", len(e.sc.moved), e.sc.movedBlocks)
+	}
+}
