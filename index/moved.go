@@ -1,10 +1,12 @@
 package index
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/syncd-project/syncd/index/chunk"
@@ -35,6 +37,9 @@ const (
 	// movedFor is how long a buried file's blocks are remembered: a
 	// rename's two halves can come in scans a debounce apart.
 	movedFor = 10 * time.Minute
+	// movedMaxDeferred bounds the large new files a full scan hashes
+	// after its tombstones; past it they are hashed as they are walked.
+	movedMaxDeferred = 10_000
 )
 
 // movedKey identifies a file across a rename.
@@ -57,6 +62,12 @@ type movedFile struct {
 func (s *scan) rememberMoved(old Record) {
 	if old.Kind != File || old.Inode == 0 || old.Size < movedMinSize {
 		return
+	}
+	s.sc.movedMu.Lock()
+	noRoom := s.sc.movedBlocks+movedMinBlocks > movedMaxBlocks
+	s.sc.movedMu.Unlock()
+	if noRoom {
+		return // no room: do not read the record
 	}
 	full, ok, err := s.sc.store.Local(s.sc.folder, old.Path)
 	if err != nil || !ok || full.Deleted || full.Kind != File || len(full.Blocks) < movedMinBlocks ||
@@ -127,4 +138,39 @@ func (s *scan) takeMoved(f *os.File, m movedFile) ([]Block, int64, bool) {
 		}
 	}
 	return slices.Clone(m.blocks), read, true
+}
+
+// hashDeferred hashes the files a full scan deferred (visit), now that the
+// records of the paths it found gone are buried and remembered: a file
+// moved to a directory the walk reached before the one it left takes its
+// blocks too.
+func (s *scan) hashDeferred() {
+	if len(s.deferred) == 0 {
+		return
+	}
+	s.jobs = make(chan entry, 4*s.sc.o.Workers)
+	var wg sync.WaitGroup
+	for range s.sc.o.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.worker() }()
+	}
+	for _, e := range s.deferred {
+		if s.ctx.Err() != nil {
+			break
+		}
+		s.jobs <- e
+	}
+	close(s.jobs)
+	wg.Wait()
+	s.deferred = nil
+}
+
+// hasLocal reports whether the folder has any local record.
+func (s *Store) hasLocal(folder string) bool {
+	if checkFolder(folder) != nil {
+		return false
+	}
+	has := false
+	err := s.scanKeys(key(pLocal, folder), func([]byte) error { has = true; return errStop })
+	return has && (err == nil || errors.Is(err, errStop))
 }

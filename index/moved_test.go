@@ -1,6 +1,7 @@
 package index
 
 import (
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,6 +56,17 @@ func TestScanRenameTakesBlocks(t *testing.T) {
 			return e.scan(to)
 		}},
 		{"full scan, same directory", "v.mkv", "w.mkv", func(e *scanEnv, from, to string) ScanResult {
+			return e.scan()
+		}},
+		{"full scan, to a directory walked first", "z/v.mkv", "a/v.mkv", func(e *scanEnv, from, to string) ScanResult {
+			// The walk reaches z/ well after a worker could have
+			// hashed a/v.mkv.
+			e.sc.hooks.readDir = func(name string) ([]fs.DirEntry, error) {
+				if filepath.Base(name) == "z" {
+					time.Sleep(300 * time.Millisecond)
+				}
+				return os.ReadDir(name)
+			}
 			return e.scan()
 		}},
 	} {
@@ -135,5 +147,28 @@ func TestScanMovedForgotten(t *testing.T) {
 	defer e.sc.movedMu.Unlock()
 	if e.sc.moved != nil || e.sc.movedBlocks != 0 {
 		t.Errorf("remembered after the scan: %d files, %d blocks, want none", len(e.sc.moved), e.sc.movedBlocks)
+	}
+}
+
+// TestScanFullDefersNewLargeFiles: a full scan hashes the large files new
+// to their paths after its tombstones; a new one that is no rename is
+// recorded all the same, and so is one that replaced a recorded file.
+func TestScanFullDefersNewLargeFiles(t *testing.T) {
+	e := newScanEnv(t)
+	e.writeRandom("keep.bin", 4, 3<<20)
+	old := e.writeRandom("b/replaced.bin", 5, 3<<20)
+	e.scan()
+	fresh := e.writeRandom("a/new.bin", 6, 5<<20)
+	e.write("b/replaced.bin.tmp", string(old[:1<<20]))
+	e.move("b/replaced.bin.tmp", "b/replaced.bin")
+	res := e.scan()
+	if res.Changed != 3 || res.Moved != 0 { // the two files and a/
+		t.Errorf("scan: %+v, want 3 changed (a/ and two files), none moved", res)
+	}
+	if _, want := chunkBlocks(fresh); e.rec("a/new.bin").Content != want {
+		t.Errorf("a/new.bin recorded as %s, want %s", e.rec("a/new.bin").Content, want)
+	}
+	if _, want := chunkBlocks(old[:1<<20]); e.rec("b/replaced.bin").Content != want {
+		t.Errorf("b/replaced.bin recorded as %s, want %s", e.rec("b/replaced.bin").Content, want)
 	}
 }

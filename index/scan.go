@@ -175,6 +175,11 @@ type scan struct {
 	intents   map[string]Record
 	intentIDs []uint64
 	rmu       sync.Mutex // guards res and sc.errSeen/busy during the scan
+	// deferred are the large files a full scan found at paths new to their
+	// inode, hashed after the tombstones (hashDeferred); mayDefer says the
+	// folder had records before the scan (a first scan has no renames).
+	deferred []entry
+	mayDefer bool
 }
 
 // Scan brings the folder's local records up to date with the disk. With no
@@ -235,6 +240,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 
 	buried := map[string]bool{}
 	if full {
+		s.mayDefer = sc.store.hasLocal(sc.folder)
 		s.walkDir("")
 	} else {
 		buried = s.buryGoneTargets(targets)
@@ -255,6 +261,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	if ctx.Err() == nil && absent == nil {
 		if full {
 			s.tombstone()
+			s.hashDeferred()
 		} else {
 			for _, p := range targets {
 				if rel := cleanRel(p); !buried[p] && (rel == "" || ValidPath(rel) == nil) {
@@ -635,8 +642,15 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 			}
 			return
 		}
+		e := entry{rel: rel, info: fi, old: old, had: had}
+		if s.mayDefer && fi.Size() >= movedMinSize && (!live || old.Inode != ino) && len(s.deferred) < movedMaxDeferred {
+			// Perhaps a file moved here from a path walked later: hashed
+			// once the gone paths are buried and their blocks known.
+			s.deferred = append(s.deferred, e)
+			return
+		}
 		select {
-		case s.jobs <- entry{rel: rel, info: fi, old: old, had: had}:
+		case s.jobs <- e:
 		case <-s.ctx.Done():
 		}
 	case fi.IsDir():
