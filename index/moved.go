@@ -3,11 +3,12 @@ package index
 import (
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index/chunk"
 )
@@ -49,9 +50,11 @@ type movedKey struct {
 	modTime int64
 }
 
-// movedFile is a buried record's content, and when it was buried.
+// movedFile is a buried record's content, its inode's change time when it
+// was recorded, and when it was buried.
 type movedFile struct {
 	size    int64
+	ctime   int64
 	content Hash
 	blocks  []Block
 	at      time.Time
@@ -71,7 +74,7 @@ func (s *scan) rememberMoved(old Record) {
 	}
 	full, ok, err := s.sc.store.Local(s.sc.folder, old.Path)
 	if err != nil || !ok || full.Deleted || full.Kind != File || len(full.Blocks) < movedMinBlocks ||
-		full.Inode != old.Inode || full.Size != old.Size || full.ModTime != old.ModTime {
+		full.Inode != old.Inode || full.Size != old.Size || full.ModTime != old.ModTime || full.Ctime == 0 {
 		return
 	}
 	sc := s.sc
@@ -89,7 +92,7 @@ func (s *scan) rememberMoved(old Record) {
 	if had, ok := sc.moved[k]; ok {
 		sc.movedBlocks -= len(had.blocks)
 	}
-	sc.moved[k] = movedFile{size: full.Size, content: full.Content, blocks: full.Blocks, at: now}
+	sc.moved[k] = movedFile{size: full.Size, ctime: full.Ctime, content: full.Content, blocks: full.Blocks, at: now}
 	sc.movedBlocks += len(full.Blocks)
 }
 
@@ -108,8 +111,15 @@ func (sc *Scanner) pruneMovedLocked(now time.Time) {
 }
 
 // movedBlocksOf returns the remembered content of a file buried lately
-// that fi may be, renamed.
-func (sc *Scanner) movedBlocksOf(fi fs.FileInfo) (movedFile, bool) {
+// that e may be, renamed. A path whose live record has e's inode is that
+// file already (taken by an earlier scan, or a hard link of it): what it
+// holds now is hashed, so that an edit that keeps size and mtime is seen
+// by its change time as usual.
+func (sc *Scanner) movedBlocksOf(e entry) (movedFile, bool) {
+	fi := e.info
+	if e.had && !e.old.Deleted && e.old.Inode == inode(fi) {
+		return movedFile{}, false
+	}
 	sc.movedMu.Lock()
 	defer sc.movedMu.Unlock()
 	m, ok := sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}]
@@ -119,9 +129,17 @@ func (sc *Scanner) movedBlocksOf(fi fs.FileInfo) (movedFile, bool) {
 	return m, true
 }
 
-// takeMoved checks that the open file f holds m's first and last blocks
-// and, if so, returns m's blocks (a copy) and the bytes it read.
+// takeMoved checks that the open file f was born no later than m's record
+// was made (a new file given the freed inode of m's file is born after)
+// and holds m's first and last blocks and, if so, returns m's blocks (a
+// copy) and the bytes it read. A file system that keeps no birth time has
+// its files hashed.
 func (s *scan) takeMoved(f *os.File, m movedFile) ([]Block, int64, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st); err != nil ||
+		st.Mask&unix.STATX_BTIME == 0 || st.Btime.Sec*1e9+int64(st.Btime.Nsec) > m.ctime {
+		return nil, 0, false
+	}
 	var read int64
 	var buf []byte
 	for _, b := range []Block{m.blocks[0], m.blocks[len(m.blocks)-1]} {

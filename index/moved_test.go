@@ -172,3 +172,108 @@ func TestScanFullDefersNewLargeFiles(t *testing.T) {
 		t.Errorf("b/replaced.bin recorded as %s, want %s", e.rec("b/replaced.bin").Content, want)
 	}
 }
+
+// TestScanMovedThenEditedInPlace (found in review): a large file renamed
+// and scanned (its new path takes the remembered blocks), then edited in
+// the middle in place with its size and mtime put back, and not renamed
+// again. The change time sends it to be hashed (as in
+// TestScanEditKeepingSizeAndMtime), and the blocks remembered for its
+// inode must not be taken: its path's record has that inode already.
+func TestScanMovedThenEditedInPlace(t *testing.T) {
+	needCtime(t)
+	const size = 12 << 20
+	e := newScanEnv(t)
+	data := e.writeRandom("v.mkv", 7, size)
+	e.scan()
+	e.move("v.mkv", "w.mkv")
+	if res := e.scan(); res.Moved != 1 {
+		t.Fatalf("scan after the rename: Moved %d, want 1", res.Moved)
+	}
+	off := int64(size / 2)
+	tagInPlace(t, filepath.Join(e.root, "w.mkv"), off, "EDITED IN THE MIDDLE")
+	copy(data[off:], "EDITED IN THE MIDDLE")
+	res := e.scan()
+	_, want := chunkBlocks(data)
+	if got := e.rec("w.mkv").Content; got != want {
+		t.Errorf("after an in-place edit at w.mkv (no rename since): content %s, want %s (scan: %+v)", got, want, res)
+	}
+	// And it stays so: the record took the new ctime.
+	res = e.scan()
+	if got := e.rec("w.mkv").Content; got != want {
+		t.Errorf("a scan later: content %s, want %s (scan: %+v)", got, want, res)
+	}
+}
+
+// TestScanHardLinkEditedInPlace (found in review): a large file with two
+// hard links in the folder; one is deleted (its blocks are remembered
+// under the inode both share), and the other, never renamed, is edited in
+// the middle in place with size and mtime put back. It is hashed, not
+// given the remembered blocks.
+func TestScanHardLinkEditedInPlace(t *testing.T) {
+	needCtime(t)
+	const size = 12 << 20
+	e := newScanEnv(t)
+	data := e.writeRandom("a.img", 8, size)
+	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "b.img")); err != nil {
+		t.Fatal(err)
+	}
+	e.scan()
+	if err := os.Remove(filepath.Join(e.root, "a.img")); err != nil {
+		t.Fatal(err)
+	}
+	e.scan("a.img", "b.img")
+	off := int64(size / 2)
+	tagInPlace(t, filepath.Join(e.root, "b.img"), off, "EDITED IN THE MIDDLE")
+	copy(data[off:], "EDITED IN THE MIDDLE")
+	res := e.scan("b.img")
+	if _, want := chunkBlocks(data); e.rec("b.img").Content != want {
+		t.Errorf("b.img edited in place (never renamed): content %s, want %s (scan: %+v)", e.rec("b.img").Content, want, res)
+	}
+}
+
+// TestScanNewFileOnFreedInode (found in review): a large file is deleted
+// and its deletion scanned (its blocks remembered); a new file with other
+// content but the same size, first and last blocks, and its mtime set to
+// the old one (cp -p, tar, a build's fixed mtime) gets the freed inode. It
+// was born after the old file's record was made, so it is hashed. The file
+// system's reuse of the inode is simulated: the remembered entry is moved
+// to the new file's inode.
+func TestScanNewFileOnFreedInode(t *testing.T) {
+	const size = 12 << 20
+	e := newScanEnv(t)
+	data := e.writeRandom("fw.bin", 9, size)
+	mtime := time.Unix(1, 0)
+	p := filepath.Join(e.root, "fw.bin")
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	e.scan()
+	old := e.rec("fw.bin")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	e.scan("fw.bin")
+	time.Sleep(20 * time.Millisecond) // a birth time of its own
+	copy(data[size/2:], "A NEW BUILD, THE SAME SIZE")
+	e.write("fw.bin", string(data))
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sc.movedMu.Lock()
+	k := movedKey{old.Inode, old.Size, old.ModTime}
+	m, ok := e.sc.moved[k]
+	delete(e.sc.moved, k)
+	e.sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}] = m
+	e.sc.movedMu.Unlock()
+	if !ok {
+		t.Fatalf("the deleted file's blocks were not remembered")
+	}
+	res := e.scan("fw.bin")
+	if _, want := chunkBlocks(data); e.rec("fw.bin").Content != want || res.Moved != 0 {
+		t.Errorf("a new file on the freed inode: content %s, want %s (scan: %+v)", e.rec("fw.bin").Content, want, res)
+	}
+}

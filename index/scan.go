@@ -744,7 +744,7 @@ func (s *scan) hashEntry(e entry) {
 		// re-stat below leaves it to the next scan.
 		size = -1
 	} else {
-		if m, ok := s.sc.movedBlocksOf(e.info); ok && ofi.Size() == m.size {
+		if m, ok := s.sc.movedBlocksOf(e); ok && ofi.Size() == m.size {
 			blocks, read, moved = s.takeMoved(f, m)
 			size, content = m.size, m.content
 		}
@@ -959,7 +959,12 @@ func (s *scan) tombstone() {
 
 // goneOK reports whether a record not seen on disk may become a tombstone.
 func (s *scan) goneOK(r Record) bool {
-	return !r.Deleted && !s.ignored(r.Path, r.Kind == Dir) && !s.underBadDir(r.Path) && !s.sc.busy[r.Path]
+	if r.Deleted || s.ignored(r.Path, r.Kind == Dir) || s.underBadDir(r.Path) {
+		return false
+	}
+	s.rmu.Lock() // workers mark busy paths as the walk buries (buryEarly)
+	defer s.rmu.Unlock()
+	return !s.sc.busy[r.Path]
 }
 
 // bury writes tombstones for gone records whose paths are still absent
