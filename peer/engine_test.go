@@ -603,3 +603,45 @@ func TestManyDeletionsBatched(t *testing.T) {
 		t.Errorf("bravo's record of album/599.jpg = %+v, %v, %v; want a deletion", r, ok, err)
 	}
 }
+
+// TestNeedCountsByKind: while bravo's pass is held on its one new file,
+// status counts what is left by kind: the file, no directory (the new
+// directory is made before any file), and the two deletions (applied
+// after the files). Idle again, all three are zero.
+func TestNeedCountsByKind(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	a.write("gone/1.txt", []byte("1"))
+	a.write("gone/2.txt", []byte("2"))
+	a.start(b)
+	b.start(a)
+	a.rescan()
+	waitConverged(t, converge, a, b)
+	b.stop()
+	for _, p := range []string{"gone/1.txt", "gone/2.txt"} {
+		if err := os.Remove(filepath.Join(a.root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.write("new/a.bin", []byte("new file"))
+	a.rescan()
+	waitFor(t, "alpha to record the changes", converge, func() bool {
+		r, ok, err := a.store.Local("f", "gone/2.txt")
+		return err == nil && ok && r.Deleted
+	})
+	h := newHold(t, "new/a.bin")
+	if err := b.startWith(func(o *Options) { o.hooks.applyFile = h.hook }, a); err != nil {
+		t.Fatal(err)
+	}
+	h.reached(t)
+	f := b.eng.Status().Folders[0]
+	close(h.release)
+	if f.NeedFiles != 1 || f.NeedDirs != 0 || f.NeedDeletes != 2 {
+		t.Errorf("held on new/a.bin: need %d files, %d dirs, %d deletions; want 1, 0, 2", f.NeedFiles, f.NeedDirs, f.NeedDeletes)
+	}
+	waitConverged(t, converge, a, b)
+	waitIdle(t, b)
+	if f := b.eng.Status().Folders[0]; f.NeedFiles+f.NeedDirs+f.NeedDeletes != 0 {
+		t.Errorf("idle: need %d files, %d dirs, %d deletions; want none", f.NeedFiles, f.NeedDirs, f.NeedDeletes)
+	}
+}

@@ -50,7 +50,9 @@ type folder struct {
 	allDirty   bool            // evaluate every known path
 	state      string
 	lastErr    string
-	needFiles  int
+	// needFiles (files and symlinks), needDirs and needDeletes count the
+	// changes of the running pull pass still to apply (needCount).
+	needFiles, needDirs, needDeletes int
 	needBytes  int64
 	doneBytes  int64
 	conflicts  int

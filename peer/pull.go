@@ -38,6 +38,18 @@ type job struct {
 	caseGone bool
 }
 
+// needCount is the status count of the changes of j's kind still to
+// apply: deletions, directories, or files (symlinks too). f.mu is held.
+func (f *folder) needCount(j job) *int {
+	switch {
+	case j.win.Deleted:
+		return &f.needDeletes
+	case j.win.Kind == index.Dir:
+		return &f.needDirs
+	}
+	return &f.needFiles
+}
+
 // growth is what applying file job j adds to the local totals once its
 // commit records it: a file (none for a new version of a file) and the
 // difference in bytes. Symlinks add nothing.
@@ -164,7 +176,13 @@ func (f *folder) pull(ctx context.Context) int {
 	f.addSources(dels)
 	start := f.e.o.Now()
 	f.mu.Lock()
-	f.state, f.needFiles, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, len(dirs)+len(files)+len(dels), needBytes, 0, start
+	f.state, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, needBytes, 0, start
+	f.needFiles, f.needDirs, f.needDeletes = 0, 0, 0
+	for _, js := range [][]job{dirs, files, dels} {
+		for _, j := range js {
+			*f.needCount(j)++
+		}
+	}
 	f.passFiles, f.passBytes, f.committedFiles, f.committedBytes = 0, 0, 0, 0
 	f.addGrowth(files)
 	f.mu.Unlock()
@@ -196,7 +214,7 @@ func (f *folder) pull(ctx context.Context) int {
 		}
 		done++
 		f.mu.Lock()
-		f.needFiles--
+		*f.needCount(j)--
 		f.mu.Unlock()
 		return true
 	}
@@ -206,7 +224,7 @@ func (f *folder) pull(ctx context.Context) int {
 		defer mu.Unlock()
 		done--
 		f.mu.Lock()
-		f.needFiles++
+		*f.needCount(j)++
 		f.mu.Unlock()
 		fail(j, err)
 	}
@@ -313,7 +331,10 @@ func (f *folder) pull(ctx context.Context) int {
 		needBytes += bytes
 		mu.Unlock()
 		f.mu.Lock()
-		f.needFiles += len(newDirs) + len(now)
+		f.needDirs += len(newDirs)
+		for _, j := range now {
+			*f.needCount(j)++
+		}
 		f.needBytes += bytes
 		f.addGrowth(now)
 		f.mu.Unlock()
@@ -570,7 +591,7 @@ func splitWave(jobs []job) (now, later []job) {
 
 func (f *folder) setIdle() {
 	f.mu.Lock()
-	f.state, f.needFiles, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, f.e.o.Now()
+	f.state, f.needFiles, f.needDirs, f.needDeletes, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, 0, 0, f.e.o.Now()
 	f.passFiles, f.passBytes, f.committedFiles, f.committedBytes = 0, 0, 0, 0
 	f.lastErr = ""
 	clear(f.errLogged) // in sync: a later failure is news again

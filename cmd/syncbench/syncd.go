@@ -78,10 +78,12 @@ type syncdStatus struct {
 		Connected bool `json:"connected"`
 	} `json:"peers"`
 	Folders []struct {
-		State      string `json:"state"`
-		NeedFiles  int64  `json:"need_files"`
-		NeedBytes  int64  `json:"need_bytes"`
-		LocalFiles int64  `json:"local_files"`
+		State       string `json:"state"`
+		NeedFiles   int64  `json:"need_files"`
+		NeedDirs    int64  `json:"need_dirs"`
+		NeedDeletes int64  `json:"need_deletes"`
+		NeedBytes   int64  `json:"need_bytes"`
+		LocalFiles  int64  `json:"local_files"`
 	} `json:"folders"`
 }
 
@@ -112,7 +114,7 @@ func (s *syncdSystem) Settled(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("syncd b reports %d folders", len(st.Folders))
 	}
 	f := st.Folders[0]
-	return f.NeedFiles == 0 && f.NeedBytes == 0 && f.State == "idle", nil
+	return f.NeedFiles+f.NeedDirs+f.NeedDeletes == 0 && f.NeedBytes == 0 && f.State == "idle", nil
 }
 
 func (s *syncdSystem) Alive() error { return alive(s.proc[:]...) }

@@ -85,7 +85,7 @@ func folderReport(f peer.FolderStatus, peers []string) statusFolder {
 		// NeedBytes is the total of the pull in progress and DoneBytes what
 		// of it has arrived.
 		GlobalFiles: f.GlobalFiles, GlobalBytes: f.GlobalBytes,
-		NeedFiles: int64(f.NeedFiles), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
+		NeedFiles: int64(f.NeedFiles), NeedDirs: int64(f.NeedDirs), NeedDeletes: int64(f.NeedDeletes), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
 		Conflicts: f.Conflicts, CaseClashes: f.CaseClashes, BadNames: f.BadNames, Peers: peers, LastSynced: f.LastSync}
 	if f.LastError != "" {
 		sf.Error = &statusIssue{Message: f.LastError, Action: folderAction(f.LastError, f.Path)}

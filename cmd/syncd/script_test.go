@@ -106,7 +106,7 @@ func fakeStatus(now time.Time) statusReport {
 		},
 		Folders: []statusFolder{
 			{ID: "photos", Path: "/data/photos", State: folderSyncing, LocalFiles: 10, LocalBytes: 5_000_000,
-				GlobalFiles: 12, GlobalBytes: 10_000_000, NeedFiles: 2, NeedBytes: 5_000_000,
+				GlobalFiles: 12, GlobalBytes: 10_000_000, NeedFiles: 2, NeedDirs: 1, NeedDeletes: 3, NeedBytes: 5_000_000,
 				RecvRate: 1_200_000, Conflicts: 1, Peers: []string{idB}, LastSynced: now.Add(-90 * time.Second)},
 			{ID: "videos", Path: "/data/videos", State: folderIdle, LocalFiles: 3, LocalBytes: 3_000_000_000, GlobalFiles: 3, GlobalBytes: 3_000_000_000,
 				Counting: true, CaseClashes: 2, BadNames: 3, Peers: []string{idB}, LastSynced: now.Add(-5 * time.Second)},

@@ -31,7 +31,8 @@ import (
 //	  "folders": [{"id": "photos", "path": "/home/me/Photos",
 //	               "state": "syncing", "local_files": 10, "local_bytes": 123,
 //	               "global_files": 12, "global_bytes": 456,
-//	               "need_files": 2, "need_bytes": 333,
+//	               "need_files": 2, "need_dirs": 0, "need_deletes": 1,
+//	               "need_bytes": 333,
 //	               "recv_rate": 1000000, "send_rate": 0, "conflicts": 1,
 //	               "peers": ["..."], "last_synced": "...",
 //	               "error": {"message": "...", "action": "...", "since": "..."}}],
@@ -91,7 +92,9 @@ type statusFolder struct {
 	Counting    bool         `json:"counting,omitempty"` // the local totals are not counted yet (a large library, just started); local_files and local_bytes are 0 or old
 	GlobalFiles int64        `json:"global_files"`       // what the folder should hold once in sync
 	GlobalBytes int64        `json:"global_bytes"`
-	NeedFiles   int64        `json:"need_files"` // still to fetch
+	NeedFiles   int64        `json:"need_files"`   // files (and symlinks) still to fetch
+	NeedDirs    int64        `json:"need_dirs"`    // directories still to make or change
+	NeedDeletes int64        `json:"need_deletes"` // deletions still to apply
 	NeedBytes   int64        `json:"need_bytes"`
 	RecvRate    int64        `json:"recv_rate"` // bytes/s, recent average
 	SendRate    int64        `json:"send_rate"`
@@ -272,9 +275,16 @@ func renderStatus(w io.Writer, r *statusReport, now time.Time) {
 	for _, f := range r.Folders {
 		fmt.Fprintf(w, "  %-16s %s\n", f.ID, f.Path)
 		line := "    " + nameOr(f.State, "unknown")
-		if f.State == folderSyncing || f.NeedFiles > 0 {
+		if f.State == folderSyncing || f.NeedFiles+f.NeedDirs+f.NeedDeletes > 0 {
 			line += " " + progressBar(f.GlobalBytes-f.NeedBytes, f.GlobalBytes, 20)
-			line += fmt.Sprintf(", need %s (%s)", plural(f.NeedFiles, "file"), formatBytes(f.NeedBytes))
+			need := plural(f.NeedFiles, "file")
+			if f.NeedDirs > 0 {
+				need += ", " + plural(f.NeedDirs, "directory")
+			}
+			if f.NeedDeletes > 0 {
+				need += ", " + plural(f.NeedDeletes, "deletion")
+			}
+			line += fmt.Sprintf(", need %s (%s)", need, formatBytes(f.NeedBytes))
 		}
 		if f.RecvRate > 0 || f.SendRate > 0 {
 			line += fmt.Sprintf(", down %s/s up %s/s", formatBytes(f.RecvRate), formatBytes(f.SendRate))
@@ -334,6 +344,9 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func plural(n int64, noun string) string {
 	if n == 1 {
 		return "1 " + noun
+	}
+	if stem, ok := strings.CutSuffix(noun, "y"); ok {
+		return fmt.Sprintf("%d %sies", n, stem)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
