@@ -57,7 +57,13 @@ type movedFile struct {
 	ctime   int64
 	content Hash
 	blocks  []Block
-	at      time.Time
+	at      time.Time // ScanOptions.Now, for how long it is kept
+	// buried is the coarse wall clock (ns) when it was remembered, the
+	// clock of change times: a rename came before it, while anything done
+	// to the inode after (an edit, a link, a rename of an edited file)
+	// gives the inode a change time at or past it. A change time equal to
+	// it (the same clock tick) is taken for after.
+	buried int64
 }
 
 // rememberMoved keeps the blocks of a large file record being buried, in
@@ -92,7 +98,7 @@ func (s *scan) rememberMoved(old Record) {
 	if had, ok := sc.moved[k]; ok {
 		sc.movedBlocks -= len(had.blocks)
 	}
-	sc.moved[k] = movedFile{size: full.Size, ctime: full.Ctime, content: full.Content, blocks: full.Blocks, at: now}
+	sc.moved[k] = movedFile{size: full.Size, ctime: full.Ctime, content: full.Content, blocks: full.Blocks, at: now, buried: coarseNow()}
 	sc.movedBlocks += len(full.Blocks)
 }
 
@@ -123,7 +129,7 @@ func (sc *Scanner) movedBlocksOf(e entry) (movedFile, bool) {
 	sc.movedMu.Lock()
 	defer sc.movedMu.Unlock()
 	m, ok := sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}]
-	if !ok || sc.o.Now().Sub(m.at) > movedFor {
+	if !ok || sc.o.Now().Sub(m.at) > movedFor || Ctime(fi) == 0 || Ctime(fi) >= m.buried {
 		return movedFile{}, false
 	}
 	return m, true
@@ -191,4 +197,14 @@ func (s *Store) hasLocal(folder string) bool {
 	has := false
 	err := s.scanKeys(key(pLocal, folder), func([]byte) error { has = true; return errStop })
 	return has && (err == nil || errors.Is(err, errStop))
+}
+
+// coarseNow is the clock the kernel stamps change times with (ns); it
+// lags the precise clock by up to a tick.
+func coarseNow() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts) != nil {
+		return 0 // no file is taken
+	}
+	return ts.Nano()
 }

@@ -31,6 +31,9 @@ func (e *scanEnv) move(from, to string) {
 	if err := os.Rename(filepath.Join(e.root, from), dst); err != nil {
 		e.t.Fatal(err)
 	}
+	// A clock tick before the scan, as the watcher's debounce leaves: a
+	// change time in the tick of the scan's bury counts as after it.
+	time.Sleep(20 * time.Millisecond)
 }
 
 // TestScanRenameTakesBlocks: a large file renamed or moved is not hashed
@@ -124,22 +127,17 @@ func TestScanRenameAfterEditHashes(t *testing.T) {
 }
 
 // TestScanMovedForgotten: what a scan buried more than movedFor ago is
-// forgotten, and a file that turns up with its inode then is hashed.
+// forgotten: a rename whose second half is scanned that much later is
+// hashed.
 func TestScanMovedForgotten(t *testing.T) {
 	now := time.Now()
 	e := newScanEnv(t)
 	e.sc = NewScanner(e.st, "f", e.root, ScanOptions{Self: self, Workers: 2, Now: func() time.Time { return now }})
 	e.writeRandom("v.mkv", 3, 12<<20)
 	e.scan()
-	away := filepath.Join(t.TempDir(), "v.mkv") // out of the folder, same file system
-	if err := os.Rename(filepath.Join(e.root, "v.mkv"), away); err != nil {
-		t.Fatal(err)
-	}
+	e.move("v.mkv", "w.mkv")
 	e.scan("v.mkv")
 	now = now.Add(movedFor + time.Second)
-	if err := os.Rename(away, filepath.Join(e.root, "w.mkv")); err != nil {
-		t.Fatal(err)
-	}
 	if res := e.scan("w.mkv"); res.Moved != 0 {
 		t.Errorf("Moved = %d after %v, want 0 (forgotten)", res.Moved, movedFor+time.Second)
 	}
@@ -275,5 +273,101 @@ func TestScanNewFileOnFreedInode(t *testing.T) {
 	res := e.scan("fw.bin")
 	if _, want := chunkBlocks(data); e.rec("fw.bin").Content != want || res.Moved != 0 {
 		t.Errorf("a new file on the freed inode: content %s, want %s (scan: %+v)", e.rec("fw.bin").Content, want, res)
+	}
+}
+
+// TestScanStaleMovedEntryAfterRecordedEdit (found in review): a large
+// file is renamed and scanned (the new path takes the remembered blocks,
+// which stay remembered for movedFor), then edited in the middle in place
+// with size and mtime put back, and that edit is scanned and recorded. A
+// new path then turns up with the same inode: a hard link made to it, or
+// a rename whose new half is scanned before its old half. Its change time
+// is past the burial, so it is hashed: it gets the new content, not the
+// remembered blocks.
+func TestScanStaleMovedEntryAfterRecordedEdit(t *testing.T) {
+	needCtime(t)
+	const size = 12 << 20
+	for _, tc := range []struct {
+		name string
+		then func(e *scanEnv) // makes x.mkv hold w.mkv's inode and scans it
+	}{
+		{"hard link, full scan", func(e *scanEnv) {
+			if err := os.Link(filepath.Join(e.root, "w.mkv"), filepath.Join(e.root, "x.mkv")); err != nil {
+				e.t.Fatal(err)
+			}
+			e.scan()
+		}},
+		{"rename, new half scanned first", func(e *scanEnv) {
+			e.move("w.mkv", "x.mkv")
+			e.scan("x.mkv")
+			e.scan("w.mkv")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScanEnv(t)
+			data := e.writeRandom("v.mkv", 11, size)
+			e.scan()
+			e.move("v.mkv", "w.mkv")
+			if res := e.scan(); res.Moved != 1 {
+				t.Fatalf("scan after the rename: Moved %d, want 1", res.Moved)
+			}
+			off := int64(size / 2)
+			tagInPlace(t, filepath.Join(e.root, "w.mkv"), off, "EDITED IN THE MIDDLE")
+			copy(data[off:], "EDITED IN THE MIDDLE")
+			e.scan()
+			_, want := chunkBlocks(data)
+			if got := e.rec("w.mkv").Content; got != want {
+				t.Fatalf("w.mkv after its edit was scanned: %s, want %s", got, want)
+			}
+			tc.then(e)
+			if got := e.rec("x.mkv").Content; got != want {
+				t.Errorf("x.mkv (the same inode as w.mkv, whose edit was recorded): content %s, want %s", got, want)
+			}
+			res := e.scan()
+			if got := e.rec("x.mkv").Content; got != want {
+				t.Errorf("a full scan later: x.mkv content %s, want %s (scan: %+v)", got, want, res)
+			}
+		})
+	}
+}
+
+// TestScanStaleHardLinkRecordRemembered (found in review): two hard links
+// a.img and b.img of a large file are recorded. a.img is edited in the
+// middle in place, size and mtime put back, and scanned alone (the watcher
+// reports only the path written). b.img is then deleted and its deletion
+// scanned: its record, which still holds the old content, is remembered.
+// A new hard link c.img of a.img, made after that, is hashed and gets the
+// new content.
+func TestScanStaleHardLinkRecordRemembered(t *testing.T) {
+	needCtime(t)
+	const size = 12 << 20
+	e := newScanEnv(t)
+	data := e.writeRandom("a.img", 12, size)
+	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "b.img")); err != nil {
+		t.Fatal(err)
+	}
+	e.scan()
+	off := int64(size / 2)
+	tagInPlace(t, filepath.Join(e.root, "a.img"), off, "EDITED IN THE MIDDLE")
+	copy(data[off:], "EDITED IN THE MIDDLE")
+	e.scan("a.img")
+	_, want := chunkBlocks(data)
+	if got := e.rec("a.img").Content; got != want {
+		t.Fatalf("a.img after its edit was scanned: %s, want %s", got, want)
+	}
+	if err := os.Remove(filepath.Join(e.root, "b.img")); err != nil {
+		t.Fatal(err)
+	}
+	e.scan("b.img")
+	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "c.img")); err != nil {
+		t.Fatal(err)
+	}
+	res := e.scan()
+	if got := e.rec("c.img").Content; got != want {
+		t.Errorf("c.img (a hard link of a.img): content %s, want %s (scan: %+v)", got, want, res)
+	}
+	res = e.scan()
+	if got := e.rec("c.img").Content; got != want {
+		t.Errorf("a full scan later: c.img content %s, want %s (scan: %+v)", got, want, res)
 	}
 }
