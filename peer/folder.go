@@ -50,9 +50,9 @@ type folder struct {
 	allDirty   bool            // evaluate every known path
 	state      string
 	lastErr    string
-	// needFiles (files and symlinks), needDirs and needDeletes count the
-	// changes of the running pull pass still to apply (needCount).
-	needFiles, needDirs, needDeletes int
+	needFiles  int // changes of the running pass still to apply: files and symlinks (needCount)
+	needDirs   int // directories
+	needDels   int // deletions
 	needBytes  int64
 	doneBytes  int64
 	conflicts  int

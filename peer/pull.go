@@ -43,7 +43,7 @@ type job struct {
 func (f *folder) needCount(j job) *int {
 	switch {
 	case j.win.Deleted:
-		return &f.needDeletes
+		return &f.needDels
 	case j.win.Kind == index.Dir:
 		return &f.needDirs
 	}
@@ -177,7 +177,7 @@ func (f *folder) pull(ctx context.Context) int {
 	start := f.e.o.Now()
 	f.mu.Lock()
 	f.state, f.needBytes, f.doneBytes, f.pullStart = StateSyncing, needBytes, 0, start
-	f.needFiles, f.needDirs, f.needDeletes = 0, 0, 0
+	f.needFiles, f.needDirs, f.needDels = 0, 0, 0
 	for _, js := range [][]job{dirs, files, dels} {
 		for _, j := range js {
 			*f.needCount(j)++
@@ -591,7 +591,7 @@ func splitWave(jobs []job) (now, later []job) {
 
 func (f *folder) setIdle() {
 	f.mu.Lock()
-	f.state, f.needFiles, f.needDirs, f.needDeletes, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, 0, 0, f.e.o.Now()
+	f.state, f.needFiles, f.needDirs, f.needDels, f.needBytes, f.doneBytes, f.lastSync = StateIdle, 0, 0, 0, 0, 0, f.e.o.Now()
 	f.passFiles, f.passBytes, f.committedFiles, f.committedBytes = 0, 0, 0, 0
 	f.lastErr = ""
 	clear(f.errLogged) // in sync: a later failure is news again

@@ -30,7 +30,7 @@ type FolderStatus struct {
 	GlobalBytes int64 `json:"global_bytes"`
 	Counting    bool  `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
 	RecvRate    int64 `json:"recv_rate"`          // bytes/s over the last pull
-	NeedFiles   int   `json:"need_files"` // files and symlinks still to pull in the running pass
+	NeedFiles   int   `json:"need_files"`         // files and symlinks still to pull in the running pass
 	NeedDirs    int   `json:"need_dirs"`
 	NeedDeletes int   `json:"need_deletes"`
 	NeedBytes   int64 `json:"need_bytes"`
@@ -82,7 +82,7 @@ func (e *Engine) Status() Status {
 		if lastErr == "" {
 			lastErr = f.watchErr
 		}
-		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles, NeedDirs: f.needDirs, NeedDeletes: f.needDeletes,
+		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Root, State: f.state, NeedFiles: f.needFiles, NeedDirs: f.needDirs, NeedDeletes: f.needDels,
 			NeedBytes: f.needBytes, DoneBytes: f.doneBytes, LocalFiles: f.localFiles, LocalBytes: f.localBytes, Counting: !f.counted, Conflicts: f.conflicts, CaseClashes: len(f.caseHeld), LastSync: f.lastSync, LastError: lastErr}
 		fs.GlobalFiles = max(f.localFiles+f.passFiles-f.committedFiles, 0)
 		fs.GlobalBytes = max(f.localBytes+f.passBytes-f.committedBytes, 0)
