@@ -1349,9 +1349,18 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	f.clearTempsUnder(t)
 	name := conflictName(p, loser)
 	dst := at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
-	if err := t.renameNoReplace(dst); err == unix.EEXIST {
-		// The same conflict copy already exists (made elsewhere and synced):
-		// keep this one in the trash instead of overwriting it.
+	err := t.renameNoReplace(dst)
+	if err == unix.EEXIST && !loser.Content.IsZero() && !f.copyHolds(dst, name, loser) {
+		// Another version that lost with the same mtime second and
+		// modifier has the name: this one takes the name tagged with its
+		// content, so that both stay in sight.
+		name = conflictNameByContent(p, loser)
+		dst = at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
+		err = t.renameNoReplace(dst)
+	}
+	if err == unix.EEXIST {
+		// The same conflict copy exists already (made elsewhere and
+		// synced): keep this one in the trash instead of overwriting it.
 		return f.moveToTrash(p, t)
 	} else if err != nil {
 		return err
@@ -1363,6 +1372,28 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	f.own.mustScan(p)
 	f.requestScan([]string{name, p})
 	return nil
+}
+
+// copyHolds reports whether the file at t (folder path p) holds r's
+// content: a conflict copy made on another device and synced here. Its
+// record says so, or else its bytes (a copy just pulled, not recorded
+// yet; holdsContent).
+func (f *folder) copyHolds(t at, p string, r index.Record) bool {
+	if f.e.o.Store != nil {
+		if l, ok, err := f.e.o.Store.Local(f.cfg.ID, p); err == nil && ok && !l.Deleted && l.Content == r.Content {
+			return true
+		}
+	}
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, metaOpen, 0)
+	})
+	if err != nil {
+		return false
+	}
+	file := os.NewFile(uintptr(fd), t.full)
+	defer file.Close()
+	fi, err := file.Stat()
+	return err == nil && fi.Mode().IsRegular() && f.holdsContent(file, fi, r)
 }
 
 // moveToTrash moves t into the trash.

@@ -126,6 +126,18 @@ func shortKey(k uint64) string {
 // NAME is shortened (at a character boundary) when the whole would not fit
 // in a file name of maxNameLen bytes.
 func conflictName(p string, loser index.Record) string {
+	return conflictNameTagged(p, loser, "")
+}
+
+// conflictNameByContent is conflictName with the first 8 hex digits of
+// the loser's content after the short ID: the name of a losing version
+// whose conflictName another version (the same mtime second and
+// modifier) took already. Every device derives the same one.
+func conflictNameByContent(p string, loser index.Record) string {
+	return conflictNameTagged(p, loser, "-"+loser.Content.String()[:8])
+}
+
+func conflictNameTagged(p string, loser index.Record, tag string) string {
 	dir, base := path.Split(p)
 	ext := path.Ext(base)
 	if ext == base || len(ext) > 16 { // ".bashrc" or no real extension
@@ -133,7 +145,7 @@ func conflictName(p string, loser index.Record) string {
 	}
 	stem := strings.TrimSuffix(base, ext)
 	ts := time.Unix(0, loser.ModTime).UTC().Format("20060102-150405")
-	suffix := ".sync-conflict-" + ts + "-" + shortKey(modifierOf(loser)) + ext
+	suffix := ".sync-conflict-" + ts + "-" + shortKey(modifierOf(loser)) + tag + ext
 	return dir + shortName(stem, maxNameLen-len(suffix)) + suffix
 }
 

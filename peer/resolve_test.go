@@ -91,6 +91,11 @@ func TestConflictName(t *testing.T) {
 			t.Errorf("isConflictCopy(conflictName(%q)) = false", tc.in)
 		}
 	}
+	loser.Content = index.Hash{0xde, 0xad, 0xbe, 0xef, 0x01}
+	tagged := conflictNameByContent("dir/photo.jpg", loser)
+	if want := "dir/photo.sync-conflict-20260102-030405-" + shortKey(0x0123456789abcdef) + "-deadbeef.jpg"; tagged != want || !isConflictCopy(tagged) {
+		t.Errorf("conflictNameByContent = %q, want %q (a conflict copy name)", tagged, want)
+	}
 }
 
 func TestShortKeyMatchesShortID(t *testing.T) {
