@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/syncd-project/syncd/index/chunk"
 )
 
@@ -141,9 +139,7 @@ func (sc *Scanner) movedBlocksOf(e entry) (movedFile, bool) {
 // copy) and the bytes it read. A file system that keeps no birth time has
 // its files hashed.
 func (s *scan) takeMoved(f *os.File, m movedFile) ([]Block, int64, bool) {
-	var st unix.Statx_t
-	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st); err != nil ||
-		st.Mask&unix.STATX_BTIME == 0 || st.Btime.Sec*1e9+int64(st.Btime.Nsec) > m.ctime {
+	if bt, ok := birthTime(f); !ok || bt > m.ctime {
 		return nil, 0, false
 	}
 	var read int64
@@ -197,14 +193,4 @@ func (s *Store) hasLocal(folder string) bool {
 	has := false
 	err := s.scanKeys(key(pLocal, folder), func([]byte) error { has = true; return errStop })
 	return has && (err == nil || errors.Is(err, errStop))
-}
-
-// coarseNow is the clock the kernel stamps change times with (ns); it
-// lags the precise clock by up to a tick.
-func coarseNow() int64 {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts) != nil {
-		return 0 // no file is taken
-	}
-	return ts.Nano()
 }
