@@ -104,6 +104,8 @@ type Scanner struct {
 	errSeen map[string]string // path -> last error logged at warning level
 	bufs    chan []byte       // small-file read buffers, one per worker
 
+	links linkNames // names of files with hard links, by inode (links.go)
+
 	movedMu     sync.Mutex // guards moved and movedBlocks (scan workers read them)
 	moved       map[movedKey]movedFile
 	movedBlocks int // blocks held in moved
@@ -180,6 +182,11 @@ type scan struct {
 	// folder had records before the scan (a first scan has no renames).
 	deferred []entry
 	mayDefer bool
+	// linked are the other names of hard-linked files this targeted scan
+	// found changed (links.go), guarded by rmu; linkPass is set while
+	// they are scanned.
+	linked   []linkedName
+	linkPass bool
 }
 
 // Scan brings the folder's local records up to date with the disk. With no
@@ -271,6 +278,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 			for _, p := range stale {
 				s.vanished(p)
 			}
+			s.scanLinked()
 		}
 	}
 	close(s.out)
@@ -632,6 +640,9 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 	switch {
 	case fi.Mode().IsRegular():
 		s.count(func(r *ScanResult) { r.Files++ })
+		if nlink(fi) > 1 {
+			s.sc.links.note(ino, rel)
+		}
 		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode &&
 			(old.Ctime == 0 || old.Ctime == Ctime(fi)) {
 			if ct := Ctime(fi); old.Ctime == 0 && ct != 0 {
@@ -806,6 +817,9 @@ func (s *scan) hashEntry(e entry) {
 		s.count(func(res *ScanResult) { res.Changed++ })
 		s.out <- r
 		return
+	}
+	if nlink(fi) > 1 {
+		s.linkedChanged(r.Inode, e.rel)
 	}
 	s.emit(e.old, e.had, r)
 }

@@ -16,6 +16,14 @@ func inode(fi fs.FileInfo) uint64 {
 	return 0
 }
 
+// nlink returns the link count of fi (1 if unknown).
+func nlink(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
 // OpenFile is os.OpenFile for regular files, without the network poller.
 // os.OpenFile on Linux offers every descriptor to the poller: it sets
 // O_NONBLOCK, tries epoll_ctl (refused for regular files) and clears

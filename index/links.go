@@ -1,0 +1,126 @@
+package index
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// An edit made through one name of a file with hard links reaches the
+// watcher under that name only, and its other names in the folder kept
+// their old records until the next full scan (hourly). The scanner
+// remembers, by inode, the names of the files it sees with more than one
+// link; when a targeted scan records new content for such a file, it
+// scans the other names too. (A full scan visits every name anyway, and
+// each sees the inode's new change time.)
+
+// maxLinkNames bounds the names remembered; past it no more are.
+const maxLinkNames = 100_000
+
+// linkNames is the scanner's memory of hard-linked names.
+type linkNames struct {
+	mu    sync.Mutex
+	names map[uint64][]string // inode -> folder paths seen with it
+	n     int
+}
+
+// note remembers that rel is a name of inode ino, which has other links.
+func (l *linkNames) note(ino uint64, rel string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if slices.Contains(l.names[ino], rel) || l.n >= maxLinkNames {
+		return
+	}
+	if l.names == nil {
+		l.names = map[uint64][]string{}
+	}
+	l.names[ino] = append(l.names[ino], rel)
+	l.n++
+}
+
+// others returns the names of inode ino other than rel.
+func (l *linkNames) others(ino uint64, rel string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, p := range l.names[ino] {
+		if p != rel {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// forget drops rel from inode ino's names (it holds another inode now).
+func (l *linkNames) forget(ino uint64, rel string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	names := l.names[ino]
+	if i := slices.Index(names, rel); i >= 0 {
+		names = slices.Delete(names, i, i+1)
+		l.n--
+		if len(names) == 0 {
+			delete(l.names, ino)
+		} else {
+			l.names[ino] = names
+		}
+	}
+}
+
+// linkedChanged notes, in a targeted scan, that the file rel (inode ino,
+// with other links) got new content: its other names are scanned at the
+// end (scanLinked).
+func (s *scan) linkedChanged(ino uint64, rel string) {
+	if s.full || s.linkPass {
+		return
+	}
+	others := s.sc.links.others(ino, rel)
+	if len(others) == 0 {
+		return
+	}
+	s.rmu.Lock()
+	for _, p := range others {
+		s.linked = append(s.linked, linkedName{ino, p})
+	}
+	s.rmu.Unlock()
+}
+
+// linkedName is another name of a file whose content changed.
+type linkedName struct {
+	ino uint64
+	rel string
+}
+
+// scanLinked scans the other names of the hard-linked files this
+// targeted scan found changed, those that still hold the same inode and
+// were not scanned already.
+func (s *scan) scanLinked() {
+	if len(s.linked) == 0 {
+		return
+	}
+	s.linkPass = true
+	s.jobs = make(chan entry, 4*s.sc.o.Workers)
+	var wg sync.WaitGroup
+	for range s.sc.o.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.worker() }()
+	}
+	for _, l := range s.linked {
+		if s.ctx.Err() != nil {
+			break
+		}
+		if s.isSeen(l.rel) {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(l.rel)))
+		if err != nil || !fi.Mode().IsRegular() || inode(fi) != l.ino {
+			s.sc.links.forget(l.ino, l.rel)
+			continue
+		}
+		s.target(l.rel)
+	}
+	close(s.jobs)
+	wg.Wait()
+	s.linked = nil
+}
