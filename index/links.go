@@ -15,8 +15,9 @@ import (
 // scans the other names too. (A full scan visits every name anyway, and
 // each sees the inode's new change time.)
 
-// maxLinkNames bounds the names remembered; past it no more are.
-const maxLinkNames = 100_000
+// maxLinkNames bounds the names remembered (a few MiB); past it no more
+// are, and the other names of a file wait for the next full scan.
+const maxLinkNames = 20_000
 
 // linkNames is the scanner's memory of hard-linked names.
 type linkNames struct {
