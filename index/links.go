@@ -101,27 +101,21 @@ func (s *scan) scanLinked() {
 		return
 	}
 	s.linkPass = true
-	s.jobs = make(chan entry, 4*s.sc.o.Workers)
-	var wg sync.WaitGroup
-	for range s.sc.o.Workers {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.worker() }()
-	}
-	for _, l := range s.linked {
-		if s.ctx.Err() != nil {
-			break
+	s.withWorkers(func() {
+		for _, l := range s.linked {
+			if s.ctx.Err() != nil {
+				break
+			}
+			if s.isSeen(l.rel) {
+				continue
+			}
+			fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(l.rel)))
+			if err != nil || !fi.Mode().IsRegular() || inode(fi) != l.ino {
+				s.sc.links.forget(l.ino, l.rel)
+				continue
+			}
+			s.target(l.rel)
 		}
-		if s.isSeen(l.rel) {
-			continue
-		}
-		fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(l.rel)))
-		if err != nil || !fi.Mode().IsRegular() || inode(fi) != l.ino {
-			s.sc.links.forget(l.ino, l.rel)
-			continue
-		}
-		s.target(l.rel)
-	}
-	close(s.jobs)
-	wg.Wait()
+	})
 	s.linked = nil
 }

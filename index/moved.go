@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/syncd-project/syncd/index/chunk"
@@ -17,12 +16,14 @@ import (
 // videos moved elsewhere in the library, every byte read and hashed once
 // more, minutes on a disk. The scanner remembers the blocks of the large
 // files it buried lately; a new path that holds the same inode, with the
-// same size and mtime, takes them once its first and last blocks are read
-// and found to match. Those two checks catch what a tag editor that puts
-// the mtime back does (tags live at the start or end of a media file); an
-// edit elsewhere that keeps size and mtime, made between the last scan and
-// the rename, would not be seen, as it is not seen for a file that stays
-// in place without a change time (Record.Ctime) either.
+// same size and mtime, takes them when its change and birth times say it
+// was renamed, not edited, linked or made since (movedBlocksOf,
+// takeMoved), and its first and last blocks read back the same. Those
+// two reads catch what a tag editor that puts the mtime back does (tags
+// live at the start or end of a media file); an edit elsewhere that keeps
+// size and mtime, made between the last scan and the rename, would not be
+// seen, as it is not seen for a file that stays in place without a change
+// time (Record.Ctime) either.
 const (
 	// movedMinBlocks: files of fewer blocks are hashed again (the two
 	// checks would read most of them anyway).
@@ -168,20 +169,14 @@ func (s *scan) hashDeferred() {
 	if len(s.deferred) == 0 {
 		return
 	}
-	s.jobs = make(chan entry, 4*s.sc.o.Workers)
-	var wg sync.WaitGroup
-	for range s.sc.o.Workers {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.worker() }()
-	}
-	for _, e := range s.deferred {
-		if s.ctx.Err() != nil {
-			break
+	s.withWorkers(func() {
+		for _, e := range s.deferred {
+			if s.ctx.Err() != nil {
+				break
+			}
+			s.jobs <- e
 		}
-		s.jobs <- e
-	}
-	close(s.jobs)
-	wg.Wait()
+	})
 	s.deferred = nil
 }
 

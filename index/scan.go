@@ -214,8 +214,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		return ScanResult{}, err
 	}
 	full := len(paths) == 0
-	s := &scan{sc: sc, ctx: ctx, ign: ign, full: full,
-		jobs: make(chan entry, 4*sc.o.Workers), out: make(chan Record, batchSize)}
+	s := &scan{sc: sc, ctx: ctx, ign: ign, full: full, out: make(chan Record, batchSize)}
 	if !full {
 		s.seen = map[uint64]struct{}{}
 	}
@@ -237,28 +236,23 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		targets = outermost(targets)
 	}
 
-	var wg sync.WaitGroup
-	for range sc.o.Workers {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.worker() }()
-	}
 	commitErr := make(chan error, 1)
 	go func() { commitErr <- s.commit() }()
 
 	buried := map[string]bool{}
-	if full {
-		s.mayDefer = sc.store.hasLocal(sc.folder)
-		s.walkDir("")
-	} else {
+	s.withWorkers(func() {
+		if full {
+			s.mayDefer = sc.store.hasLocal(sc.folder)
+			s.walkDir("")
+			return
+		}
 		buried = s.buryGoneTargets(targets)
 		for _, p := range targets {
 			if !buried[p] {
 				s.target(p)
 			}
 		}
-	}
-	close(s.jobs)
-	wg.Wait()
+	})
 	// Deletions only after every present path was seen, and only in a
 	// folder that is there.
 	var absent error
@@ -718,13 +712,25 @@ func (s *scan) emit(old Record, had bool, r Record) {
 	s.out <- r
 }
 
-func (s *scan) worker() {
-	for e := range s.jobs {
-		if s.ctx.Err() != nil {
-			continue
-		}
-		s.hashEntry(e)
+// withWorkers runs the hashing workers on a new job queue while queue
+// sends them work (visit), and waits for them.
+func (s *scan) withWorkers(queue func()) {
+	s.jobs = make(chan entry, 4*s.sc.o.Workers)
+	var wg sync.WaitGroup
+	for range s.sc.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range s.jobs {
+				if s.ctx.Err() == nil {
+					s.hashEntry(e)
+				}
+			}
+		}()
 	}
+	queue()
+	close(s.jobs)
+	wg.Wait()
 }
 
 // hashEntry hashes one file and re-stats it: a file that changed meanwhile
