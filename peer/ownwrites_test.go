@@ -102,7 +102,6 @@ func startWatching(t *testing.T, a, b *testDev, bMore func(*Options)) {
 		dev, peer *testDev
 		more      func(*Options)
 	}{{a, b, nil}, {b, a, bMore}} {
-		hadServer := d.dev.srv != nil
 		if err := d.dev.startWith(func(o *Options) {
 			o.Watch = true
 			o.Debounce = 20 * time.Millisecond
@@ -111,9 +110,6 @@ func startWatching(t *testing.T, a, b *testDev, bMore func(*Options)) {
 			}
 		}, d.peer); err != nil {
 			t.Fatal(err)
-		}
-		if !hadServer {
-			t.Cleanup(d.dev.srv.Close)
 		}
 	}
 }
@@ -211,4 +207,29 @@ func TestOwnMetadataChangeSkipsScan(t *testing.T) {
 		return err == nil && fi.Mode().Perm() == 0o600
 	})
 	waitSkipped(t, b, 2, "the file whose mode changed")
+}
+
+// TestHardLinkEditReachesPeer: alpha holds one file under two names (hard
+// links); an edit through one name reaches bravo under both, from the
+// watcher's report of the one name (the full rescan is an hour away).
+func TestHardLinkEditReachesPeer(t *testing.T) {
+	n := newTestNet(t)
+	a, b := n.addDevice("alpha"), n.addDevice("bravo")
+	a.write("one.txt", []byte("first"))
+	if err := os.MkdirAll(filepath.Join(a.root, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(a.root, "one.txt"), filepath.Join(a.root, "sub/two.txt")); err != nil {
+		t.Fatal(err)
+	}
+	startWatching(t, a, b, nil)
+	waitFor(t, "bravo to get both names", converge, func() bool {
+		return fileIs(b, "one.txt", "first") && fileIs(b, "sub/two.txt", "first")
+	})
+	if err := os.WriteFile(filepath.Join(a.root, "one.txt"), []byte("edited through one name"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bravo to get the edit under both names", converge, func() bool {
+		return fileIs(b, "one.txt", "edited through one name") && fileIs(b, "sub/two.txt", "edited through one name")
+	})
 }
