@@ -53,6 +53,15 @@ func (l *linkNames) others(ino uint64, rel string) []string {
 	return out
 }
 
+// reset forgets every name: a full scan notes again those still there, so
+// that names of files long gone (a rotated snapshot of hard links) do not
+// fill the memory for good.
+func (l *linkNames) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.names, l.n = nil, 0
+}
+
 // forget drops rel from inode ino's names (it holds another inode now).
 func (l *linkNames) forget(ino uint64, rel string) {
 	l.mu.Lock()
@@ -101,6 +110,7 @@ func (s *scan) scanLinked() {
 		return
 	}
 	s.linkPass = true
+	listings := map[string]map[string]bool{} // for listedSo
 	s.withWorkers(func() {
 		for _, l := range s.linked {
 			if s.ctx.Err() != nil {
@@ -110,7 +120,9 @@ func (s *scan) scanLinked() {
 				continue
 			}
 			fi, err := os.Lstat(filepath.Join(s.sc.root, filepath.FromSlash(l.rel)))
-			if err != nil || !fi.Mode().IsRegular() || inode(fi) != l.ino {
+			if err != nil || !fi.Mode().IsRegular() || inode(fi) != l.ino || s.caseless && !s.listedSo(l.rel, listings) {
+				// Gone, another file, or (on a disk that ignores case) now
+				// spelled otherwise: the lstat found the new spelling.
 				s.sc.links.forget(l.ino, l.rel)
 				continue
 			}

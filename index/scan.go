@@ -243,6 +243,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 	s.withWorkers(func() {
 		if full {
 			s.mayDefer = sc.store.hasLocal(sc.folder)
+			sc.links.reset() // the walk notes the names still there
 			s.walkDir("")
 			return
 		}

@@ -1350,6 +1350,9 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	name := conflictName(p, loser)
 	dst := at{t.dirfd, path.Base(name), nativePath(f.cfg.Root, name)}
 	err := t.renameNoReplace(dst)
+	if err == unix.EEXIST && loser.Content.IsZero() {
+		loser = f.hashLoser(t, loser) // an edit not scanned yet
+	}
 	if err == unix.EEXIST && !loser.Content.IsZero() && !f.copyHolds(dst, name, loser) {
 		// Another version that lost with the same mtime second and
 		// modifier has the name: this one takes the name tagged with its
@@ -1372,6 +1375,32 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 	f.own.mustScan(p)
 	f.requestScan([]string{name, p})
 	return nil
+}
+
+// hashLoser returns loser with the size and content of the regular file
+// at t (local content not scanned yet), or unchanged if it cannot say.
+func (f *folder) hashLoser(t at, loser index.Record) index.Record {
+	if f.sc == nil {
+		return loser
+	}
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return loser
+	}
+	file := os.NewFile(uintptr(fd), t.full)
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return loser
+	}
+	n, content, err := f.sc.HashOpen(file, fi.Size())
+	if err != nil || n != fi.Size() {
+		return loser
+	}
+	loser.Size, loser.Content = n, content
+	return loser
 }
 
 // copyHolds reports whether the file at t (folder path p) holds r's
