@@ -17,7 +17,7 @@ import (
 
 // maxLinkNames bounds the names remembered (a few MiB); past it no more
 // are, and the other names of a file wait for the next full scan.
-const maxLinkNames = 20_000
+var maxLinkNames = 20_000 // a variable for tests
 
 // linkNames is the scanner's memory of hard-linked names.
 type linkNames struct {

@@ -7,13 +7,16 @@ import (
 	"testing"
 )
 
-// TestScanLinkNamesOfGoneFilesForgotten (found in review): 10,000
-// hard-linked pairs are scanned, then deleted (a rotated backup snapshot
-// made with cp -al); a full scan forgets their names, so that an edit
-// through one name of a file linked since is recorded under its other
-// name too (before, the dead names filled the memory for good and new
-// ones were no longer noted).
+// TestScanLinkNamesOfGoneFilesForgotten (found in review): as many
+// hard-linked pairs as fill the names' memory (200 here) are scanned, then
+// deleted (a rotated backup snapshot made with cp -al); a full scan
+// forgets their names, so that an edit through one name of a file linked
+// since is recorded under its other name too (before, the dead names
+// filled the memory for good and new ones were no longer noted).
 func TestScanLinkNamesOfGoneFilesForgotten(t *testing.T) {
+	was := maxLinkNames
+	maxLinkNames = 200
+	t.Cleanup(func() { maxLinkNames = was })
 	e := newScanEnv(t)
 	old := filepath.Join(e.root, "snapshot")
 	if err := os.MkdirAll(old, 0o755); err != nil {
