@@ -78,7 +78,17 @@ func TestCopyTreeHashedOnceWatched(t *testing.T) {
 	for _, name := range []string{"album/one.mov", "album/two.mov"} {
 		e.write(name, string(data))
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for the hashing (slow under the race detector on a loaded
+	// machine), then one more debounce for a second, double scan.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := hashed
+		mu.Unlock()
+		if n >= 32<<20 {
+			break
+		}
+	}
+	time.Sleep(600 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	if hashed != 32<<20 {
