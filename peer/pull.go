@@ -1380,49 +1380,46 @@ func (f *folder) makeConflictCopy(p string, t at, loser index.Record) error {
 // hashLoser returns loser with the size and content of the regular file
 // at t (local content not scanned yet), or unchanged if it cannot say.
 func (f *folder) hashLoser(t at, loser index.Record) index.Record {
-	if f.sc == nil {
-		return loser
+	if n, content, ok := f.hashAt(t); ok {
+		loser.Size, loser.Content = n, content
 	}
-	fd, err := retryEINTR(func() (int, error) {
-		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	})
-	if err != nil {
-		return loser
-	}
-	file := os.NewFile(uintptr(fd), t.full)
-	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return loser
-	}
-	n, content, err := f.sc.HashOpen(file, fi.Size())
-	if err != nil || n != fi.Size() {
-		return loser
-	}
-	loser.Size, loser.Content = n, content
 	return loser
 }
 
 // copyHolds reports whether the file at t (folder path p) holds r's
 // content: a conflict copy made on another device and synced here. Its
 // record says so, or else its bytes (a copy just pulled, not recorded
-// yet; holdsContent).
+// yet).
 func (f *folder) copyHolds(t at, p string, r index.Record) bool {
 	if f.e.o.Store != nil {
 		if l, ok, err := f.e.o.Store.Local(f.cfg.ID, p); err == nil && ok && !l.Deleted && l.Content == r.Content {
 			return true
 		}
 	}
+	n, content, ok := f.hashAt(t)
+	return ok && n == r.Size && content == r.Content
+}
+
+// hashAt hashes the regular file at t as a scan does (its size and
+// content ID); ok is false for anything else or without a scanner.
+func (f *folder) hashAt(t at) (n int64, content index.Hash, ok bool) {
+	if f.sc == nil {
+		return 0, index.Hash{}, false
+	}
 	fd, err := retryEINTR(func() (int, error) {
-		return unix.Openat(t.dirfd, t.name, metaOpen, 0)
+		return unix.Openat(t.dirfd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return false
+		return 0, index.Hash{}, false
 	}
 	file := os.NewFile(uintptr(fd), t.full)
 	defer file.Close()
 	fi, err := file.Stat()
-	return err == nil && fi.Mode().IsRegular() && f.holdsContent(file, fi, r)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, index.Hash{}, false
+	}
+	n, content, err = f.sc.HashOpen(file, fi.Size())
+	return n, content, err == nil && n == fi.Size()
 }
 
 // moveToTrash moves t into the trash.
