@@ -37,9 +37,7 @@ func TestScanLinkNamesOfGoneFilesForgotten(t *testing.T) {
 	}
 	e.scan() // a full scan: nothing in the folder is hard-linked now
 	e.write("a.txt", "old content")
-	if err := os.Link(filepath.Join(e.root, "a.txt"), filepath.Join(e.root, "b.txt")); err != nil {
-		t.Fatal(err)
-	}
+	e.link("a.txt", "b.txt")
 	e.scan()
 	if err := os.WriteFile(filepath.Join(e.root, "a.txt"), []byte("new content, longer"), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,12 +14,7 @@ func TestScanHardLinkEditReachesOtherNames(t *testing.T) {
 	e := newScanEnv(t)
 	e.write("a.txt", "old content")
 	for _, p := range []string{"b.txt", "sub/c.txt", "d.txt"} {
-		if err := os.MkdirAll(filepath.Join(e.root, filepath.Dir(p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(filepath.Join(e.root, "a.txt"), filepath.Join(e.root, p)); err != nil {
-			t.Fatal(err)
-		}
+		e.link("a.txt", p)
 	}
 	e.scan()
 	// d.txt becomes a file of its own (a save that replaced it).

@@ -21,6 +21,18 @@ func (e *scanEnv) writeRandom(rel string, seed uint64, n int) []byte {
 	return data
 }
 
+// link makes to (its directory too) a hard link of from, in the folder.
+func (e *scanEnv) link(from, to string) {
+	e.t.Helper()
+	dst := filepath.Join(e.root, to)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(e.root, from), dst); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // move renames from to to inside the folder, making to's directory.
 func (e *scanEnv) move(from, to string) {
 	e.t.Helper()
@@ -212,9 +224,7 @@ func TestScanHardLinkEditedInPlace(t *testing.T) {
 	const size = 12 << 20
 	e := newScanEnv(t)
 	data := e.writeRandom("a.img", 8, size)
-	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "b.img")); err != nil {
-		t.Fatal(err)
-	}
+	e.link("a.img", "b.img")
 	e.scan()
 	if err := os.Remove(filepath.Join(e.root, "a.img")); err != nil {
 		t.Fatal(err)
@@ -292,9 +302,7 @@ func TestScanStaleMovedEntryAfterRecordedEdit(t *testing.T) {
 		then func(e *scanEnv) // makes x.mkv hold w.mkv's inode and scans it
 	}{
 		{"hard link, full scan", func(e *scanEnv) {
-			if err := os.Link(filepath.Join(e.root, "w.mkv"), filepath.Join(e.root, "x.mkv")); err != nil {
-				e.t.Fatal(err)
-			}
+			e.link("w.mkv", "x.mkv")
 			e.scan()
 		}},
 		{"rename, new half scanned first", func(e *scanEnv) {
@@ -343,9 +351,7 @@ func TestScanStaleHardLinkRecordRemembered(t *testing.T) {
 	const size = 12 << 20
 	e := newScanEnv(t)
 	data := e.writeRandom("a.img", 12, size)
-	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "b.img")); err != nil {
-		t.Fatal(err)
-	}
+	e.link("a.img", "b.img")
 	e.scan()
 	off := int64(size / 2)
 	tagInPlace(t, filepath.Join(e.root, "a.img"), off, "EDITED IN THE MIDDLE")
@@ -359,9 +365,7 @@ func TestScanStaleHardLinkRecordRemembered(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.scan("b.img")
-	if err := os.Link(filepath.Join(e.root, "a.img"), filepath.Join(e.root, "c.img")); err != nil {
-		t.Fatal(err)
-	}
+	e.link("a.img", "c.img")
 	res := e.scan()
 	if got := e.rec("c.img").Content; got != want {
 		t.Errorf("c.img (a hard link of a.img): content %s, want %s (scan: %+v)", got, want, res)
