@@ -57,6 +57,9 @@ type movedFile struct {
 	content Hash
 	blocks  []Block
 	at      time.Time // ScanOptions.Now, for how long it is kept
+	// ambiguous marks a key buried twice with different contents: it
+	// holds no blocks and gives none until it expires.
+	ambiguous bool
 	// buried is the coarse wall clock (ns) when it was remembered, the
 	// clock of change times: a rename came before it, while anything done
 	// to the inode after (an edit, a link, a rename of an edited file)
@@ -96,6 +99,14 @@ func (s *scan) rememberMoved(old Record) {
 	k := movedKey{full.Inode, full.Size, full.ModTime}
 	if had, ok := sc.moved[k]; ok {
 		sc.movedBlocks -= len(had.blocks)
+		if had.ambiguous || had.content != full.Content {
+			// Two names of one inode (hard links) buried with different
+			// records: one of them is stale (an edit through the other
+			// name that kept size and mtime), and nothing tells which.
+			// The file is hashed wherever it turns up.
+			sc.moved[k] = movedFile{ambiguous: true, at: now}
+			return
+		}
 	}
 	sc.moved[k] = movedFile{size: full.Size, ctime: full.Ctime, content: full.Content, blocks: full.Blocks, at: now, buried: coarseNow()}
 	sc.movedBlocks += len(full.Blocks)
@@ -128,7 +139,7 @@ func (sc *Scanner) movedBlocksOf(e entry) (movedFile, bool) {
 	sc.movedMu.Lock()
 	defer sc.movedMu.Unlock()
 	m, ok := sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}]
-	if !ok || sc.o.Now().Sub(m.at) > movedFor || Ctime(fi) == 0 || Ctime(fi) >= m.buried {
+	if !ok || m.ambiguous || sc.o.Now().Sub(m.at) > movedFor || Ctime(fi) == 0 || Ctime(fi) >= m.buried {
 		return movedFile{}, false
 	}
 	return m, true
