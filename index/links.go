@@ -19,11 +19,40 @@ import (
 // are, and the other names of a file wait for the next full scan.
 var maxLinkNames = 20_000 // a variable for tests
 
+// maxLinkSearched bounds linkNames.searched; past it the map starts afresh.
+const maxLinkSearched = 4096
+
 // linkNames is the scanner's memory of hard-linked names.
 type linkNames struct {
 	mu    sync.Mutex
 	names map[uint64][]string // inode -> folder paths seen with it
 	n     int
+	// searched holds the inodes whose other names a targeted scan looked
+	// for in the records (unknownNames), with their change time then.
+	searched map[uint64]int64
+}
+
+// unknownNames reports, in a targeted scan, whether inode ino (with
+// nlink links, change time ctime) may have names in the folder that the
+// memory lacks and that were not looked for at this change time: a hard
+// link made since the other name was scanned (ln a b reaches the watcher
+// as b alone), or names not noted for lack of room. The caller looks for
+// them in the records (findLinkNames). A file whose other links are
+// outside the folder is looked for once per change of its inode.
+func (l *linkNames) unknownNames(ino, nlink uint64, ctime int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if uint64(len(l.names[ino])) >= nlink {
+		return false
+	}
+	if t, ok := l.searched[ino]; ok && t == ctime {
+		return false
+	}
+	if l.searched == nil || len(l.searched) >= maxLinkSearched {
+		l.searched = map[uint64]int64{}
+	}
+	l.searched[ino] = ctime
+	return true
 }
 
 // note remembers that rel is a name of inode ino, which has other links.
@@ -59,7 +88,7 @@ func (l *linkNames) others(ino uint64, rel string) []string {
 func (l *linkNames) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.names, l.n = nil, 0
+	l.names, l.n, l.searched = nil, 0, nil
 }
 
 // forget drops rel from inode ino's names (it holds another inode now).
@@ -94,6 +123,32 @@ func (s *scan) linkedChanged(ino uint64, rel string) {
 		s.linked = append(s.linked, linkedName{ino, p})
 	}
 	s.rmu.Unlock()
+}
+
+// findLinkNames looks through the folder's records, once per targeted
+// scan, for other names of the inodes in s.linkSearch, and scans them
+// with the names of changed files (scanLinked): each notes its name, and
+// one whose record is stale (its change time moved with the new link, or
+// with an edit through it) is recorded anew.
+func (s *scan) findLinkNames() {
+	if len(s.linkSearch) == 0 {
+		return
+	}
+	err := s.sc.store.WalkLocal(s.sc.folder, func(r Record) error {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		if !r.Deleted && r.Kind == File && s.linkSearch[r.Inode] && !s.isSeen(r.Path) {
+			s.rmu.Lock()
+			s.linked = append(s.linked, linkedName{r.Inode, r.Path})
+			s.rmu.Unlock()
+		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.sc.log.Warn("scan: could not look for the other names of hard-linked files", "err", err)
+	}
+	s.linkSearch = nil
 }
 
 // linkedName is another name of a file whose content changed.

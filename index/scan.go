@@ -187,6 +187,9 @@ type scan struct {
 	// they are scanned.
 	linked   []linkedName
 	linkPass bool
+	// linkSearch holds the inodes whose other names findLinkNames looks
+	// for, guarded by rmu.
+	linkSearch map[uint64]bool
 }
 
 // Scan brings the folder's local records up to date with the disk. With no
@@ -273,6 +276,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 			for _, p := range stale {
 				s.vanished(p)
 			}
+			s.findLinkNames()
 			s.scanLinked()
 		}
 	}
@@ -462,11 +466,46 @@ func (s *scan) walkDir(rel string) {
 	if rel == "" {
 		name = "."
 	}
-	ents, err := readDir(abs)
+	var (
+		ents []fs.DirEntry
+		err  error
+		dir  *os.File
+	)
+	if rel == "" {
+		ents, err = readDir(abs) // the root may be a symlink the user made
+	} else if dir, err = openDir(abs); err == nil {
+		// rel was a directory when the caller looked. Listed by path, a
+		// symlink put in its place since would be followed, and what it
+		// points to recorded as the folder's (outside it, perhaps): the
+		// listing is taken from rel opened without following, and kept
+		// only if the path still names that directory once every entry
+		// has been looked at.
+		ents, err = readDir(abs)
+	}
+	if dir != nil && err != nil {
+		dir.Close()
+	}
+	if err != nil && dir == nil && rel != "" && replacedErr(err) {
+		s.replacedDir(rel)
+		return
+	}
 	if err != nil {
 		s.pathErr(name, "readdir", err)
 		s.badDirs = append(s.badDirs, rel)
 		return
+	}
+	var infos []fs.FileInfo
+	if dir != nil {
+		infos = make([]fs.FileInfo, len(ents))
+		for i, de := range ents {
+			infos[i], _ = de.Info() // errors come back in the loop below
+		}
+		same := sameDir(dir, abs)
+		dir.Close()
+		if !same {
+			s.replacedDir(rel)
+			return
+		}
 	}
 	dr, err := s.sc.store.localDir(s.sc.folder, rel)
 	if err != nil {
@@ -535,7 +574,7 @@ func (s *scan) walkDir(rel string) {
 			subs = subs[1:]
 		}
 	}
-	for _, de := range ents {
+	for i, de := range ents {
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -556,7 +595,12 @@ func (s *scan) walkDir(rel string) {
 			walked(name, false)
 			continue
 		}
-		fi, err := de.Info()
+		var fi fs.FileInfo
+		if infos != nil && infos[i] != nil {
+			fi = infos[i]
+		} else {
+			fi, err = de.Info()
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			s.goneRec(old, had)
 			walked(name, false)
@@ -588,6 +632,18 @@ func (s *scan) walkDir(rel string) {
 		s.goneTree(prefix + n)
 	}
 	s.buryEarly()
+}
+
+// replacedDir notes that directory rel was replaced (by a symlink, a file
+// or another directory) while the walk listed it: its records are kept,
+// and it is scanned again next time.
+func (s *scan) replacedDir(rel string) {
+	s.rmu.Lock()
+	s.res.Busy++
+	s.sc.busy[rel] = true
+	s.rmu.Unlock()
+	s.badDirs = append(s.badDirs, rel)
+	s.sc.log.Debug("scan: directory replaced while listed, retrying later", "path", rel)
 }
 
 // buryEarly writes the tombstones a full scan has collected so far, before
@@ -635,8 +691,16 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 	switch {
 	case fi.Mode().IsRegular():
 		s.count(func(r *ScanResult) { r.Files++ })
-		if nlink(fi) > 1 {
+		if n := nlink(fi); n > 1 {
 			s.sc.links.note(ino, rel)
+			if !s.full && !s.linkPass && ino != 0 && s.sc.links.unknownNames(ino, n, Ctime(fi)) {
+				s.rmu.Lock()
+				if s.linkSearch == nil {
+					s.linkSearch = map[uint64]bool{}
+				}
+				s.linkSearch[ino] = true
+				s.rmu.Unlock()
+			}
 		}
 		if live && old.Kind == File && old.Size == fi.Size() && old.ModTime == mtime && old.Inode == ino && old.Mode == mode &&
 			(old.Ctime == 0 || old.Ctime == Ctime(fi)) {
