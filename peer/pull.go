@@ -1446,6 +1446,7 @@ const trashTries = 100
 // lstat), for the trash's move sources (move.go).
 func (f *folder) trashEntry(p string, t at, link, stat bool) (linked bool, e trashed, err error) {
 	dir, base := path.Split(p)
+	dir = trashDirs(dir)
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
 	stamp := "~" + f.e.o.Now().UTC().Format(trashStampLayout)
 	// The trash's directories are syncd's own (0700, under .syncd; no
@@ -1494,6 +1495,25 @@ func (f *folder) trashEntry(p string, t at, link, stat bool) (linked bool, e tra
 		}
 	}
 	return false, e, fmt.Errorf("move %s into the trash: %d entries of that name and time are there already", p, trashTries)
+}
+
+// trashDirs spells, for the trash, the directories dir ("" or ending in
+// "/") of an entry's path. A directory of the folder whose name ends like
+// a trashed one's, NAME~STAMP (one the user moved back out of the trash),
+// gets "~d" appended: cleanTrash would take it for a trashed directory and
+// remove it whole when the stamp is old, with all that was trashed into it
+// since.
+func trashDirs(dir string) string {
+	if !strings.Contains(dir, "~") {
+		return dir
+	}
+	parts := strings.Split(strings.TrimSuffix(dir, "/"), "/")
+	for i, name := range parts {
+		if _, ok := trashStamp(name); ok {
+			parts[i] = name + "~d"
+		}
+	}
+	return strings.Join(parts, "/") + "/"
 }
 
 // linkTarget is the target of the symlink t, or "" if it cannot be read.
