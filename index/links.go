@@ -28,31 +28,54 @@ type linkNames struct {
 	names map[uint64][]string // inode -> folder paths seen with it
 	n     int
 	// searched holds the inodes whose other names a targeted scan looked
-	// for in the records (unknownNames), with their change time then.
-	searched map[uint64]int64
+	// for in the records (findLinkNames), with their link count then.
+	searched map[uint64]uint64
 }
 
 // unknownNames reports, in a targeted scan, whether inode ino (with
-// nlink links, change time ctime) may have names in the folder that the
-// memory lacks and that were not looked for at this change time: a hard
-// link made since the other name was scanned (ln a b reaches the watcher
-// as b alone), or names not noted for lack of room. The caller looks for
-// them in the records (findLinkNames). A file whose other links are
-// outside the folder is looked for once per change of its inode.
-func (l *linkNames) unknownNames(ino, nlink uint64, ctime int64) bool {
+// nlink links) may have names in the folder that the memory lacks: fewer
+// of its remembered names than nlink still hold it (a hard link made
+// since the other name was scanned: ln a b reaches the watcher as b
+// alone; names not noted for lack of room), and the records were not
+// looked through for it at this link count already. Remembered names
+// that hold another inode now are forgotten. The caller looks for the
+// names in the records (findLinkNames). A file whose other links are
+// outside the folder is looked for once per change of its link count, not
+// at every edit.
+func (l *linkNames) unknownNames(root string, ino, nlink uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if uint64(len(l.names[ino])) >= nlink {
+	if n, ok := l.searched[ino]; ok && n == nlink {
 		return false
 	}
-	if t, ok := l.searched[ino]; ok && t == ctime {
-		return false
+	names := l.names[ino]
+	live := names[:0:0]
+	for _, p := range names {
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p)))
+		if err == nil && fi.Mode().IsRegular() && inode(fi) == ino {
+			live = append(live, p)
+		}
 	}
+	if len(live) < len(names) {
+		l.n -= len(names) - len(live)
+		if len(live) == 0 {
+			delete(l.names, ino)
+		} else {
+			l.names[ino] = live
+		}
+	}
+	return uint64(len(live)) < nlink
+}
+
+// searchedAt notes that the records were looked through for the names of
+// inode ino at link count nlink.
+func (l *linkNames) searchedAt(ino, nlink uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.searched == nil || len(l.searched) >= maxLinkSearched {
-		l.searched = map[uint64]int64{}
+		l.searched = map[uint64]uint64{}
 	}
-	l.searched[ino] = ctime
-	return true
+	l.searched[ino] = nlink
 }
 
 // note remembers that rel is a name of inode ino, which has other links.
@@ -134,18 +157,24 @@ func (s *scan) findLinkNames() {
 	if len(s.linkSearch) == 0 {
 		return
 	}
+	s.sc.linkSearches++
 	err := s.sc.store.WalkLocal(s.sc.folder, func(r Record) error {
 		if err := s.ctx.Err(); err != nil {
 			return err
 		}
-		if !r.Deleted && r.Kind == File && s.linkSearch[r.Inode] && !s.isSeen(r.Path) {
+		if _, ok := s.linkSearch[r.Inode]; ok && !r.Deleted && r.Kind == File && !s.isSeen(r.Path) {
 			s.rmu.Lock()
 			s.linked = append(s.linked, linkedName{r.Inode, r.Path})
 			s.rmu.Unlock()
 		}
 		return nil
 	})
-	if err != nil && s.ctx.Err() == nil {
+	switch {
+	case err == nil:
+		for ino, n := range s.linkSearch {
+			s.sc.links.searchedAt(ino, n)
+		}
+	case s.ctx.Err() == nil:
 		s.sc.log.Warn("scan: could not look for the other names of hard-linked files", "err", err)
 	}
 	s.linkSearch = nil

@@ -80,9 +80,15 @@ type ScanResult struct {
 
 // scanHooks inject faults in tests; nil fields use the real thing.
 type scanHooks struct {
-	open      func(name string) (*os.File, error)
+	open func(name string) (*os.File, error)
+	// readDir replaces a directory's listing and, with each entry's
+	// Info, the walk's lstat of it.
 	readDir   func(name string) ([]fs.DirEntry, error)
 	afterHash func(rel string)
+	// dirOpened runs when the walk has opened directory abs, before it
+	// checks that the path still names it (checked false), and again
+	// before it lists it (checked true).
+	dirOpened func(abs string, checked bool)
 }
 
 // Scanner keeps the local records of one folder in step with its files.
@@ -105,6 +111,8 @@ type Scanner struct {
 	bufs    chan []byte       // small-file read buffers, one per worker
 
 	links linkNames // names of files with hard links, by inode (links.go)
+	// linkSearches counts findLinkNames's walks of the records (tests).
+	linkSearches int
 
 	movedMu     sync.Mutex // guards moved and movedBlocks (scan workers read them)
 	moved       map[movedKey]movedFile
@@ -188,8 +196,8 @@ type scan struct {
 	linked   []linkedName
 	linkPass bool
 	// linkSearch holds the inodes whose other names findLinkNames looks
-	// for, guarded by rmu.
-	linkSearch map[uint64]bool
+	// for, with their link counts, guarded by rmu.
+	linkSearch map[uint64]uint64
 }
 
 // Scan brings the folder's local records up to date with the disk. With no
@@ -247,7 +255,7 @@ func (sc *Scanner) Scan(ctx context.Context, paths ...string) (ScanResult, error
 		if full {
 			s.mayDefer = sc.store.hasLocal(sc.folder)
 			sc.links.reset() // the walk notes the names still there
-			s.walkDir("")
+			s.walkDir("", nil)
 			return
 		}
 		buried = s.buryGoneTargets(targets)
@@ -397,7 +405,7 @@ func (s *scan) pathOK(rel string) {
 func (s *scan) target(p string) {
 	rel := cleanRel(p)
 	if rel == "" {
-		s.walkDir("")
+		s.walkDir("", nil)
 		return
 	}
 	if s.ignored(rel, false) {
@@ -444,7 +452,7 @@ func (s *scan) target(p string) {
 	}
 	s.visit(rel, fi, old, had)
 	if fi.IsDir() {
-		s.walkDir(rel)
+		s.walkDir(rel, nil)
 	}
 }
 
@@ -453,39 +461,24 @@ func (s *scan) target(p string) {
 // the store and merges them with the sorted listing, so an unchanged entry
 // costs its lstat only. In a full scan the records that have no entry on
 // disk are collected for tombstone.
-func (s *scan) walkDir(rel string) {
+//
+// parent is the directory holding rel, open (nil: rel is opened from the
+// folder's root). Each directory is opened from its parent and its
+// entries are looked at through it (fstatat), so that a directory
+// replaced by a symlink while the walk is in it is not listed through the
+// symlink, and what the symlink points to is never recorded as the
+// folder's (outside it, perhaps).
+func (s *scan) walkDir(rel string, parent *os.Root) {
 	if s.ctx.Err() != nil {
 		return
 	}
 	abs := filepath.Join(s.sc.root, filepath.FromSlash(rel))
-	readDir := s.sc.hooks.readDir
-	if readDir == nil {
-		readDir = os.ReadDir
-	}
 	name := rel
 	if rel == "" {
 		name = "."
 	}
-	var (
-		ents []fs.DirEntry
-		err  error
-		dir  *os.File
-	)
-	if rel == "" {
-		ents, err = readDir(abs) // the root may be a symlink the user made
-	} else if dir, err = openDir(abs); err == nil {
-		// rel was a directory when the caller looked. Listed by path, a
-		// symlink put in its place since would be followed, and what it
-		// points to recorded as the folder's (outside it, perhaps): the
-		// listing is taken from rel opened without following, and kept
-		// only if the path still names that directory once every entry
-		// has been looked at.
-		ents, err = readDir(abs)
-	}
-	if dir != nil && err != nil {
-		dir.Close()
-	}
-	if err != nil && dir == nil && rel != "" && replacedErr(err) {
+	d, ents, replaced, err := s.openDir(rel, abs, parent)
+	if replaced {
 		s.replacedDir(rel)
 		return
 	}
@@ -494,28 +487,12 @@ func (s *scan) walkDir(rel string) {
 		s.badDirs = append(s.badDirs, rel)
 		return
 	}
-	var infos []fs.FileInfo
-	if dir != nil {
-		infos = make([]fs.FileInfo, len(ents))
-		for i, de := range ents {
-			infos[i], _ = de.Info() // errors come back in the loop below
-		}
-		same := sameDir(dir, abs)
-		dir.Close()
-		if !same {
-			s.replacedDir(rel)
-			return
-		}
-	}
+	defer d.Close()
 	dr, err := s.sc.store.localDir(s.sc.folder, rel)
 	if err != nil {
 		s.pathErr(name, "read index", err)
 		s.badDirs = append(s.badDirs, rel) // keep its records, retry next scan
 		return
-	}
-	if !slices.IsSortedFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) }) {
-		ents = slices.Clone(ents)
-		slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	}
 	recs, subs := dr.recs, dr.subtrees
 	prefix := ""
@@ -574,7 +551,7 @@ func (s *scan) walkDir(rel string) {
 			subs = subs[1:]
 		}
 	}
-	for i, de := range ents {
+	for _, de := range ents {
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -595,12 +572,9 @@ func (s *scan) walkDir(rel string) {
 			walked(name, false)
 			continue
 		}
-		var fi fs.FileInfo
-		if infos != nil && infos[i] != nil {
-			fi = infos[i]
-		} else {
-			fi, err = de.Info()
-		}
+		// Listed from a directory opened in a Root, an entry comes with
+		// its lstat made through that directory (fstatat), not by path.
+		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			s.goneRec(old, had)
 			walked(name, false)
@@ -622,7 +596,7 @@ func (s *scan) walkDir(rel string) {
 		walked(name, fi.IsDir())
 		if fi.IsDir() {
 			s.buryEarly()
-			s.walkDir(child)
+			s.walkDir(child, d)
 		}
 	}
 	for _, r := range recs {
@@ -632,6 +606,70 @@ func (s *scan) walkDir(rel string) {
 		s.goneTree(prefix + n)
 	}
 	s.buryEarly()
+}
+
+// openDir opens directory rel (at abs) for walkDir and lists it, sorted
+// by name. The root is opened by path (it may be a symlink the user made);
+// any other directory from its parent, and kept only if the name there
+// still holds that very directory: a symlink or file put in its place
+// since the caller looked (replaced) is scanned again next time.
+func (s *scan) openDir(rel, abs string, parent *os.Root) (d *os.Root, ents []fs.DirEntry, replaced bool, err error) {
+	if rel == "" {
+		d, err = os.OpenRoot(abs)
+	} else {
+		from, name := parent, path.Base(rel)
+		if from == nil {
+			if from, err = os.OpenRoot(s.sc.root); err != nil {
+				return nil, nil, false, err
+			}
+			defer from.Close()
+			name = rel
+		}
+		d, err = from.OpenRoot(name)
+		if h := s.sc.hooks.dirOpened; h != nil && err == nil {
+			h(abs, false)
+		}
+		fi, lerr := from.Lstat(name)
+		if err != nil {
+			return nil, nil, lerr == nil && !fi.IsDir() || errors.Is(lerr, fs.ErrNotExist), err
+		}
+		dfi, derr := d.Stat(".")
+		if lerr != nil || derr != nil || !fi.IsDir() || !os.SameFile(fi, dfi) {
+			d.Close()
+			return nil, nil, true, nil
+		}
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if h := s.sc.hooks.dirOpened; h != nil {
+		h(abs, true)
+	}
+	if h := s.sc.hooks.readDir; h != nil {
+		ents, err = h(abs)
+	} else {
+		var f *os.File
+		if f, err = d.Open("."); err == nil {
+			ents, err = f.ReadDir(-1)
+			f.Close()
+		}
+	}
+	if err != nil {
+		d.Close()
+		return nil, nil, false, err
+	}
+	return d, sortEntries(ents), false, nil
+}
+
+// sortEntries sorts a directory listing by name (os.ReadDir's is sorted
+// already; a descriptor's is not).
+func sortEntries(ents []fs.DirEntry) []fs.DirEntry {
+	cmp := func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) }
+	if !slices.IsSortedFunc(ents, cmp) {
+		ents = slices.Clone(ents)
+		slices.SortFunc(ents, cmp)
+	}
+	return ents
 }
 
 // replacedDir notes that directory rel was replaced (by a symlink, a file
@@ -693,12 +731,12 @@ func (s *scan) visit(rel string, fi fs.FileInfo, old Record, had bool) {
 		s.count(func(r *ScanResult) { r.Files++ })
 		if n := nlink(fi); n > 1 {
 			s.sc.links.note(ino, rel)
-			if !s.full && !s.linkPass && ino != 0 && s.sc.links.unknownNames(ino, n, Ctime(fi)) {
+			if !s.full && !s.linkPass && ino != 0 && s.sc.links.unknownNames(s.sc.root, ino, n) {
 				s.rmu.Lock()
 				if s.linkSearch == nil {
-					s.linkSearch = map[uint64]bool{}
+					s.linkSearch = map[uint64]uint64{}
 				}
-				s.linkSearch[ino] = true
+				s.linkSearch[ino] = n
 				s.rmu.Unlock()
 			}
 		}

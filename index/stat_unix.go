@@ -3,7 +3,6 @@
 package index
 
 import (
-	"errors"
 	"io/fs"
 	"os"
 	"syscall"
@@ -43,26 +42,4 @@ func OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(fd), name), nil
 	}
-}
-
-// openDir opens the directory at name without following a symlink there
-// (for sameDir).
-func openDir(name string) (*os.File, error) {
-	return OpenFile(name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-}
-
-// sameDir reports whether the path name still names the directory d.
-func sameDir(d *os.File, name string) bool {
-	dfi, err := d.Stat()
-	if err != nil {
-		return false
-	}
-	fi, err := os.Lstat(name)
-	return err == nil && fi.IsDir() && os.SameFile(dfi, fi)
-}
-
-// replacedErr reports whether err from openDir says that the path no
-// longer names a directory (a symlink or a file took its place).
-func replacedErr(err error) bool {
-	return errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR)
 }
