@@ -136,6 +136,12 @@ func (sc *Scanner) movedBlocksOf(e entry) (movedFile, bool) {
 	if e.had && !e.old.Deleted && e.old.Inode == inode(fi) {
 		return movedFile{}, false
 	}
+	if nlink(fi) > 1 {
+		// Another name holds it: that name's record may be newer than
+		// the buried one (an edit through it that kept size and mtime),
+		// and nothing here tells.
+		return movedFile{}, false
+	}
 	sc.movedMu.Lock()
 	defer sc.movedMu.Unlock()
 	m, ok := sc.moved[movedKey{inode(fi), fi.Size(), fi.ModTime().UnixNano()}]
