@@ -1510,7 +1510,7 @@ func trashDirs(dir string) string {
 	parts := strings.Split(strings.TrimSuffix(dir, "/"), "/")
 	for i, name := range parts {
 		if _, ok := trashStamp(name); ok {
-			parts[i] = name + "~d"
+			parts[i] = shortName(name, 253) + "~d" // 255 bytes at most
 		}
 	}
 	return strings.Join(parts, "/") + "/"
