@@ -70,7 +70,36 @@ func beats(a, b candidate) bool {
 	if c := bytes.Compare(a.Rec.Content[:], b.Rec.Content[:]); c != 0 {
 		return c > 0
 	}
-	return a.Rec.Mode > b.Rec.Mode // equal versions of a lost index: one mode wins
+	if a.Rec.Mode != b.Rec.Mode {
+		return a.Rec.Mode > b.Rec.Mode // equal versions of a lost index: one mode wins
+	}
+	// The same version made twice: after a conflict among three devices,
+	// two losers each record the winner merged with their own ({A,C} and
+	// {B,C}). The larger vector wins everywhere, and the other device
+	// takes it merged with its own, so that the versions converge (else
+	// each keeps its own, and a later deletion that extends one of them
+	// is concurrent with the other, which comes back).
+	return compareVectors(a.Rec.Version, b.Rec.Version) > 0
+}
+
+// compareVectors orders version vectors (sorted by device) as sequences
+// of (device, counter) pairs: a total order, for ties only.
+func compareVectors(a, b index.Vector) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i].Device != b[i].Device {
+			if a[i].Device < b[i].Device {
+				return -1
+			}
+			return 1
+		}
+		if a[i].Value != b[i].Value {
+			if a[i].Value < b[i].Value {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(a) - len(b)
 }
 
 // sameMeta reports whether two records with the same content also have the

@@ -16,6 +16,11 @@ func rec(mtime int64, deleted bool, content byte, v ...index.Counter) index.Reco
 	return r
 }
 
+func withModifier(r index.Record, m uint64) index.Record {
+	r.Modifier = m
+	return r
+}
+
 func TestWinner(t *testing.T) {
 	c := func(dev uint64, val uint64) index.Counter { return index.Counter{Device: dev, Value: val} }
 	for _, tc := range []struct {
@@ -29,6 +34,10 @@ func TestWinner(t *testing.T) {
 		{"concurrent newer mtime", []candidate{{1, rec(5, false, 1, c(1, 2))}, {2, rec(9, false, 2, c(2, 2))}}, 1},
 		{"concurrent live beats delete", []candidate{{1, rec(9, true, 0, c(1, 3))}, {2, rec(1, false, 2, c(2, 2))}}, 1},
 		{"tie broken by modifier", []candidate{{2, rec(5, false, 1, c(2, 2))}, {1, rec(5, false, 2, c(1, 2))}}, 0},
+		// Two losers of a three-way conflict, each holding the winner
+		// (device 3's) merged with its own: all else equal, the larger
+		// vector.
+		{"merged twins broken by version", []candidate{{1, withModifier(rec(5, false, 3, c(1, 4), c(3, 9)), 3)}, {2, withModifier(rec(5, false, 3, c(2, 4), c(3, 9)), 3)}}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := winner(tc.cands); got != tc.want {
