@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,10 +143,26 @@ func newFolder(e *Engine, fc FolderConfig) *folder {
 
 func (f *folder) setPeers(ids []deviceid.ID) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	old := f.peers
 	f.peers = map[deviceid.ID]bool{}
 	for _, id := range ids {
 		f.peers[id] = true
+	}
+	changed := !maps.Equal(old, f.peers)
+	if changed {
+		// A device added back may hold records this device has and
+		// skipped while it was out of the folder; one taken out may have
+		// held the winner of a path. Its records are not sent again (the
+		// stream resumes where it was): every path is evaluated anew.
+		f.allDirty = true
+	}
+	f.mu.Unlock()
+	if changed {
+		select {
+		case f.dirtied <- struct{}{}:
+		default:
+		}
+		f.kick()
 	}
 }
 
