@@ -145,6 +145,12 @@ func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "index unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if epoch == cur && since > 0 {
+		if cur, err = e.checkRolledBack(fid, cur, since); err != nil {
+			http.Error(w, "index unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if epoch != cur {
 		since = 0
 	}
@@ -168,6 +174,32 @@ func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		bw.Flush()
 	}
+}
+
+// checkRolledBack gives the folder a new epoch, and returns it, when a
+// peer asks for its records of epoch cur above since while the index's
+// top is below since: the peer was served records this index no longer
+// has, so it was rolled back with the folder's .syncd (a snapshot of the
+// whole device restored), which checkServed cannot tell. Its new records
+// would reuse sequences the peer believes it has.
+func (e *Engine) checkRolledBack(fid string, cur, since uint64) (uint64, error) {
+	e.rollbackMu.Lock()
+	defer e.rollbackMu.Unlock()
+	st := e.o.Store
+	now, err := st.Epoch(fid)
+	if err != nil || now != cur {
+		return now, err // another request gave it a new one already
+	}
+	top, err := st.LocalSeq(fid)
+	if err != nil || since <= top {
+		return cur, err
+	}
+	e.o.Logger.Warn("a peer was sent records of this folder that the index no longer has (restored from a snapshot?); peers will fetch its records again",
+		"folder", fid, "index_top", top, "sent_top", since)
+	if err := st.ResetEpoch(fid); err != nil {
+		return cur, err
+	}
+	return st.Epoch(fid)
 }
 
 var errEnoughForNow = errors.New("enough records for one response")

@@ -215,6 +215,9 @@ func (o *Options) defaults() {
 type Engine struct {
 	o        Options
 	inflight *semaphore.Weighted // MaxInflight bytes of block buffers
+	// rollbackMu serialises checkRolledBack, so that the peers that find
+	// a rollback at once give the folder one new epoch.
+	rollbackMu sync.Mutex
 
 	mu      sync.Mutex            // guards the fields below
 	peers   map[deviceid.ID]*conn // pinned peers and their sessions
