@@ -755,7 +755,35 @@ func (f *folder) record(r index.Record, fi fs.FileInfo) error {
 		r.Ctime = index.Ctime(fi)
 	}
 	_, err := f.e.o.Store.PutLocal(f.cfg.ID, r)
+	if err == nil && !r.Deleted {
+		f.reviveParents(r.Path)
+	}
 	return err
+}
+
+// reviveParents asks for a scan of the directories above the paths just
+// written that this index records as deleted. Such a directory was made
+// again as a parent (another device added something in it while this
+// one deleted it): a deletion never beats a modification, so it lives
+// again, and the scan gives it a version that says so. Without one, the
+// directory is on disk everywhere while every index holds its tombstone,
+// and a deletion of it made later on another device, which extends the
+// old live version there, is concurrent with that tombstone and undone.
+func (f *folder) reviveParents(paths ...string) {
+	st := f.e.o.Store
+	seen := map[string]bool{}
+	var dead []string
+	for _, p := range paths {
+		for d := path.Dir(p); d != "." && !seen[d]; d = path.Dir(d) {
+			seen[d] = true
+			if r, ok, err := st.Local(f.cfg.ID, d); err == nil && ok && r.Deleted {
+				dead = append(dead, d)
+			}
+		}
+	}
+	if len(dead) > 0 {
+		f.requestScan(dead)
+	}
 }
 
 // at names one entry of a directory held open (a parentFD): every change

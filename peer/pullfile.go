@@ -562,6 +562,11 @@ func (c *commits) commit(items []pending) {
 	for i, j := range done {
 		f.own.note(j.path, infos[i])
 	}
+	paths := make([]string, len(done))
+	for i, j := range done {
+		paths[i] = j.path
+	}
+	f.reviveParents(paths...)
 }
 
 // renameNew renames p's temp file to its target if the index knows no file
