@@ -60,8 +60,13 @@
 // all others. Concurrent versions are ordered by, in turn: a live entry
 // beats a deletion (delete vs modify: the modification wins and the file
 // comes back everywhere), the newer mtime, the higher last-modifier device
-// key, the larger content ID. Every device orders the same records the same
-// way. Equal versions with different contents (a device whose index was
+// key, the larger content ID, the larger mode, and, for records alike in
+// all that (two losers of a three-way conflict, each holding the winner
+// merged with its own version), the larger version vector, so that one
+// takes the other's and the versions converge. Every device orders the
+// same records the same way. A directory that a pull makes again as the
+// parent of a new entry, while this index holds its deletion, is scanned
+// and so recorded live again. Equal versions with different contents (a device whose index was
 // lost scans an edit before it hears from its peers, and gives it a
 // version it used before) are ordered as concurrent ones.
 //
