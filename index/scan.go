@@ -85,10 +85,10 @@ type scanHooks struct {
 	// Info, the walk's lstat of it.
 	readDir   func(name string) ([]fs.DirEntry, error)
 	afterHash func(rel string)
-	// dirOpened runs when the walk has opened directory abs, before it
-	// checks that the path still names it (checked false), and again
-	// before it lists it (checked true).
-	dirOpened func(abs string, checked bool)
+	// dirOpened runs when the walk is about to open directory abs
+	// (opened false), and again once it has, before it lists it (opened
+	// true).
+	dirOpened func(abs string, opened bool)
 }
 
 // Scanner keeps the local records of one folder in step with its files.
@@ -464,11 +464,11 @@ func (s *scan) target(p string) {
 //
 // parent is the directory holding rel, open (nil: rel is opened from the
 // folder's root). Each directory is opened from its parent and its
-// entries are looked at through it (fstatat), so that a directory
+// entries are looked at through it (dirHandle), so that a directory
 // replaced by a symlink while the walk is in it is not listed through the
 // symlink, and what the symlink points to is never recorded as the
 // folder's (outside it, perhaps).
-func (s *scan) walkDir(rel string, parent *os.Root) {
+func (s *scan) walkDir(rel string, parent *dirHandle) {
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -572,9 +572,12 @@ func (s *scan) walkDir(rel string, parent *os.Root) {
 			walked(name, false)
 			continue
 		}
-		// Listed from a directory opened in a Root, an entry comes with
-		// its lstat made through that directory (fstatat), not by path.
-		fi, err := de.Info()
+		var fi fs.FileInfo
+		if s.sc.hooks.readDir != nil {
+			fi, err = de.Info()
+		} else {
+			fi, err = d.lstat(name)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			s.goneRec(old, had)
 			walked(name, false)
@@ -608,39 +611,29 @@ func (s *scan) walkDir(rel string, parent *os.Root) {
 	s.buryEarly()
 }
 
-// openDir opens directory rel (at abs) for walkDir and lists it, sorted
-// by name. The root is opened by path (it may be a symlink the user made);
-// any other directory from its parent, and kept only if the name there
-// still holds that very directory: a symlink or file put in its place
-// since the caller looked (replaced) is scanned again next time.
-func (s *scan) openDir(rel, abs string, parent *os.Root) (d *os.Root, ents []fs.DirEntry, replaced bool, err error) {
+// openDir opens directory rel for walkDir and lists it, sorted by name:
+// the root by path (it may be a symlink the user made), any other
+// directory from parent (nil: from the root) without following a symlink
+// (dirHandle). A directory no longer there as one (replaced: a symlink or
+// a file took its place since the caller looked, or it is gone) is
+// scanned again next time.
+func (s *scan) openDir(rel, abs string, parent *dirHandle) (d *dirHandle, ents []fs.DirEntry, replaced bool, err error) {
+	if h := s.sc.hooks.dirOpened; h != nil {
+		h(abs, false)
+	}
 	if rel == "" {
-		d, err = os.OpenRoot(abs)
+		d, err = openWalkRoot(abs)
+	} else if parent != nil {
+		d, replaced, err = parent.openDir(path.Base(rel))
 	} else {
-		from, name := parent, path.Base(rel)
-		if from == nil {
-			if from, err = os.OpenRoot(s.sc.root); err != nil {
-				return nil, nil, false, err
-			}
-			defer from.Close()
-			name = rel
-		}
-		d, err = from.OpenRoot(name)
-		if h := s.sc.hooks.dirOpened; h != nil && err == nil {
-			h(abs, false)
-		}
-		fi, lerr := from.Lstat(name)
-		if err != nil {
-			return nil, nil, lerr == nil && !fi.IsDir() || errors.Is(lerr, fs.ErrNotExist), err
-		}
-		dfi, derr := d.Stat(".")
-		if lerr != nil || derr != nil || !fi.IsDir() || !os.SameFile(fi, dfi) {
-			d.Close()
-			return nil, nil, true, nil
+		var root *dirHandle
+		if root, err = openWalkRoot(s.sc.root); err == nil {
+			d, replaced, err = root.openDir(rel)
+			root.Close()
 		}
 	}
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, replaced, err
 	}
 	if h := s.sc.hooks.dirOpened; h != nil {
 		h(abs, true)
@@ -648,11 +641,7 @@ func (s *scan) openDir(rel, abs string, parent *os.Root) (d *os.Root, ents []fs.
 	if h := s.sc.hooks.readDir; h != nil {
 		ents, err = h(abs)
 	} else {
-		var f *os.File
-		if f, err = d.Open("."); err == nil {
-			ents, err = f.ReadDir(-1)
-			f.Close()
-		}
+		ents, err = d.list()
 	}
 	if err != nil {
 		d.Close()

@@ -7,15 +7,14 @@ import (
 	"testing"
 )
 
-// TestScanDirSwappedForSymlinkDuringWalk: the walk finds d a directory
-// and opens it; then the user moves d away and puts a symlink to a
-// directory outside the folder in its place (mv d d.old; ln -s ~/private
-// d), either before the walk checks that d still names the directory it
-// opened, or after. Nothing outside the folder may be recorded under d/:
-// listed by path, the symlink would be followed. Swapped before the
-// check, d is left for the next scan, its records kept; swapped after,
-// the walk lists the directory it opened (now d.old). The next scan
-// records d as the symlink it is.
+// TestScanDirSwappedForSymlinkDuringWalk: the walk finds d a directory;
+// then the user moves d away and puts a symlink to a directory outside
+// the folder in its place (mv d d.old; ln -s ~/private d), either before
+// the walk opens d or after. Nothing outside the folder may be recorded
+// under d/: listed by path, the symlink would be followed. Swapped before
+// the open, d is left for the next scan, its records kept; swapped
+// after, the walk lists the directory it opened (now d.old). The next
+// scan records d as the symlink it is.
 func TestScanDirSwappedForSymlinkDuringWalk(t *testing.T) {
 	for _, full := range []bool{true, false} {
 		for _, checked := range []bool{false, true} {
@@ -24,9 +23,9 @@ func TestScanDirSwappedForSymlinkDuringWalk(t *testing.T) {
 				name = "full"
 			}
 			if checked {
-				name += "/after-check"
+				name += "/after-open"
 			} else {
-				name += "/before-check"
+				name += "/before-open"
 			}
 			t.Run(name, func(t *testing.T) {
 				e := newScanEnv(t)
