@@ -1,9 +1,11 @@
 package peer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -141,5 +143,53 @@ func TestChainOfflineKindSwap(t *testing.T) {
 				t.Errorf("keep.txt on charlie = %q", readFile(t, c, "keep.txt"))
 			}
 		})
+	}
+}
+
+// TestReviveScansOnce: bravo deletes directory d while alpha, cut off,
+// adds a tree under d (80 subdirectories, a file in each). Linked again,
+// bravo's pass makes the subdirectories and pulls the files into d, which
+// it records as deleted: d must be scanned once, when the pass ends, and
+// come back live. (One scan request per record filled the 64-deep queue,
+// and a full scan of the folder stood in for them.)
+func TestReviveScansOnce(t *testing.T) {
+	var full atomic.Int64
+	_, a, b := startTwo(t, func(d *testDev, o *Options) {
+		if d.name == "bravo" {
+			o.hooks.fullScan = func() { full.Add(1) }
+		}
+	})
+	n := a.net
+	syncedFile(t, a, b, "d/old.txt", []byte("old"))
+
+	n.setLink(a, b, false)
+	time.Sleep(100 * time.Millisecond)
+	if err := os.RemoveAll(filepath.Join(b.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	b.rescan()
+	waitFor(t, "bravo to record d deleted", converge, func() bool {
+		r, ok, err := b.store.Local("f", "d")
+		return err == nil && ok && r.Deleted
+	})
+	for i := 0; i < 80; i++ {
+		a.write(fmt.Sprintf("d/s%02d/f.txt", i), []byte(fmt.Sprintf("file %d", i)))
+	}
+	a.rescan()
+	waitFor(t, "alpha to record its tree", converge, func() bool {
+		_, ok, _ := a.store.Local("f", "d/s79/f.txt")
+		return ok
+	})
+	time.Sleep(200 * time.Millisecond) // bravo's rescan is done and counted
+	before := full.Load()
+	n.setLink(a, b, true)
+	waitConverged(t, converge, a, b)
+	waitFor(t, "bravo to record d live", converge, func() bool {
+		r, ok, err := b.store.Local("f", "d")
+		return err == nil && ok && !r.Deleted
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := full.Load() - before; got > 0 {
+		t.Errorf("bravo scanned the whole folder %d times after pulling 80 directories into its deleted d (one scan of d wanted)", got)
 	}
 }

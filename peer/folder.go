@@ -42,6 +42,7 @@ type folder struct {
 	commits      *commits        // pending records of pulled files
 	dels         *delBatch       // deletions of the running pass not yet recorded (pull's goroutine only)
 	rmdirLater   map[string]bool // directories a deletion found not empty (pull's goroutine only)
+	revive       map[string]bool // directories to scan when the pass ends (reviveParents), guarded by mu
 	kickc        chan struct{}   // remote records arrived or a peer connected
 	dirtied      chan struct{}   // markDirty ran: for a pass waiting for more work
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -95,6 +96,7 @@ func (f *folder) pull(ctx context.Context) int {
 	clear(f.badNames)
 	f.nameFitsMu.Unlock()
 	defer f.holdDirty()
+	defer f.requestRevives()
 	paths, err := f.takeDirty()
 	if err != nil {
 		f.fail(fmt.Errorf("read index: %w", err))
@@ -769,20 +771,43 @@ func (f *folder) record(r index.Record, fi fs.FileInfo) error {
 // directory is on disk everywhere while every index holds its tombstone,
 // and a deletion of it made later on another device, which extends the
 // old live version there, is concurrent with that tombstone and undone.
+//
+// The directories are gathered for the pass (f.revive) and scanned once,
+// when it ends (requestRevives): a pull of many files into one such
+// directory asks for one scan of it, not one per file.
 func (f *folder) reviveParents(paths ...string) {
 	st := f.e.o.Store
 	seen := map[string]bool{}
-	var dead []string
 	for _, p := range paths {
 		for d := path.Dir(p); d != "." && !seen[d]; d = path.Dir(d) {
 			seen[d] = true
+			f.mu.Lock()
+			pending := f.revive[d]
+			f.mu.Unlock()
+			if pending {
+				continue
+			}
 			if r, ok, err := st.Local(f.cfg.ID, d); err == nil && ok && r.Deleted {
-				dead = append(dead, d)
+				f.mu.Lock()
+				if f.revive == nil {
+					f.revive = map[string]bool{}
+				}
+				f.revive[d] = true
+				f.mu.Unlock()
 			}
 		}
 	}
-	if len(dead) > 0 {
-		f.requestScan(dead)
+}
+
+// requestRevives asks for one scan of the directories reviveParents
+// gathered in the pass that ends.
+func (f *folder) requestRevives() {
+	f.mu.Lock()
+	dirs := slices.Sorted(maps.Keys(f.revive))
+	f.revive = nil
+	f.mu.Unlock()
+	if len(dirs) > 0 {
+		f.requestScan(dirs)
 	}
 }
 
