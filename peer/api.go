@@ -182,6 +182,11 @@ func (e *Engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 // has, so it was rolled back with the folder's .syncd (a snapshot of the
 // whole device restored), which checkServed cannot tell. Its new records
 // would reuse sequences the peer believes it has.
+//
+// A peer's word is all it takes, so it is taken once per folder per run
+// (a restored device restarts): a peer that miscounts, or any peer
+// asking so on purpose, cannot make every peer fetch every record again
+// and again.
 func (e *Engine) checkRolledBack(fid string, cur, since uint64) (uint64, error) {
 	e.rollbackMu.Lock()
 	defer e.rollbackMu.Unlock()
@@ -191,9 +196,13 @@ func (e *Engine) checkRolledBack(fid string, cur, since uint64) (uint64, error) 
 		return now, err // another request gave it a new one already
 	}
 	top, err := st.LocalSeq(fid)
-	if err != nil || since <= top {
+	if err != nil || since <= top || e.rolledBack[fid] {
 		return cur, err
 	}
+	if e.rolledBack == nil {
+		e.rolledBack = map[string]bool{}
+	}
+	e.rolledBack[fid] = true
 	e.o.Logger.Warn("a peer was sent records of this folder that the index no longer has (restored from a snapshot?); peers will fetch its records again",
 		"folder", fid, "index_top", top, "sent_top", since)
 	if err := st.ResetEpoch(fid); err != nil {

@@ -218,6 +218,7 @@ type Engine struct {
 	// rollbackMu serialises checkRolledBack, so that the peers that find
 	// a rollback at once give the folder one new epoch.
 	rollbackMu sync.Mutex
+	rolledBack map[string]bool // folders checkRolledBack gave a new epoch, guarded by rollbackMu
 
 	mu      sync.Mutex            // guards the fields below
 	peers   map[deviceid.ID]*conn // pinned peers and their sessions

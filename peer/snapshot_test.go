@@ -1,6 +1,9 @@
 package peer
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,5 +72,38 @@ func TestWholeDeviceSnapshotRestored(t *testing.T) {
 	}
 	if !fileIs(a, "new.txt", "written after the restore") {
 		t.Error("new.txt, written on bravo after the snapshot was restored, never reached alpha")
+	}
+}
+
+// TestPeerCannotForceEpochs: a peer that asks for the current epoch
+// above the index's top (a rolled-back device, as far as this one can
+// tell) gives the folder a new epoch once per run, not at every such
+// request: each new epoch costs every peer a refetch of every record of
+// the folder. A peer that miscounts (a bug, another version) or asks so
+// on purpose gets one.
+func TestPeerCannotForceEpochs(t *testing.T) {
+	_, a, b := startTwo(t, nil)
+	syncedFile(t, a, b, "base.txt", []byte("base"))
+	first, _ := a.store.Epoch("f")
+	epoch := first
+	resets := 0
+	for i := 0; i < 5; i++ {
+		u := fmt.Sprintf("%s/v1/folders/f/changes?since=%d&epoch=%d&wait=0s", a.srv.URL, uint64(1)<<40, epoch)
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set(testHeader, b.id.String())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		now, _ := a.store.Epoch("f")
+		if now != epoch {
+			resets++
+		}
+		epoch = now
+	}
+	if resets > 1 {
+		t.Errorf("5 requests of one peer asking above the top gave alpha %d new epochs, want at most 1 (each makes every peer fetch every record again)", resets)
 	}
 }
