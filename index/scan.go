@@ -103,7 +103,13 @@ type Scanner struct {
 	seed   maphash.Seed
 
 	watching atomic.Pointer[fsnotify.Watcher] // the running Watch's watcher (WatchDir); nil when none
-	rewatch  chan chan struct{}               // Rewatch's requests to the running Watch
+	// watched holds the directories the running Watch (or WatchDir) added,
+	// by absolute path, with their inodes, guarded by watchedMu: fsnotify drops a watch from
+	// its own table on some events of its own (a directory moved away),
+	// which leaves its subdirectories' watches, named by the old paths.
+	watchedMu sync.Mutex
+	watched   map[string]uint64  // the inode watched, 0 if unknown
+	rewatch   chan chan struct{} // Rewatch's requests to the running Watch
 
 	mu      sync.Mutex        // held for the duration of a Scan; guards the fields below
 	busy    map[string]bool   // paths that changed while hashed, rescanned next time

@@ -173,6 +173,9 @@ func (w *watcher) close() error {
 func (w *watcher) forget() {
 	w.sc.watching.CompareAndSwap(w.fw, nil)
 	w.fw = nil
+	w.sc.watchedMu.Lock()
+	w.sc.watched = nil
+	w.sc.watchedMu.Unlock()
 }
 
 // WatchDir watches directory rel (folder-relative) at once, without
@@ -189,7 +192,52 @@ func (sc *Scanner) WatchDir(rel string) bool {
 	if fw == nil {
 		return false
 	}
-	return fw.Add(filepath.Join(sc.root, filepath.FromSlash(rel))) == nil
+	abs := filepath.Join(sc.root, filepath.FromSlash(rel))
+	if fw.Add(abs) != nil {
+		return false
+	}
+	sc.noteWatched(abs, nil)
+	return true
+}
+
+// noteWatched notes that directory abs (fi, or nil: lstat it) is watched.
+func (sc *Scanner) noteWatched(abs string, fi fs.FileInfo) {
+	var ino uint64
+	if fi == nil {
+		fi, _ = os.Lstat(abs)
+	}
+	if fi != nil {
+		ino = inode(fi)
+	}
+	sc.watchedMu.Lock()
+	defer sc.watchedMu.Unlock()
+	if sc.watched == nil {
+		sc.watched = map[string]uint64{}
+	}
+	sc.watched[abs] = ino
+}
+
+// unwatchTree removes the watches of directory abs and of every directory
+// noted below it, and reports whether abs was watched, unless the watch
+// at abs is of inode keep (not 0): that directory is watched already.
+func (w *watcher) unwatchTree(abs string, keep uint64) bool {
+	sc := w.sc
+	sc.watchedMu.Lock()
+	defer sc.watchedMu.Unlock()
+	ino, ok := sc.watched[abs]
+	if !ok || keep != 0 && ino == keep {
+		return false
+	}
+	prefix := abs + string(filepath.Separator)
+	for p := range sc.watched {
+		if p == abs || strings.HasPrefix(p, prefix) {
+			if w.fw != nil {
+				_ = w.fw.Remove(p) // gone already, if fsnotify dropped it
+			}
+			delete(sc.watched, p)
+		}
+	}
+	return true
 }
 
 // Rewatch has the running Watch watch every directory of the folder again,
@@ -237,7 +285,12 @@ func (w *watcher) addTree(rel string) {
 		if r != "" && builtinIgnored(r) {
 			return filepath.SkipDir
 		}
-		if err := w.fw.Add(p); err != nil {
+		err = w.fw.Add(p)
+		if err == nil {
+			fi, _ := d.Info()
+			w.sc.noteWatched(p, fi)
+		}
+		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
 				if !w.limited {
 					w.limited = true
@@ -287,21 +340,26 @@ func (w *watcher) event(ev fsnotify.Event) bool {
 		w.all = true
 		return true
 	}
-	if ev.Has(fsnotify.Rename) && w.fw != nil && w.fw.Remove(ev.Name) == nil {
+	if ev.Has(fsnotify.Rename) && w.fw != nil && w.unwatchTree(ev.Name, 0) {
 		// A watched directory renamed (or moved out): inotify's watches
 		// follow the inodes, and fsnotify keeps naming their events by the
-		// old paths. Drop them; the Create of the new name watches the tree
-		// afresh. (A renamed file has no watch: Remove fails at once, and
-		// a save's rename costs no walk of the watch list.)
-		prefix := ev.Name + string(filepath.Separator)
-		for _, p := range w.fw.WatchList() {
-			if strings.HasPrefix(p, prefix) {
-				_ = w.fw.Remove(p)
-			}
+		// old paths. Drop them, whether or not fsnotify dropped the
+		// directory's own already (it does when the move reaches it
+		// first); the Create of the new name watches the tree afresh. A
+		// directory at the old name again (two swapped at once: mv
+		// --exchange) is watched afresh too. (A renamed file was not
+		// watched: a save's rename costs a map lookup.)
+		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			w.addTree(rel)
 		}
 	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			// Watches left at this name by another directory (swapped
+			// away) would name this one's events wrongly, or go. One of
+			// this very directory (WatchDir's) stays: removed, it would
+			// miss what is written in it before it is added again.
+			w.unwatchTree(ev.Name, inode(fi))
 			w.addTree(rel)
 		}
 	}
