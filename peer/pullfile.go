@@ -478,6 +478,7 @@ func (c *commits) commit(items []pending) {
 	recs := make([]index.Record, 0, len(items))
 	done := make([]job, 0, len(items))
 	infos := make([]fs.FileInfo, 0, len(items))
+	var edited []string // written right after their rename (sameContentStat)
 	for _, p := range items {
 		if err := c.release(&p, true); err != nil {
 			// A close can report a failed write (NFS): not kept either.
@@ -487,6 +488,13 @@ func (c *commits) commit(items []pending) {
 		}
 		if h := f.e.o.hooks.beforeFinalCheck; h != nil {
 			h(p.j.path)
+		}
+		// What is renamed into place, as it is before: a program that
+		// writes the file the moment it appears (before the stat below)
+		// must not have its edit taken for the pull's.
+		before := p.movedStat
+		if p.movedFrom == "" {
+			before, _ = lstatAt(p.parent.fd, p.tmpBase, p.tmp)
 		}
 		var placed bool
 		var err error
@@ -517,6 +525,14 @@ func (c *commits) commit(items []pending) {
 		if err != nil {
 			c.failed(p.j, err)
 			continue
+		}
+		if before != nil && !sameContentStat(before, fi) {
+			// Written since the rename: the record keeps what was renamed
+			// (its change time, older than the edit's, makes the scan
+			// hash the file), nothing is noted as this pull's own write,
+			// and the file is scanned.
+			fi = before
+			edited = append(edited, p.j.path)
 		}
 		p.rec.Inode, p.rec.Ctime = inodeOf(fi), index.Ctime(fi)
 		dirs[p.dir] = p.parent.fd
@@ -560,13 +576,25 @@ func (c *commits) commit(items []pending) {
 		f.e.o.Logger.Warn("could not drop the intents of a commit", "folder", f.cfg.ID, "err", err)
 	}
 	for i, j := range done {
-		f.own.note(j.path, infos[i])
+		if !slices.Contains(edited, j.path) {
+			f.own.note(j.path, infos[i])
+		}
+	}
+	if len(edited) > 0 {
+		f.requestScan(edited)
 	}
 	paths := make([]string, len(done))
 	for i, j := range done {
 		paths[i] = j.path
 	}
 	f.reviveParents(paths...)
+}
+
+// sameContentStat reports whether b, a stat of the file a was a stat of
+// before a rename, shows the same file unwritten: the same inode, size,
+// modification time and mode (a rename moves only the change time).
+func sameContentStat(a, b fs.FileInfo) bool {
+	return a.Mode() == b.Mode() && inodeOf(a) == inodeOf(b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // renameNew renames p's temp file to its target if the index knows no file
