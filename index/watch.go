@@ -87,6 +87,9 @@ func (sc *Scanner) Watch(ctx context.Context, o WatchOptions, scan func(ctx cont
 		case <-ctx.Done():
 			return nil
 		case done := <-sc.rewatch:
+			sc.watchedMu.Lock()
+			sc.watched = nil // other directories at those paths now
+			sc.watchedMu.Unlock()
 			w.addTree("")
 			close(done)
 		case <-fullC:
@@ -193,28 +196,53 @@ func (sc *Scanner) WatchDir(rel string) bool {
 		return false
 	}
 	abs := filepath.Join(sc.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return false
+	}
+	// Added and noted at once: the Watch goroutine's unwatchTree (a parent
+	// renamed) runs before or after both, never between.
+	sc.watchedMu.Lock()
+	defer sc.watchedMu.Unlock()
 	if fw.Add(abs) != nil {
 		return false
 	}
-	sc.noteWatched(abs, nil)
+	sc.noteWatchedLocked(abs, fi)
 	return true
 }
 
-// noteWatched notes that directory abs (fi, or nil: lstat it) is watched.
+// noteWatched notes that directory abs (fi) is watched.
 func (sc *Scanner) noteWatched(abs string, fi fs.FileInfo) {
+	sc.watchedMu.Lock()
+	defer sc.watchedMu.Unlock()
+	sc.noteWatchedLocked(abs, fi)
+}
+
+func (sc *Scanner) noteWatchedLocked(abs string, fi fs.FileInfo) {
 	var ino uint64
-	if fi == nil {
-		fi, _ = os.Lstat(abs)
-	}
 	if fi != nil {
 		ino = inode(fi)
 	}
-	sc.watchedMu.Lock()
-	defer sc.watchedMu.Unlock()
 	if sc.watched == nil {
 		sc.watched = map[string]uint64{}
 	}
 	sc.watched[abs] = ino
+}
+
+// forgetWatched drops directory abs and those below it from the list of
+// watched ones: they were removed, and inotify dropped their watches.
+func (sc *Scanner) forgetWatched(abs string) {
+	sc.watchedMu.Lock()
+	defer sc.watchedMu.Unlock()
+	if _, ok := sc.watched[abs]; !ok {
+		return
+	}
+	prefix := abs + string(filepath.Separator)
+	for p := range sc.watched {
+		if p == abs || strings.HasPrefix(p, prefix) {
+			delete(sc.watched, p)
+		}
+	}
 }
 
 // unwatchTree removes the watches of directory abs and of every directory
@@ -352,6 +380,9 @@ func (w *watcher) event(ev fsnotify.Event) bool {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
 			w.addTree(rel)
 		}
+	}
+	if ev.Has(fsnotify.Remove) {
+		w.sc.forgetWatched(ev.Name)
 	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -297,5 +298,49 @@ func TestWatchSymlinks(t *testing.T) {
 	waitRecSize(t, e, "t1/new", 4, "write through the symlink")
 	if _, ok, _ := e.st.Local("f", "d/new"); ok {
 		t.Error("d/new recorded through a symlink")
+	}
+}
+
+// TestWatchedListForgetsRemovedDirs: directories made and removed
+// while the watcher runs (a build's temp trees, say) must not stay in
+// Scanner.watched: the map would grow with every directory ever made in
+// the run, and a stale entry at a name makes a later Rename or Create
+// there walk and Remove watches that no longer exist.
+func TestWatchedListForgetsRemovedDirs(t *testing.T) {
+	e := newScanEnv(t)
+	e.write("keep/k", "k")
+	watchScanning(t, e)
+	const n = 50
+	for round := 0; round < 3; round++ {
+		for i := 0; i < n; i++ {
+			e.write(fmt.Sprintf("tmp%d-%d/sub/f", round, i), "x")
+		}
+		for i := 0; i < n; i++ {
+			waitRecSize(t, e, fmt.Sprintf("tmp%d-%d/sub/f", round, i), 1, "made")
+		}
+		for i := 0; i < n; i++ {
+			if err := os.RemoveAll(filepath.Join(e.root, fmt.Sprintf("tmp%d-%d", round, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < n; i++ {
+			waitRecGone(t, e, fmt.Sprintf("tmp%d-%d", round, i), "removed")
+		}
+	}
+	// A last change, so every earlier event has been handled.
+	e.write("keep/k", "kk")
+	waitRecSize(t, e, "keep/k", 2, "marker")
+	e.sc.watchedMu.Lock()
+	var stale []string
+	for p := range e.sc.watched {
+		if _, err := os.Lstat(p); err != nil {
+			stale = append(stale, p)
+		}
+	}
+	total := len(e.sc.watched)
+	e.sc.watchedMu.Unlock()
+	if len(stale) > 0 {
+		t.Fatalf("Scanner.watched holds %d entries, %d of them directories removed long ago (e.g. %s): it grows with every directory made in the run",
+			total, len(stale), stale[0])
 	}
 }
