@@ -199,15 +199,15 @@ func (e *Engine) checkRolledBack(fid string, cur, since uint64) (uint64, error) 
 	if err != nil || since <= top || e.rolledBack[fid] {
 		return cur, err
 	}
+	e.o.Logger.Warn("a peer was sent records of this folder that the index no longer has (restored from a snapshot?); peers will fetch its records again",
+		"folder", fid, "index_top", top, "sent_top", since)
+	if err := st.ResetEpoch(fid); err != nil {
+		return cur, err // a later request tries again
+	}
 	if e.rolledBack == nil {
 		e.rolledBack = map[string]bool{}
 	}
 	e.rolledBack[fid] = true
-	e.o.Logger.Warn("a peer was sent records of this folder that the index no longer has (restored from a snapshot?); peers will fetch its records again",
-		"folder", fid, "index_top", top, "sent_top", since)
-	if err := st.ResetEpoch(fid); err != nil {
-		return cur, err
-	}
 	return st.Epoch(fid)
 }
 
