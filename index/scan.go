@@ -152,7 +152,9 @@ func NewScanner(s *Store, folder, root string, o ScanOptions) *Scanner {
 // builtinIgnored reports syncd's own files: .syncd/ at the root and temp
 // files anywhere.
 func builtinIgnored(rel string) bool {
-	if rel == ".syncd" || strings.HasPrefix(rel, ".syncd/") {
+	if rel == ".syncd" || strings.HasPrefix(rel, ".syncd/") || rel == IgnoreFile {
+		// The ignore file is each device's own: a peer's patterns must
+		// not replace the ones that keep this device's files private.
 		return true
 	}
 	return strings.HasPrefix(path.Base(rel), TempPrefix)
@@ -316,18 +318,35 @@ func cleanRel(p string) string {
 }
 
 func (sc *Scanner) loadIgnore() (*ignore.Matcher, error) {
-	data, err := os.ReadFile(filepath.Join(sc.root, IgnoreFile))
+	m, err := LoadIgnore(sc.root)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", sc.folder, err)
+	}
+	return m, nil
+}
+
+// LoadIgnore reads the ignore patterns of the folder at root (none
+// without an ignore file). The puller uses them too: what this device
+// ignores, it neither records nor pulls.
+func LoadIgnore(root string) (*ignore.Matcher, error) {
+	data, err := os.ReadFile(filepath.Join(root, IgnoreFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("scan %s: read %s: %w", sc.folder, IgnoreFile, err)
+		return nil, fmt.Errorf("read %s: %w", IgnoreFile, err)
 	}
 	m, err := ignore.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("scan %s: %s: %w", sc.folder, IgnoreFile, err)
+		return nil, fmt.Errorf("%s: %w", IgnoreFile, err)
 	}
 	return m, nil
+}
+
+// Ignored reports whether path rel (a directory if isDir) is ignored by m
+// or by syncd itself (its own directory, temp files, the ignore file).
+func Ignored(m *ignore.Matcher, rel string, isDir bool) bool {
+	return builtinIgnored(rel) || m.Match(rel, isDir)
 }
 
 func (s *scan) ignored(rel string, isDir bool) bool {

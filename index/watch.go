@@ -361,12 +361,12 @@ func (w *watcher) event(ev fsnotify.Event) bool {
 		}
 		return false
 	}
-	if builtinIgnored(rel) {
-		return false
-	}
 	if rel == IgnoreFile {
 		w.all = true
 		return true
+	}
+	if builtinIgnored(rel) {
+		return false
 	}
 	if ev.Has(fsnotify.Rename) && w.fw != nil && w.unwatchTree(ev.Name, 0) {
 		// A watched directory renamed (or moved out): inotify's watches

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd-project/syncd/index"
+	"github.com/syncd-project/syncd/index/ignore"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
 
@@ -43,6 +44,7 @@ type folder struct {
 	dels         *delBatch       // deletions of the running pass not yet recorded (pull's goroutine only)
 	rmdirLater   map[string]bool // directories a deletion found not empty (pull's goroutine only)
 	revive       map[string]bool // directories to scan when the pass ends (reviveParents), guarded by mu
+	ign          *ignore.Matcher // this device's ignore patterns, read at each pass's start (pull's goroutine only)
 	kickc        chan struct{}   // remote records arrived or a peer connected
 	dirtied      chan struct{}   // markDirty ran: for a pass waiting for more work
 

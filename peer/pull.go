@@ -97,6 +97,14 @@ func (f *folder) pull(ctx context.Context) int {
 	f.nameFitsMu.Unlock()
 	defer f.holdDirty()
 	defer f.requestRevives()
+	// What this device ignores it neither pulls nor deletes, nor takes
+	// apart for a peer's version: its ignored files are its own.
+	ign, err := index.LoadIgnore(f.cfg.Root)
+	if err != nil {
+		f.fail(fmt.Errorf("%w; fix it to sync", err))
+		return 1
+	}
+	f.ign = ign
 	paths, err := f.takeDirty()
 	if err != nil {
 		f.fail(fmt.Errorf("read index: %w", err))
@@ -719,6 +727,9 @@ func (f *folder) evaluate(p string, devs []deviceid.ID) (job, bool, error) {
 		return job{}, false, nil
 	}
 	win := cands[w].Rec
+	if index.Ignored(f.ign, p, win.Kind == index.Dir) || hasLocal && index.Ignored(f.ign, p, local.Kind == index.Dir) {
+		return job{}, false, nil // ignored here
+	}
 	if !hasLocal && !f.namesFit(p, !win.Deleted) {
 		return job{}, false, nil // nothing of it can be here
 	}
@@ -1210,6 +1221,14 @@ func (f *folder) dirHoldsLive(p string, t at) bool {
 		}
 		if q == "." || strings.HasPrefix(de.Name(), index.TempPrefix) {
 			return nil // syncd's own temp files go before the move (clearTempsUnder)
+		}
+		if index.Ignored(f.ign, p+"/"+q, de.IsDir()) {
+			// Ignored here: not kept in sight as a conflict copy, which
+			// would sync it; it goes to the trash with the directory.
+			if de.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		if n++; n > maxDirCheck {
 			live = true

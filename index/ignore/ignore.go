@@ -40,6 +40,7 @@ func Parse(data []byte) (*Matcher, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrTooLarge, len(data), MaxBytes)
 	}
 	var ps []gitignore.Pattern
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark, as git skips it
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), MaxLineLen+1)
 	for sc.Scan() {
@@ -50,7 +51,7 @@ func Parse(data []byte) (*Matcher, error) {
 		if len(ps) >= MaxPatterns {
 			return nil, fmt.Errorf("%w: more than %d patterns", ErrTooLarge, MaxPatterns)
 		}
-		ps = append(ps, gitignore.ParsePattern(line, nil))
+		ps = append(ps, gitignore.ParsePattern(bracketNegation(line), nil))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: line longer than %d bytes", ErrTooLarge, MaxLineLen)
@@ -59,6 +60,35 @@ func Parse(data []byte) (*Matcher, error) {
 		return &Matcher{}, nil
 	}
 	return &Matcher{m: gitignore.NewMatcher(ps), n: len(ps)}, nil
+}
+
+// bracketNegation spells a bracket expression's negation "[!" as "[^":
+// git takes both, the matcher below only the second (it reads "!" as a
+// character of the class, the opposite of what was meant).
+func bracketNegation(line string) string {
+	if !strings.Contains(line, "[!") {
+		return line
+	}
+	b := []byte(line)
+	in := false // inside a bracket expression
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\\':
+			i++ // the next byte is literal
+		case !in && b[i] == '[':
+			in = true
+			if i+1 < len(b) && b[i+1] == '!' {
+				b[i+1] = '^'
+				i++
+			}
+			if i+1 < len(b) && b[i+1] == ']' {
+				i++ // a leading ] is a member, not the end
+			}
+		case in && b[i] == ']':
+			in = false
+		}
+	}
+	return string(b)
 }
 
 // Len returns the number of patterns.
