@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -127,7 +129,9 @@ var errNoConfig = errors.New("no config")
 // loadConfig reads and validates path. A missing file wraps errNoConfig;
 // invalid content is a *configError naming the line.
 func loadConfig(path string) (*Config, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO in its place must not hang the daemon (a reload
+	// would hold every later one) or a command; it is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, withHint(fmt.Errorf("%w at %s", errNoConfig, path), "run 'syncd init' first")
 	}
@@ -135,6 +139,9 @@ func loadConfig(path string) (*Config, error) {
 		return nil, withHint(fmt.Errorf("read config: %w", err), "check the permissions of "+path)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, &configError{File: path, Msg: fmt.Sprintf("not a file (%s); move it away and put the config file there (syncd init writes a new one if none is there)", kindOf(fi.Mode()))}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
 		return nil, withHint(fmt.Errorf("read config: %w", err), "check "+path)
@@ -142,7 +149,28 @@ func loadConfig(path string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, &configError{File: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// syncd never writes one: a save cut short (a crash, a full
+		// disk). Taken as the defaults, it would unpin every peer and
+		// forget every folder.
+		return nil, &configError{File: path, Msg: "empty; restore it from a backup, or move it away and run 'syncd init' for a new one"}
+	}
 	return parseConfig(path, data)
+}
+
+// kindOf names a file type for messages.
+func kindOf(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // parseConfig decodes and validates the content of a config file; file

@@ -85,8 +85,11 @@ func serveControl(ctx context.Context, sockPath string, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// A client that keeps its connection open between requests holds a
+		// descriptor; enough of them would lock `syncd status` out.
+		IdleTimeout:    10 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sameUserListener{ln}) }()
