@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/syncd-project/syncd/index"
 )
 
 // startChain starts alpha - bravo - charlie, alpha and charlie
@@ -62,13 +64,22 @@ func TestChainDirTombstoneLiveChild(t *testing.T) {
 			if _, ok := got["d/new.txt"]; !ok {
 				t.Fatalf("d/new.txt missing after the link came back: %v", got)
 			}
-			// No rescan: what a pull makes is the pull's to record.
-			pairsSettled(t, "d", [2]*testDev{a, b}, [2]*testDev{b, a}, [2]*testDev{b, c}, [2]*testDev{c, b})
-			for _, d := range []*testDev{a, b, c} {
-				if r, ok, err := d.store.Local("f", "d"); err != nil || !ok || r.Deleted {
-					t.Errorf("%s records d as %+v (%v), though d holds new.txt", d.name, r, err)
+			// No rescan: what a pull makes is the pull's to record. The
+			// devices that had deleted d give it new versions as they
+			// make it again; once those have met, d is live everywhere,
+			// in one version.
+			waitFor(t, "every device to record d live, in one version", converge, func() bool {
+				var v index.Vector
+				for i, d := range []*testDev{a, b, c} {
+					r, ok, err := d.store.Local("f", "d")
+					if err != nil || !ok || r.Deleted || i > 0 && r.Version.Compare(v) != index.Equal {
+						return false
+					}
+					v = r.Version
 				}
-			}
+				return true
+			})
+			pairsSettled(t, "d", [2]*testDev{a, b}, [2]*testDev{b, a}, [2]*testDev{b, c}, [2]*testDev{c, b})
 
 			if err := os.RemoveAll(filepath.Join(c.root, "d")); err != nil {
 				t.Fatal(err)
