@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/syncd-project/syncd/index"
@@ -51,8 +52,10 @@ func folderAdd(g globalFlags, args []string) error {
 	if err := validateFolderID(folderID); err != nil {
 		return usageErr(cmd, "folder ID %q: %v", folderID, err)
 	}
-	if pathArg == "" || len(pathArg) > maxPathLen || !utf8.ValidString(pathArg) || strings.ContainsRune(pathArg, 0) {
-		return usageErr(cmd, "path %q: want a non-empty UTF-8 path of at most %d bytes", pathArg, maxPathLen)
+	if pathArg == "" || len(pathArg) > maxPathLen || !utf8.ValidString(pathArg) || strings.IndexFunc(pathArg, unicode.IsControl) >= 0 {
+		// A control character (a newline pasted with the path) would
+		// break the layout of `folder list` and `status` for good.
+		return usageErr(cmd, "path %q: want a non-empty UTF-8 path of at most %d bytes, without control characters", pathArg, maxPathLen)
 	}
 	var peers []deviceid.ID
 	for _, s := range peerArgs {

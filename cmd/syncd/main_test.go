@@ -33,6 +33,7 @@ func TestExitCodes(t *testing.T) {
 		{"no daemon", []string{"--home", home, "status"}, exitFailure, "syncd: no syncd daemon is running for " + home + "; start it with 'syncd run'\n"},
 		{"bad id", []string{"--home", home, "peer", "add", "x"}, exitUsage, "syncd: peer add: \"x\": invalid device ID"},
 		{"sub help", []string{"--home", home, "folder", "add", "-h"}, exitOK, ""},
+		{"path with a newline", []string{"--home", home, "folder", "add", "x", home + "/a\nb"}, exitUsage, "syncd: folder add: path "},
 		{"peer help", []string{"peer", "help"}, exitOK, ""},
 		{"interval without watch", []string{"--home", home, "status", "--interval", "5s"}, exitUsage, "syncd: status: --interval is the refresh interval of --watch; add --watch"},
 	}
