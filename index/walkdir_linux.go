@@ -68,14 +68,21 @@ func (d *dirHandle) list() ([]fs.DirEntry, error) {
 
 // lstat is lstat of the entry name, through the descriptor.
 func (d *dirHandle) lstat(name string) (fs.FileInfo, error) {
+	return LstatAt(d.fd, name, filepath.Join(d.abs, name))
+}
+
+// LstatAt is lstat of the entry name of the directory dirfd (which may be
+// O_PATH), as os.Lstat would give it: its Sys is a *syscall.Stat_t. full
+// names the entry in errors.
+func LstatAt(dirfd int, name, full string) (fs.FileInfo, error) {
 	var st unix.Stat_t
 	for {
-		err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "lstat", Path: filepath.Join(d.abs, name), Err: err}
+			return nil, &fs.PathError{Op: "lstat", Path: full, Err: err}
 		}
 		return newStatInfo(name, &st), nil
 	}

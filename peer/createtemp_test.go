@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncd-project/syncd/index"
 )
 
 // withoutOpenat2 makes openat2 fail with refusal until the test ends, and
@@ -539,7 +541,7 @@ func TestLstatAtMatchesLstat(t *testing.T) {
 		full := filepath.Join(dir, n)
 		want, err := os.Lstat(full)
 		must(err)
-		got, err := lstatAt(fd, n, full)
+		got, err := index.LstatAt(fd, n, full)
 		must(err)
 		if got.Name() != want.Name() || got.Mode() != want.Mode() || got.Size() != want.Size() ||
 			!got.ModTime().Equal(want.ModTime()) || got.IsDir() != want.IsDir() || !reflect.DeepEqual(got.Sys(), want.Sys()) {

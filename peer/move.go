@@ -226,7 +226,7 @@ func (f *folder) moveIn(j job, p pending) bool {
 	if err != nil {
 		return false
 	}
-	_, err = lstatAt(d.fd, p.base, p.target)
+	_, err = index.LstatAt(d.fd, p.base, p.target)
 	d.close()
 	if !errors.Is(err, fs.ErrNotExist) {
 		return false

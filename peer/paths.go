@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -295,22 +293,6 @@ func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // mounted.
 func chmodFD(fd int, perm uint32) error { return unix.Chmod(procFD(fd), perm) }
 
-// lstatAt is os.Lstat of name in the directory dirfd (full is its path,
-// for messages and FileInfo.Name).
-func lstatAt(dirfd int, name, full string) (fs.FileInfo, error) {
-	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "lstat", Path: full, Err: err}
-		}
-		return newStatInfo(filepath.Base(full), &st), nil
-	}
-}
-
 // syncDirAt makes the entries of the directory dirfd (which may be O_PATH)
 // durable.
 func syncDirAt(dirfd int) {
@@ -321,58 +303,6 @@ func syncDirAt(dirfd int) {
 		unix.Fsync(fd)
 		unix.Close(fd)
 	}
-}
-
-// statInfo is an fs.FileInfo from a stat of Linux, as os.Lstat returns
-// it: Sys is a *syscall.Stat_t, which inodeOf and ownStatOf read.
-type statInfo struct {
-	name string
-	st   syscall.Stat_t
-}
-
-func newStatInfo(name string, st *unix.Stat_t) *statInfo {
-	return &statInfo{name: name, st: syscall.Stat_t{
-		Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
-		Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
-		Atim: syscall.Timespec{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec},
-		Mtim: syscall.Timespec{Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec},
-		Ctim: syscall.Timespec{Sec: st.Ctim.Sec, Nsec: st.Ctim.Nsec},
-	}}
-}
-
-func (s *statInfo) Name() string       { return s.name }
-func (s *statInfo) Size() int64        { return s.st.Size }
-func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
-func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
-func (s *statInfo) Sys() any           { return &s.st }
-
-// Mode converts the mode bits as os does.
-func (s *statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & syscall.S_IFMT {
-	case syscall.S_IFBLK:
-		m |= fs.ModeDevice
-	case syscall.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case syscall.S_IFDIR:
-		m |= fs.ModeDir
-	case syscall.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case syscall.S_IFLNK:
-		m |= fs.ModeSymlink
-	case syscall.S_IFSOCK:
-		m |= fs.ModeSocket
-	}
-	if s.st.Mode&syscall.S_ISGID != 0 {
-		m |= fs.ModeSetgid
-	}
-	if s.st.Mode&syscall.S_ISUID != 0 {
-		m |= fs.ModeSetuid
-	}
-	if s.st.Mode&syscall.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }
 
 // openBeneath opens rel (folder-relative, checked) in the folder whose

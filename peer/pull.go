@@ -841,7 +841,7 @@ func (f *folder) entryAt(p string, makeParents bool) (at, parentFD, error) {
 	return at{d.fd, path.Base(p), nativePath(f.cfg.Root, p)}, d, nil
 }
 
-func (t at) lstat() (fs.FileInfo, error) { return lstatAt(t.dirfd, t.name, t.full) }
+func (t at) lstat() (fs.FileInfo, error) { return index.LstatAt(t.dirfd, t.name, t.full) }
 
 // renameTo renames t to dst (both in directories held open).
 func (t at) renameTo(dst at) error {

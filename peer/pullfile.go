@@ -494,7 +494,7 @@ func (c *commits) commit(items []pending) {
 		// must not have its edit taken for the pull's.
 		before := p.movedStat
 		if p.movedFrom == "" {
-			before, _ = lstatAt(p.parent.fd, p.tmpBase, p.tmp)
+			before, _ = index.LstatAt(p.parent.fd, p.tmpBase, p.tmp)
 		}
 		var placed bool
 		var err error
@@ -521,7 +521,7 @@ func (c *commits) commit(items []pending) {
 			c.failed(p.j, err)
 			continue
 		}
-		fi, err := lstatAt(p.parent.fd, p.base, p.target)
+		fi, err := index.LstatAt(p.parent.fd, p.base, p.target)
 		if err != nil {
 			c.failed(p.j, err)
 			continue
