@@ -8,14 +8,16 @@ import (
 	"testing"
 )
 
-// snapshotDir copies the directory from to to (sparse: badger's value log
-// is a sparse file of 128 MiB).
+// snapshotDir copies the directory from to to, replacing it, with modes,
+// mtimes and hard links kept (a folder restored from a snapshot looks
+// unchanged to the scan) and sparse (badger's value log is a sparse file
+// of 128 MiB).
 func snapshotDir(t *testing.T, from, to string) {
 	if err := os.RemoveAll(to); err != nil {
 		t.Error(err)
 		return
 	}
-	if out, err := exec.Command("cp", "-r", "--sparse=always", from, to).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", "--sparse=always", from, to).CombinedOutput(); err != nil {
 		t.Errorf("cp: %v %s", err, out)
 	}
 }

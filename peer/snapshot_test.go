@@ -5,24 +5,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
-
-// copyTree copies from to to with cp -a (modes, mtimes, hard links
-// kept), replacing to.
-func copyTree(t *testing.T, from, to string) {
-	t.Helper()
-	if err := os.RemoveAll(to); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
-	}
-}
 
 // TestWholeDeviceSnapshotRestored: bravo's index and its folder
 // (with .syncd, so .syncd/served too) are restored together from one
@@ -42,8 +29,8 @@ func TestWholeDeviceSnapshotRestored(t *testing.T) {
 	if err := os.Mkdir(snap, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyTree(t, filepath.Join(b.home, "index"), filepath.Join(snap, "index"))
-	copyTree(t, b.root, filepath.Join(snap, "folder"))
+	snapshotDir(t, filepath.Join(b.home, "index"), filepath.Join(snap, "index"))
+	snapshotDir(t, b.root, filepath.Join(snap, "folder"))
 	b.start(a)
 	for i := 0; i < 5; i++ {
 		syncedFile(t, b, a, "draft.txt", []byte(strings.Repeat("draft ", i+1)))
@@ -56,8 +43,8 @@ func TestWholeDeviceSnapshotRestored(t *testing.T) {
 	_, seenBefore, _ := a.store.Progress("f", b.id)
 	b.stop()
 	// The whole device goes back to the snapshot.
-	copyTree(t, filepath.Join(snap, "index"), filepath.Join(b.home, "index"))
-	copyTree(t, filepath.Join(snap, "folder"), b.root)
+	snapshotDir(t, filepath.Join(snap, "index"), filepath.Join(b.home, "index"))
+	snapshotDir(t, filepath.Join(snap, "folder"), b.root)
 	b.start(a)
 	b.write("new.txt", []byte("written after the restore"))
 	b.rescan()
