@@ -240,7 +240,10 @@ func (e *awayError) Error() string { return e.msg }
 // *awayError if not). It is also the scanner's Present guard.
 func (f *folder) present() error {
 	fi, err := os.Stat(f.cfg.Root)
-	if err != nil || !fi.IsDir() {
+	if err == nil && !fi.IsDir() {
+		return &awayError{msg: fmt.Sprintf("folder path %s is not a directory; move what is there away or fix the path in the config", f.cfg.Root)}
+	}
+	if err != nil {
 		return &awayError{msg: fmt.Sprintf("folder path %s is missing or not a directory; create it or fix the path in the config", f.cfg.Root)}
 	}
 	m := markerDir(f.cfg.Root)

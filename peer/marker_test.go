@@ -615,3 +615,23 @@ func TestNewRootRefused(t *testing.T) {
 		t.Errorf("after a restart: sunset.jpg synced %v, NewRoot asked %d more times; want synced, none", fileIs(b, "photos/sunset.jpg", "red"), asked.Load()-n0)
 	}
 }
+
+// TestRootNotADirectory: a folder path that is a file and one that is
+// missing are told apart, so the advice fits (moving the file away, not
+// creating what is already there).
+func TestRootNotADirectory(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "photos")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ root, want string }{
+		{file, "is not a directory;"},
+		{filepath.Join(dir, "gone"), "is missing"},
+	} {
+		err := newFolder(New(Options{}), FolderConfig{ID: "f", Root: tc.root}).present()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("present() of %s = %v, want an error saying %q", tc.root, err, tc.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -49,8 +50,10 @@ func (e *noDaemonError) Is(target error) bool { return target == errNoDaemon }
 // sockPath (it is bound in a private 0700 directory, then renamed), and only
 // processes of the same user (or root) may talk to it. A stale socket left
 // by a crashed daemon is removed; a live one is an error (callers hold the
-// daemon lock first, so that means a daemon from another home lock).
-func serveControl(ctx context.Context, sockPath string, h http.Handler) error {
+// daemon lock first, so that means a daemon from another home lock). What
+// net/http itself reports (accept errors such as running out of
+// descriptors, a handler's panic) goes to log as warnings.
+func serveControl(ctx context.Context, sockPath string, h http.Handler, log *slog.Logger) error {
 	if len(sockPath) > maxSocketPath {
 		return withHint(fmt.Errorf("control socket path %s is %d bytes, longer than the %d a unix socket allows", sockPath, len(sockPath), maxSocketPath),
 			"use a shorter --home")
@@ -90,6 +93,7 @@ func serveControl(ctx context.Context, sockPath string, h http.Handler) error {
 		IdleTimeout:    10 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sameUserListener{ln}) }()

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func TestControlSocketPathLimit(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveControl(ctx, sock, http.NotFoundHandler()) }()
+	go func() { done <- serveControl(ctx, sock, http.NotFoundHandler(), slog.New(slog.DiscardHandler)) }()
 	select {
 	case err := <-done:
 		cancel()

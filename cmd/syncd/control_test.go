@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,13 +17,19 @@ import (
 // paths and a stop function that waits for serveControl to return.
 func startControl(t testing.TB, h http.Handler) (Paths, func() error) {
 	t.Helper()
+	return startControlLog(t, h, slog.New(slog.DiscardHandler))
+}
+
+// startControlLog is startControl with the server's log going to log.
+func startControlLog(t testing.TB, h http.Handler, log *slog.Logger) (Paths, func() error) {
+	t.Helper()
 	paths, err := resolvePaths(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveControl(ctx, paths.Socket, h) }()
+	go func() { done <- serveControl(ctx, paths.Socket, h, log) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if c, err := net.Dial("unix", paths.Socket); err == nil {
@@ -151,19 +158,41 @@ func TestServeControlRefuses(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := serveControl(ctx, regular, http.NotFoundHandler()); err == nil {
+	if err := serveControl(ctx, regular, http.NotFoundHandler(), slog.New(slog.DiscardHandler)); err == nil {
 		t.Errorf("serveControl(regular file) = nil, want an error")
 	}
 	if _, err := os.Stat(regular); err != nil {
 		t.Errorf("serveControl removed a regular file: %v", err)
 	}
 	long := filepath.Join(home, strings.Repeat("x", 120), "syncd.sock")
-	if err := serveControl(ctx, long, http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "longer than") {
+	if err := serveControl(ctx, long, http.NotFoundHandler(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("serveControl(long path) = %v, want a path length error", err)
 	}
 	// A live socket belongs to someone else: refuse, do not steal it.
 	paths, _ := startControl(t, http.NotFoundHandler())
-	if err := serveControl(ctx, paths.Socket, http.NotFoundHandler()); err == nil {
+	if err := serveControl(ctx, paths.Socket, http.NotFoundHandler(), slog.New(slog.DiscardHandler)); err == nil {
 		t.Errorf("serveControl(live socket) = nil, want an error")
+	}
+}
+
+// TestControlServerErrorsLogged: what net/http reports on the control
+// socket (here a handler's panic; in the field accept errors such as
+// running out of descriptors) goes through the daemon's log as a warning,
+// not raw to stderr.
+func TestControlServerErrorsLogged(t *testing.T) {
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	paths, stop := startControlLog(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("handler broke")
+	}), log)
+	if err := callDaemon(paths, "GET", "/v1/status", nil, nil); err == nil {
+		t.Error("a request whose handler panicked succeeded")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "handler broke") {
+		t.Errorf("the daemon's log = %q, want a warning with the server's error", out)
 	}
 }

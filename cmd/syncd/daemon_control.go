@@ -131,6 +131,8 @@ func folderAction(msg, path string) string {
 		return "free space on the disk that holds " + path + "; syncing resumes by itself"
 	case strings.Contains(msg, "read-only file system"):
 		return "remount the file system of " + path + " read-write; syncing resumes by itself"
+	case strings.Contains(msg, "is not a directory;"):
+		return "move what is at " + path + " out of the way and make it a directory, or remove the folder with 'syncd folder remove' and add it again with the right path"
 	case strings.Contains(msg, "missing or not a directory"):
 		return "create " + path + " or remove the folder with 'syncd folder remove' and add it again"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "could not be read"):

@@ -29,6 +29,7 @@ func TestStatusActions(t *testing.T) {
 		{"cannot write: the folder is on a read-only file system; remount it read-write", "remount the file system of /x"},
 		{"cannot write into the folder: permission denied (see the log for the path)", "chmod"},
 		{"folder path /x is missing or not a directory; create it", "create /x"},
+		{"folder path /x is not a directory; move what is there away or fix the path in the config", "move what is at /x out of the way"},
 		{"3 paths could not be read (permission denied, or a path too long: the log says which)", "chmod"},
 		{"2 names cannot be synced (not UTF-8, a backslash, too long) and are not; the log names them", "rename the files"},
 		{"watching for changes stopped (inotify watch limit reached)", "max_user_watches"},

@@ -304,7 +304,7 @@ func (d *daemon) run() error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.engine.Run(ctx) })
 	g.Go(func() error { return d.server.Run(ctx, d.ln) })
-	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler()) })
+	g.Go(func() error { return serveControl(ctx, d.paths.Socket, d.controlHandler(), d.log) })
 	g.Go(func() error { return d.store.RunGC(ctx, 10*time.Minute) })
 	g.Go(func() error { return trimMemory(ctx, os.Getenv("GOMEMLIMIT") == "") })
 	g.Go(func() error { d.renewLoop(ctx); return nil })

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -137,7 +138,7 @@ func fakeDaemonMain() {
 		fmt.Fprintln(os.Stderr, "fake daemon: reloaded")
 		w.WriteHeader(http.StatusNoContent)
 	})
-	if err := serveControl(ctx, paths.Socket, mux); err != nil {
+	if err := serveControl(ctx, paths.Socket, mux, slog.Default()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
