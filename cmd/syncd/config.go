@@ -173,11 +173,28 @@ func kindOf(m os.FileMode) string {
 	return "not a regular file"
 }
 
+// firstInvalidUTF8Line is the 1-based line of the first byte that is not
+// valid UTF-8 in data, or 0 if all of it is.
+func firstInvalidUTF8Line(data []byte) int {
+	line := 1
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		if r == utf8.RuneError && n == 1 {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		data = data[n:]
+	}
+	return 0
+}
+
 // parseConfig decodes and validates the content of a config file; file
 // names it in errors.
 func parseConfig(file string, data []byte) (*Config, error) {
-	if !utf8.Valid(data) {
-		return nil, &configError{File: file, Msg: "not valid UTF-8"}
+	if line := firstInvalidUTF8Line(data); line > 0 {
+		return nil, &configError{File: file, Line: line, Msg: "not valid UTF-8 (save the file as UTF-8)"}
 	}
 	if line := manyDots(string(data)); line > 0 {
 		return nil, &configError{File: file, Line: line, Msg: fmt.Sprintf("more than %d dots outside quotes on one line (a key of that many parts)", maxLineDots)}
