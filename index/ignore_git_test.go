@@ -34,3 +34,9 @@ func TestScanIgnoreBracketNegation(t *testing.T) {
 func TestScanIgnoreFileWithBOM(t *testing.T) {
 	ignoredLikeGit(t, "\ufeff*.secret\n", []string{"db.secret"}, []string{"a.txt"})
 }
+
+// A negated directory pattern brings back the directory, not the files
+// in it that another pattern ignores.
+func TestScanIgnoreNegatedDir(t *testing.T) {
+	ignoredLikeGit(t, "*.txt\n!notes/\n", []string{"notes/a.txt", "b.txt"}, []string{"notes/a.jpg"})
+}

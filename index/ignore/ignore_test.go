@@ -90,3 +90,73 @@ func FuzzIgnore(f *testing.F) {
 		_ = m.Match(path, isDir)
 	})
 }
+
+// TestMatchLikeGit: a pattern decides for the path it matches, not for the
+// paths below it; only an ignored directory takes everything below it
+// along. Expectations checked with `git check-ignore --no-index` (git
+// 2.47) on the same tree.
+func TestMatchLikeGit(t *testing.T) {
+	const file = `*.txt
+!dir/
+build/
+!build/keep.o
+/a/*
+!a/b
+foo/**
+!foo/x/**
+**/y
+!y/**
+`
+	m, err := Parse([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path  string
+		isDir bool
+		want  bool
+	}{
+		{"dir", true, false},
+		{"dir/x.txt", false, true}, // !dir/ brings back the directory only
+		{"dir/sub/x.txt", false, true},
+		{"dir/sub", true, false},
+		{"x.txt", false, true},
+		{"notes", false, false},
+		{"build", true, true},
+		{"build/keep.o", false, true}, // below an ignored directory
+		{"a/b", true, false},
+		{"a/c", false, true},
+		{"a/b/z", false, false},
+		{"foo", true, false},
+		{"foo/q", false, true},
+		{"foo/x", true, true},
+		{"foo/x/z", false, true},
+		{"y", true, true},
+		{"y/y", true, true},
+		{"y/z", false, true},
+		{"y/y/w", false, true},
+	}
+	for _, tt := range tests {
+		if got := m.Match(tt.path, tt.isDir); got != tt.want {
+			t.Errorf("Match(%q, dir=%v) = %v, want %v (as git)", tt.path, tt.isDir, got, tt.want)
+		}
+	}
+}
+
+// TestMatchBelowDirOnly: "x/**/" matches the directories below x, not
+// its files (git check-ignore agrees).
+func TestMatchBelowDirOnly(t *testing.T) {
+	m, err := Parse([]byte("x/**/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path  string
+		isDir bool
+		want  bool
+	}{{"x", true, false}, {"x/d", true, true}, {"x/f", false, false}, {"x/d/f", false, true}} {
+		if got := m.Match(tt.path, tt.isDir); got != tt.want {
+			t.Errorf("Match(%q, dir=%v) = %v, want %v", tt.path, tt.isDir, got, tt.want)
+		}
+	}
+}
