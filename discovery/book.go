@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,18 @@ const (
 	// SourceMDNS addresses were seen in an mDNS answer and expire when not
 	// seen again for Options.Expiry.
 	SourceMDNS Source = "mdns"
+	// SourceVerified addresses are where the device proved who it is: a
+	// dial there was answered by it over TLS, or it connected from that
+	// IP announcing that port. They are tried before mDNS ones, expire
+	// after VerifiedExpiry, and mDNS answers (which anyone on the LAN can
+	// forge, under any device ID) never push them out.
+	SourceVerified Source = "verified"
 )
+
+// VerifiedExpiry is how long a verified address is kept without being
+// verified again: long, since a device that was connected for hours is
+// most likely still there when it comes back.
+const VerifiedExpiry = 24 * time.Hour
 
 // Address is one place where a device may be reached. It is only a hint: the
 // TLS handshake proves who answers.
@@ -154,8 +166,9 @@ type Book struct {
 }
 
 type entry struct {
-	static []string             // in the order given
-	mdns   map[string]time.Time // addr -> last seen
+	static   []string             // in the order given
+	mdns     map[string]time.Time // addr -> last seen
+	verified map[string]time.Time // addr -> last verified
 }
 
 // NewBook returns an empty book.
@@ -259,6 +272,16 @@ func (b *Book) Seen(id deviceid.ID, addr string, src Source) {
 			e.static = append(e.static, addr)
 			changed = true
 		}
+	case SourceVerified:
+		if e.verified == nil {
+			e.verified = make(map[string]time.Time)
+		}
+		last, ok := e.verified[addr]
+		if !ok || now.Sub(last) > VerifiedExpiry {
+			changed = true
+		}
+		e.verified[addr] = now
+		dropOldest(e.verified)
 	case SourceMDNS:
 		if len(e.mdns) == 0 {
 			if b.nMDNS >= MaxMDNSDevices && !b.evictOldestLocked() && !b.keep(id) {
@@ -276,15 +299,7 @@ func (b *Book) Seen(id deviceid.ID, addr string, src Source) {
 			changed = true
 		}
 		e.mdns[addr] = now
-		if len(e.mdns) > MaxAddrs {
-			oldest := ""
-			for a, t := range e.mdns {
-				if oldest == "" || t.Before(e.mdns[oldest]) {
-					oldest = a
-				}
-			}
-			delete(e.mdns, oldest)
-		}
+		dropOldest(e.mdns)
 	default:
 		b.log.Debug("discovery: ignoring address of unknown source", "device", id.Short(), "source", src)
 	}
@@ -292,6 +307,21 @@ func (b *Book) Seen(id deviceid.ID, addr string, src Source) {
 	subs := b.subsLocked(changed)
 	b.mu.Unlock()
 	notify(subs, id)
+}
+
+// dropOldest drops the address seen least recently from m when it holds
+// more than MaxAddrs.
+func dropOldest(m map[string]time.Time) {
+	if len(m) <= MaxAddrs {
+		return
+	}
+	oldest := ""
+	for a, t := range m {
+		if oldest == "" || t.Before(m[oldest]) {
+			oldest = a
+		}
+	}
+	delete(m, oldest)
 }
 
 // evictOldestLocked drops the mDNS addresses of the device seen least
@@ -327,13 +357,14 @@ func (b *Book) evictOldestLocked() bool {
 
 // dropIfEmptyLocked removes e when it holds no address. Caller holds mu.
 func (b *Book) dropIfEmptyLocked(id deviceid.ID, e *entry) {
-	if len(e.static) == 0 && len(e.mdns) == 0 {
+	if len(e.static) == 0 && len(e.mdns) == 0 && len(e.verified) == 0 {
 		delete(b.devices, id)
 	}
 }
 
 // Lookup returns the unexpired addresses of id: static ones first in their
-// configured order, then mDNS ones, most recently seen first. Nil when none.
+// configured order, then verified ones, most recently verified first, then
+// the other mDNS ones, most recently seen first. Nil when none.
 func (b *Book) Lookup(id deviceid.ID) []Address {
 	now := b.now()
 	b.mu.Lock()
@@ -347,25 +378,30 @@ func (b *Book) Lookup(id deviceid.ID) []Address {
 		out = append(out, Address{Addr: a, Source: SourceStatic})
 	}
 	start := len(out)
+	for a, t := range e.verified {
+		if now.Sub(t) <= VerifiedExpiry && !slices.Contains(e.static, a) {
+			out = append(out, Address{Addr: a, Source: SourceVerified, LastSeen: t})
+		}
+	}
+	slices.SortFunc(out[start:], newestFirst)
+	start = len(out)
 	for a, t := range e.mdns {
-		if now.Sub(t) > b.expiry {
+		_, verified := e.verified[a]
+		if now.Sub(t) > b.expiry || verified && now.Sub(e.verified[a]) <= VerifiedExpiry {
 			continue
 		}
 		out = append(out, Address{Addr: a, Source: SourceMDNS, LastSeen: t})
 	}
-	slices.SortFunc(out[start:], func(x, y Address) int {
-		if c := y.LastSeen.Compare(x.LastSeen); c != 0 {
-			return c
-		}
-		if x.Addr < y.Addr {
-			return -1
-		}
-		if x.Addr > y.Addr {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out[start:], newestFirst)
 	return out
+}
+
+// newestFirst orders addresses by LastSeen, newest first, then by address.
+func newestFirst(x, y Address) int {
+	if c := y.LastSeen.Compare(x.LastSeen); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Addr, y.Addr)
 }
 
 // Devices returns the IDs that currently have at least one unexpired address,
@@ -377,6 +413,12 @@ func (b *Book) Devices() []deviceid.ID {
 	var ids []deviceid.ID
 	for id, e := range b.devices {
 		live := len(e.static) > 0
+		for _, t := range e.verified {
+			if now.Sub(t) <= VerifiedExpiry {
+				live = true
+				break
+			}
+		}
 		for _, t := range e.mdns {
 			if now.Sub(t) <= b.expiry {
 				live = true
@@ -390,25 +432,31 @@ func (b *Book) Devices() []deviceid.ID {
 	return ids
 }
 
-// Expire drops the mDNS addresses not seen for longer than Options.Expiry and
-// notifies subscribers of the devices that lost one. Lookup already hides
+// Expire drops the mDNS addresses not seen for longer than Options.Expiry
+// and the verified ones not verified for VerifiedExpiry, and notifies
+// subscribers of the devices that lost one. Lookup already hides
 // them; MDNS.Run calls Expire periodically.
 func (b *Book) Expire() {
 	now := b.now()
 	b.mu.Lock()
 	var changed []deviceid.ID
 	for id, e := range b.devices {
-		had := len(e.mdns)
+		had, hadVerified := len(e.mdns), len(e.verified)
 		for a, t := range e.mdns {
 			if now.Sub(t) > b.expiry {
 				delete(e.mdns, a)
 			}
 		}
-		if len(e.mdns) == had {
+		for a, t := range e.verified {
+			if now.Sub(t) > VerifiedExpiry {
+				delete(e.verified, a)
+			}
+		}
+		if len(e.mdns) == had && len(e.verified) == hadVerified {
 			continue
 		}
 		changed = append(changed, id)
-		if len(e.mdns) == 0 {
+		if len(e.mdns) == 0 && had > 0 {
 			e.mdns = nil
 			b.nMDNS--
 		}

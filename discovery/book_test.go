@@ -378,3 +378,47 @@ func FuzzCheckAddr(f *testing.F) {
 		}
 	})
 }
+
+// TestBookVerifiedSurvivesForgedAnswers: anyone on the LAN can announce a
+// pinned device's ID with addresses of its own. An address where the
+// device proved itself over TLS is kept apart: a flood of forged mDNS
+// answers neither pushes it out nor puts itself before it, and it outlives
+// the mDNS expiry.
+func TestBookVerifiedSurvivesForgedAnswers(t *testing.T) {
+	clk := newFakeClock()
+	pinned := testID(1)
+	b := NewBook(Options{Now: clk.Now})
+	const real = "198.18.0.2:22000"
+	b.Seen(pinned, real, SourceMDNS)
+	b.Seen(pinned, real, SourceVerified)
+	for i := range 2 * MaxAddrs {
+		clk.Advance(time.Millisecond)
+		b.Seen(pinned, fmt.Sprintf("198.18.0.%d:22000", 100+i), SourceMDNS)
+	}
+	got := b.Lookup(pinned)
+	if len(got) != MaxAddrs+1 || got[0].Addr != real || got[0].Source != SourceVerified {
+		t.Fatalf("Lookup after %d forged answers = %v, want the verified %s first, then %d mDNS addresses", 2*MaxAddrs, got, real, MaxAddrs)
+	}
+	for _, a := range got[1:] {
+		if a.Addr == real {
+			t.Errorf("Lookup lists %s twice: %v", real, got)
+		}
+	}
+
+	clk.Advance(DefaultExpiry + time.Second)
+	b.Expire()
+	if got := b.Lookup(pinned); len(got) != 1 || got[0].Addr != real {
+		t.Errorf("Lookup after the mDNS expiry = %v, want only the verified %s", got, real)
+	}
+	if got := b.Devices(); len(got) != 1 {
+		t.Errorf("Devices() = %v, want the device of the verified address", got)
+	}
+	clk.Advance(VerifiedExpiry)
+	b.Expire()
+	if got := b.Lookup(pinned); got != nil {
+		t.Errorf("Lookup after VerifiedExpiry = %v, want none", got)
+	}
+	if got := b.Devices(); len(got) != 0 {
+		t.Errorf("Devices() = %v after every address expired, want none", got)
+	}
+}

@@ -476,8 +476,8 @@ func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
 }
 
 // learnAddress records where the caller listens (its IP as seen here and the
-// port it announces) as an expiring address, and wakes a session to it that
-// waits to redial.
+// port it announces) as a verified address (it came over a pinned TLS
+// connection), and wakes a session to it that waits to redial.
 func (e *Engine) learnAddress(dev deviceid.ID, r *http.Request) {
 	port, err := strconv.Atoi(r.Header.Get(listenPortHeader))
 	if err != nil || port <= 0 || port > 65535 {
@@ -488,7 +488,7 @@ func (e *Engine) learnAddress(dev deviceid.ID, r *http.Request) {
 		return
 	}
 	if b, ok := e.o.Book.(seer); ok {
-		b.Seen(dev, net.JoinHostPort(host, strconv.Itoa(port)), discovery.SourceMDNS)
+		b.Seen(dev, net.JoinHostPort(host, strconv.Itoa(port)), discovery.SourceVerified)
 	}
 	e.wakeDial(dev)
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,23 @@ type testNet struct {
 	// book does when mDNS sees a device again; quiet turns that off.
 	subs  map[chan deviceid.ID]bool
 	quiet bool
+	// source is what Lookup says the addresses come from (default
+	// static); verified gathers what the engines report as verified
+	// (seer), as "device addr".
+	source   discovery.Source
+	verified []string
+}
+
+// Seen implements seer: it records verified addresses.
+func (n *testNet) Seen(id deviceid.ID, addr string, src discovery.Source) {
+	if src != discovery.SourceVerified {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e := id.Short() + " " + addr; !slices.Contains(n.verified, e) {
+		n.verified = append(n.verified, e)
+	}
 }
 
 // Subscribe implements notifier.
@@ -122,7 +140,11 @@ func (n *testNet) Lookup(id deviceid.ID) []discovery.Address {
 	if !ok || d.srv == nil {
 		return nil
 	}
-	return []discovery.Address{{Addr: d.srv.Listener.Addr().String(), Source: discovery.Source("static")}}
+	src := n.source
+	if src == "" {
+		src = discovery.SourceStatic
+	}
+	return []discovery.Address{{Addr: d.srv.Listener.Addr().String(), Source: src}}
 }
 
 type syncWriter struct {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syncd-project/syncd/discovery"
 	"github.com/syncd-project/syncd/index"
 	"github.com/syncd-project/syncd/transport/deviceid"
 )
@@ -225,21 +226,25 @@ func (c *conn) run(ctx context.Context) {
 // dial tries the peer's known addresses in order and returns the first that
 // answers hello as the expected device.
 func (c *conn) dial(ctx context.Context) (*http.Client, string, string, Hello, error) {
-	var addrs []string
+	var addrs []discovery.Address
 	if c.e.o.Book != nil {
-		for _, a := range c.e.o.Book.Lookup(c.id) {
-			addrs = append(addrs, a.Addr)
-		}
+		addrs = c.e.o.Book.Lookup(c.id)
 	}
 	if len(addrs) == 0 {
 		return nil, "", "", Hello{}, errors.New("no known address")
 	}
 	var lastErr error
-	for _, addr := range addrs {
+	for _, a := range addrs {
+		addr := a.Addr
 		client := c.e.o.Client(c.id, addr)
 		base := c.e.scheme() + "://" + addr
 		h, err := c.hello(ctx, client, base)
 		if err == nil {
+			// The device answered there over TLS: keep the address where
+			// forged mDNS answers cannot push it out.
+			if b, ok := c.e.o.Book.(seer); ok && a.Source != discovery.SourceStatic {
+				b.Seen(c.id, addr, discovery.SourceVerified)
+			}
 			return client, base, addr, h, nil
 		}
 		client.CloseIdleConnections()
