@@ -27,6 +27,9 @@ var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceSize
 // end it gathers writes; otherwise it passes them through.
 type coalesceConn struct {
 	net.Conn
+	// hsSlot: the server's handshake holds one of its global slots (set
+	// and read by the handshake's goroutine only).
+	hsSlot   bool
 	mu       sync.Mutex
 	batching bool
 	buf      *[]byte // from coalescePool while batching

@@ -49,10 +49,14 @@
 //
 // # Listener and ALPN
 //
-// Server takes a plain TCP listener and does TLS itself: a 10 s handshake
-// timeout, at most 8 concurrent handshakes and 32 connections per remote
-// address, 64 concurrent handshakes overall, 64 KiB of request headers and a
-// 10 s ReadHeaderTimeout. Failed handshakes are logged at debug level; an
+// Server takes a plain TCP listener and does TLS itself: 3 s for the
+// ClientHello, 10 s for the whole handshake, at most 8 concurrent
+// handshakes and 32 connections per remote address, 64 concurrent
+// handshakes overall (a connection counts there from its ClientHello on,
+// so silent sockets cannot lock peers out), 64 KiB of request headers and
+// a 10 s ReadHeaderTimeout. An accept error other than a closed listener
+// (out of descriptors, say) is logged once and retried with a backoff; it
+// never stops the server. Failed handshakes are logged at debug level; an
 // unknown device is logged once at info with its ID, so the user can pin it.
 //
 // ALPN "h2" and "http/1.1" carry the peer HTTP API. ALPN "syncd-pair/1" is a

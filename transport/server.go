@@ -17,7 +17,11 @@ import (
 // Server limits. Modest on purpose: a LAN peer needs a handful of
 // connections, a scanner or a misbehaving host gets little.
 const (
-	handshakeTimeout   = 10 * time.Second
+	handshakeTimeout = 10 * time.Second
+	// helloTimeout bounds the wait for a ClientHello. Only a connection
+	// whose ClientHello is in takes one of the maxHandshakes slots, so
+	// sockets that say nothing cannot lock pinned peers out.
+	helloTimeout       = 3 * time.Second
 	maxConnsPerIP      = 32
 	maxHandshakesPerIP = 8
 	maxHandshakes      = 64
@@ -76,6 +80,21 @@ func NewServer(o Options, h http.Handler) *Server {
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.tlsConf = serverConfig(o, s.pairOpen, &s.unknown)
+	choose := s.tlsConf.GetConfigForClient
+	s.tlsConf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		// The ClientHello is in: the rest of the handshake costs CPU, so
+		// it takes a slot (handle gives it back).
+		if raw, ok := hello.Conn.(*coalesceConn); ok && !raw.hsSlot {
+			select {
+			case s.hsSem <- struct{}{}:
+				raw.hsSlot = true
+			case <-hello.Context().Done():
+				return nil, hello.Context().Err()
+			}
+			_ = raw.SetReadDeadline(time.Time{})
+		}
+		return choose(hello)
+	}
 	s.hs = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -169,13 +188,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.isClosed() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Anything else (out of descriptors, buffers or memory, an
+			// aborted connection) passes: the daemon keeps serving, as
+			// net/http does.
+			if backoff == 0 {
+				s.o.Logger.Warn("accepting peer connections failed; retrying", "err", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
 		ip := remoteIP(c)
@@ -323,13 +347,10 @@ func (s *Server) handle(c net.Conn, ip string, hl *handoffListener) {
 	tc := tls.Server(raw, s.tlsConf)
 	ctx, cancel := context.WithTimeout(s.baseCtx, handshakeTimeout)
 	defer cancel()
-	var err error
-	select {
-	case s.hsSem <- struct{}{}:
-		err = tc.HandshakeContext(ctx)
+	_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
+	err := tc.HandshakeContext(ctx)
+	if raw.hsSlot {
 		<-s.hsSem
-	case <-ctx.Done():
-		err = ctx.Err()
 	}
 	if err != nil {
 		s.o.Logger.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)

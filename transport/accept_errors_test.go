@@ -1,0 +1,131 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// emfileListener is a real TCP listener whose first Accept fails the way
+// Go's net package reports a full file table: "accept4: too many open
+// files" (EMFILE), exactly the error a listener gets while the process is
+// at its RLIMIT_NOFILE (e.g. while a LAN host holds many connections open).
+type emfileListener struct {
+	net.Listener
+	once sync.Once
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	var fail bool
+	l.once.Do(func() { fail = true })
+	if fail {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Listener.Addr(),
+			Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeSurvivesEMFILE: a "too many open files" from accept (a LAN
+// host holding many connections open can cause it) does not end
+// Server.Serve, which would stop the daemon: it waits and accepts again,
+// as net/http does.
+func TestServeSurvivesEMFILE(t *testing.T) {
+	S, C := newTestIdentity(t, "S"), newTestIdentity(t, "C")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &emfileListener{Listener: raw}
+	s := NewServer(Options{Identity: S, Pins: NewPins(C.ID), Now: fixedNow(testNow)}, helloHandler(S))
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); raw.Close() })
+
+	// The first connection triggers the failing Accept (the kernel queues
+	// it; Serve's next Accept would take it).
+	good := ClientTLSConfig(Options{Identity: C, Pins: NewPins(S.ID), Now: fixedNow(testNow)}, S.ID)
+	helloErr := make(chan error, 1)
+	go func() {
+		_, caller, err := tryHello(raw.Addr().String(), good)
+		if err == nil && caller != C.ID.String() {
+			err = errors.New("wrong caller " + caller)
+		}
+		helloErr <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Server.Serve returned %v after one transient accept error (EMFILE); want it to keep serving like net/http", err)
+	case err := <-helloErr:
+		if err != nil {
+			t.Fatalf("pinned peer's hello after a transient EMFILE: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("neither served nor returned within 20 s")
+	}
+}
+
+// TestSilentSocketsDoNotLockOutPeers: sockets that never send a
+// ClientHello (from as many addresses as it takes to reach the global
+// handshake bound) take no handshake slot, so a pinned peer still gets
+// in; and the server drops each of them after helloTimeout.
+func TestSilentSocketsDoNotLockOutPeers(t *testing.T) {
+	S, C := newTestIdentity(t, "S"), newTestIdentity(t, "C")
+	srv, addr := startServer(t, Options{Identity: S, Pins: NewPins(C.ID), Now: fixedNow(testNow)}, helloHandler(S))
+	var silent []net.Conn
+	t.Cleanup(func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	})
+	for ip := 2; ip < 2+maxHandshakes/maxHandshakesPerIP; ip++ {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", ip))}}
+		for range maxHandshakesPerIP {
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			silent = append(silent, c)
+		}
+	}
+	waitPending := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			srv.mu.Lock()
+			n := len(srv.pending)
+			srv.mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections in handshake, want %d", n, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitPending(len(silent))
+
+	cl := NewClient(Options{Identity: C, Pins: NewPins(S.ID), Now: fixedNow(testNow), HTTP: HTTP1}, S.ID, addr)
+	defer cl.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "https://peer/v1/hello", nil)
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("pinned peer with %d silent sockets open: %v", len(silent), err)
+	}
+	resp.Body.Close()
+
+	for _, c := range silent {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read on a silent socket = %v, want EOF (the server drops it)", err)
+		}
+	}
+	waitPending(0)
+}
