@@ -116,6 +116,46 @@ func (v Vector) Update(dev uint64) Vector {
 	if !done {
 		out = append(out, Counter{Device: dev, Value: top + 1})
 	}
+	return out.limit(dev, true)
+}
+
+// limit returns v with at most MaxCounters counters: beyond that it drops
+// the smallest counters (by value, then device), never keep's if
+// keeping. Honest
+// vectors have one counter per device that ever changed the file, far
+// fewer; a peer's record with MaxCounters made-up counters would
+// otherwise make every later version of that file here invalid, and its
+// scan batch with it. A dropped counter can make an older version look
+// concurrent (a conflict copy), never newer.
+func (v Vector) limit(keep uint64, keeping bool) Vector {
+	if len(v) <= MaxCounters {
+		return v
+	}
+	order := make([]int, len(v))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmpU64(v[a].Value, v[b].Value); c != 0 {
+			return c
+		}
+		return cmpU64(v[a].Device, v[b].Device)
+	})
+	drop := make(map[int]bool, len(v)-MaxCounters)
+	for _, i := range order {
+		if len(drop) == len(v)-MaxCounters {
+			break
+		}
+		if !keeping || v[i].Device != keep {
+			drop[i] = true
+		}
+	}
+	out := make(Vector, 0, MaxCounters)
+	for i, c := range v {
+		if !drop[i] {
+			out = append(out, c)
+		}
+	}
 	return out
 }
 
@@ -135,6 +175,12 @@ var clockNow = time.Now
 // above a counter seen, far below this bound.
 const MaxPeerCounter = 1 << 62
 
+// MaxPeerCounters bounds the counters of a version vector that a peer may
+// send: a merge of two such vectors and an update still fit in
+// MaxCounters, so the result dominates both. Honest vectors have one
+// counter per device that ever changed the file.
+const MaxPeerCounters = MaxCounters/2 - 1
+
 // Top returns the largest counter of v (0 for an empty vector).
 func (v Vector) Top() uint64 {
 	var top uint64
@@ -144,7 +190,8 @@ func (v Vector) Top() uint64 {
 	return top
 }
 
-// Merge returns the elementwise maximum of v and o.
+// Merge returns the elementwise maximum of v and o, limited to MaxCounters
+// counters (see limit).
 func (v Vector) Merge(o Vector) Vector {
 	out := make(Vector, 0, max(len(v), len(o)))
 	i, j := 0, 0
@@ -162,7 +209,7 @@ func (v Vector) Merge(o Vector) Vector {
 			j++
 		}
 	}
-	return out
+	return out.limit(0, false)
 }
 
 // String formats the vector as {dev:value, ...} with devices in hex.

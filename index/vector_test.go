@@ -125,3 +125,47 @@ func TestVectorProperties(t *testing.T) {
 		}
 	})
 }
+
+// TestVectorLimit: a vector from a peer with MaxCounters made-up counters
+// still takes an update here (the result is a valid version, above the
+// peer's in the device's own counter), and merging two such vectors stays
+// within the bound. A vector within MaxPeerCounters (what a peer may
+// send) is dominated by its update.
+func TestVectorLimit(t *testing.T) {
+	vec := func(base uint64, n int) Vector {
+		v := make(Vector, n)
+		for i := range v {
+			v[i] = Counter{Device: base + uint64(i)*2, Value: 5 + uint64(i)}
+		}
+		return v
+	}
+	const self = 1 // between the made-up devices 0, 2, 4, ...
+	peer := vec(0, MaxCounters)
+	got := peer.Update(self)
+	if len(got) != MaxCounters || got.Counter(self) <= peer.Top() {
+		t.Errorf("Update of a full vector: %d counters, own counter %d; want %d, above %d",
+			len(got), got.Counter(self), MaxCounters, peer.Top())
+	}
+	r := Record{Path: "d", Kind: Dir, Version: got, Sequence: 1}
+	if err := r.Validate(); err != nil {
+		t.Errorf("a record with the updated version: %v", err)
+	}
+	if again := got.Update(self); again.Compare(got) != Greater {
+		t.Errorf("a second update = %v against the first, want greater", again.Compare(got))
+	}
+	m := vec(0, MaxCounters).Merge(vec(1, MaxCounters))
+	if len(m) != MaxCounters {
+		t.Errorf("merge of two full disjoint vectors has %d counters, want %d", len(m), MaxCounters)
+	}
+	if m.Counter(2*(MaxCounters-1)) == 0 || m.Counter(0) != 0 {
+		t.Errorf("merge kept the wrong counters: largest %d, smallest %d", m.Counter(2*(MaxCounters-1)), m.Counter(0))
+	}
+	// The most a peer may send, merged with a local version and updated,
+	// still fits: the update dominates both.
+	local := vec(1, MaxPeerCounters).Update(self)
+	up := vec(0, MaxPeerCounters).Merge(local).Update(self)
+	if up.Compare(local) != Greater || up.Compare(vec(0, MaxPeerCounters)) != Greater {
+		t.Errorf("update of a merge of two peer-sized vectors: %v and %v against them, want greater",
+			up.Compare(local), up.Compare(vec(0, MaxPeerCounters)))
+	}
+}

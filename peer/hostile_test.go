@@ -376,6 +376,54 @@ func TestHugeVersionCounter(t *testing.T) {
 	}
 }
 
+// TestManyVersionCounters: a record whose version vector has more
+// counters than index.MaxPeerCounters is refused (an edit here adds a
+// counter, and merged with a local version it would pass
+// index.MaxCounters: an invalid record that cost the rest of its scan);
+// one at the bound syncs, an edit of it here is recorded, and the
+// victim's other changes keep reaching its other peer.
+func TestManyVersionCounters(t *testing.T) {
+	n := newTestNet(t)
+	victim, honest := n.addDevice("victim"), n.addDevice("honest")
+	evil, evilDev := addEvil(t, n, "evil")
+	many := func(count int) index.Vector {
+		v := make(index.Vector, 0, count)
+		for d := uint64(1); len(v) < count; d++ {
+			if d != victim.id.Key() && d != honest.id.Key() {
+				v = append(v, index.Counter{Device: d, Value: 1})
+			}
+		}
+		return v
+	}
+	tooMany, atBound := []byte("evil's x"), []byte("evil's z")
+	evil.serve(tooMany, false)
+	evil.serve(atBound, false)
+	rec := fileRec("x.txt", tooMany, evil.id)
+	rec.Version = many(index.MaxCounters)
+	ok := fileRec("z.txt", atBound, evil.id)
+	ok.Version = many(index.MaxPeerCounters)
+	evil.add(rec, ok)
+	startDev(t, honest, victim)
+	startDev(t, victim, evilDev, honest)
+	waitFor(t, "z.txt on victim", converge, func() bool { return fileIs(victim, "z.txt", string(atBound)) })
+	if _, err := os.Lstat(filepath.Join(victim.root, "x.txt")); !os.IsNotExist(err) {
+		t.Errorf("the record with %d counters was taken (%v)", index.MaxCounters, err)
+	}
+	if countLines(victim, "version vector of 1000 counters, more than") != 1 {
+		t.Errorf("the refusal is not logged once:\n%s", victim.logText())
+	}
+	victim.write("z.txt", []byte("victim's edit"))
+	victim.write("y.txt", []byte("unrelated new file"))
+	victim.rescan()
+	waitFor(t, "the victim's new file on honest", converge, func() bool {
+		return fileIs(honest, "y.txt", "unrelated new file")
+	})
+	r, _, _ := victim.store.Local("f", "z.txt")
+	if r.Version.Counter(victim.id.Key()) == 0 || r.Version.Compare(ok.Version) != index.Greater {
+		t.Errorf("the victim's edit of z.txt has version %v, want one above evil's", r.Version)
+	}
+}
+
 // TestChangesBatchBounded: a peer that streams records of many blocks (the
 // same record again and again, cheap to send) does not make the victim hold
 // them all before it stores them: the records held for one index write are

@@ -441,6 +441,9 @@ func checkRecord(r *index.Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", r.Path, err)
 	}
+	if n := len(r.Version); n > index.MaxPeerCounters {
+		return fmt.Errorf("%s: version vector of %d counters, more than %d", r.Path, n, index.MaxPeerCounters)
+	}
 	if top := r.Version.Top(); top > index.MaxPeerCounter {
 		return fmt.Errorf("%s: version counter %d above %d", r.Path, top, uint64(index.MaxPeerCounter))
 	}
