@@ -280,6 +280,8 @@ func (c *conn) hello(ctx context.Context, client *http.Client, base string) (Hel
 		return Hello{}, fmt.Errorf("hello: %d folders", len(h.Folders))
 	}
 	slices.Sort(h.Folders)
+	// One poll per folder, however often a peer lists it.
+	h.Folders = slices.Compact(h.Folders)
 	return h, nil
 }
 
