@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
 	"github.com/syncd-project/syncd/transport/deviceid"
+	"golang.org/x/time/rate"
 )
 
 // Timing of the mDNS loop.
@@ -448,6 +449,7 @@ type zone struct {
 	svc     atomic.Pointer[mdns.MDNSService]
 	hello   string // our own hello question name, ignored; set before the responder starts
 	onHello func() // set before the responder starts
+	gate    answerGate
 }
 
 func (z *zone) Records(q dns.Question) []dns.RR {
@@ -458,7 +460,54 @@ func (z *zone) Records(q dns.Question) []dns.RR {
 	if svc == nil {
 		return nil
 	}
-	return svc.Records(q)
+	rrs := svc.Records(q)
+	if len(rrs) == 0 || !z.gate.allow(q, time.Now()) {
+		return nil
+	}
+	return rrs
+}
+
+// The responder answers every question of a query and sends the whole
+// answer to the query's source address, which anyone can forge: a small
+// packet holding one question many times would make it a reflector of
+// many times the traffic towards a victim. answerGate answers a question
+// (by name, ignoring case, and type) at most once per answerGap, which
+// folds the copies of one packet (the library handles a packet's
+// questions back to back) and costs a device that asks at the very same
+// moment as another one only its answer from this browse, and at most
+// maxAnswers questions a second overall.
+const (
+	answerGap  = time.Millisecond
+	maxAnswers = 64
+)
+
+type answerGate struct {
+	mu   sync.Mutex
+	last map[gateKey]time.Time // guarded by mu; only questions answered, so bounded by the records
+	lim  *rate.Limiter         // guarded by mu; nil until first use
+}
+
+type gateKey struct {
+	name  string
+	qtype uint16
+}
+
+func (g *answerGate) allow(q dns.Question, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lim == nil {
+		g.lim = rate.NewLimiter(maxAnswers, maxAnswers)
+		g.last = make(map[gateKey]time.Time)
+	}
+	k := gateKey{strings.ToLower(q.Name), q.Qtype}
+	if t, ok := g.last[k]; ok && now.Sub(t) < answerGap && !now.Before(t) {
+		return false
+	}
+	if !g.lim.AllowN(now, 1) {
+		return false
+	}
+	g.last[k] = now
+	return true
 }
 
 // helloService is the question a daemon asks when it starts or its addresses
