@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -394,16 +395,25 @@ const maxLocations = 4
 // bytes of whatever file sat at the same path and offset outside the
 // folder.
 type folderReader struct {
+	store  *index.Store
 	fid    string
 	root   string
 	ok     bool // the folder exists here
 	rootFD int  // -1 until opened
 	failed bool // the root could not be opened
+	// recs are the records of the files read so far (ok: recorded as a
+	// live file), to check each file against.
+	recs map[string]servedRec
+}
+
+type servedRec struct {
+	rec index.Record
+	ok  bool
 }
 
 func (e *Engine) folderReader(fid string) *folderReader {
 	root, ok := e.root(fid)
-	return &folderReader{fid: fid, root: root, ok: ok, rootFD: -1}
+	return &folderReader{store: e.o.Store, fid: fid, root: root, ok: ok, rootFD: -1}
 }
 
 func (r *folderReader) close() {
@@ -421,7 +431,7 @@ func (r *folderReader) read(locs []index.Location, b index.Block, verify bool) (
 			continue
 		}
 		buf := getBuf(int(l.Size))
-		if r.readAt(l.Path, buf, l.Offset) && (!verify || hashOf(buf) == b.Hash) {
+		if r.readAt(l.Path, buf, l.Offset, !verify) && (!verify || hashOf(buf) == b.Hash) {
 			return buf, true
 		}
 		putBuf(buf)
@@ -431,8 +441,13 @@ func (r *folderReader) read(locs []index.Location, b index.Block, verify bool) (
 
 // readAt reads exactly len(buf) bytes at off from the regular file rel
 // (folder-relative). Anything else put where the index has a file is
-// refused; the open does not wait for a FIFO's writer (O_NONBLOCK).
-func (r *folderReader) readAt(rel string, buf []byte, off int64) bool {
+// refused; the open does not wait for a FIFO's writer (O_NONBLOCK). With
+// asRecorded, the file must also be as its record says (recorded), else
+// nothing is read: a file changed since its scan is not served unread and
+// unhashed, since it may now hold anything (a secret written into a file
+// the user has since ignored, another disk's file mounted at the folder's
+// path); the peer takes the block from elsewhere or after the next scan.
+func (r *folderReader) readAt(rel string, buf []byte, off int64, asRecorded bool) bool {
 	if r.rootFD < 0 {
 		if r.failed {
 			return false
@@ -450,11 +465,30 @@ func (r *folderReader) readAt(rel string, buf []byte, off int64) bool {
 	}
 	file := os.NewFile(uintptr(fd), nativePath(r.root, rel))
 	defer file.Close()
-	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := file.Stat()
+	if err != nil || !fi.Mode().IsRegular() || asRecorded && !r.recorded(rel, fi) {
 		return false
 	}
 	_, err = file.ReadAt(buf, off)
 	return err == nil
+}
+
+// recorded reports whether fi, the open file rel, is what the folder's
+// record of rel describes: size, mtime, inode and change time (those the
+// record has).
+func (r *folderReader) recorded(rel string, fi fs.FileInfo) bool {
+	fr, seen := r.recs[rel]
+	if !seen {
+		rec, ok, err := r.store.Local(r.fid, rel)
+		fr = servedRec{rec, err == nil && ok && !rec.Deleted && rec.Kind == index.File}
+		if r.recs == nil {
+			r.recs = make(map[string]servedRec)
+		}
+		r.recs[rel] = fr
+	}
+	rec := fr.rec
+	return fr.ok && fi.Size() == rec.Size && fi.ModTime().UnixNano() == rec.ModTime &&
+		(rec.Inode == 0 || inodeOf(fi) == rec.Inode) && (rec.Ctime == 0 || index.Ctime(fi) == rec.Ctime)
 }
 
 // limited reports whether lim limits anything.

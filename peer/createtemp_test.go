@@ -494,7 +494,7 @@ func TestReadAtRefusesFIFO(t *testing.T) {
 	r := &folderReader{root: root, ok: true, rootFD: -1}
 	defer r.close()
 	done := make(chan bool, 1)
-	go func() { done <- r.readAt("fifo", make([]byte, 16), 0) }()
+	go func() { done <- r.readAt("fifo", make([]byte, 16), 0, false) }()
 	select {
 	case ok := <-done:
 		if ok {
