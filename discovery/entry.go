@@ -52,8 +52,11 @@ type Found struct {
 }
 
 // parseEntry turns an answer assembled by hashicorp/mdns into a Found. The
-// answer comes from anyone on the LAN: everything is checked.
-func parseEntry(e *mdns.ServiceEntry) (Found, error) {
+// answer comes from anyone on the LAN: everything is checked. iface is the
+// interface it arrived on: the zone of a link-local IPv6 address (the
+// library takes the zone from the answer's source address, which has none
+// when the answer came over IPv4).
+func parseEntry(e *mdns.ServiceEntry, iface string) (Found, error) {
 	suffix := "." + serviceFQDN
 	if len(e.Name) <= len(suffix) || !strings.EqualFold(e.Name[len(e.Name)-len(suffix):], suffix) {
 		return Found{}, fmt.Errorf("%w: name %.80q", ErrNotSyncd, e.Name)
@@ -94,7 +97,11 @@ func parseEntry(e *mdns.ServiceEntry) (Found, error) {
 		f.addAddr(ip.String(), port)
 	}
 	if a := e.AddrV6IPAddr; a != nil && a.IP.To4() == nil {
-		f.addAddr(a.String(), port)
+		ip := *a
+		if ip.IP.IsLinkLocalUnicast() && ip.Zone == "" {
+			ip.Zone = iface
+		}
+		f.addAddr(ip.String(), port)
 	}
 	if len(f.Addrs) == 0 {
 		return Found{}, fmt.Errorf("%w: %.80q: no usable address", ErrNotSyncd, instance)
@@ -103,10 +110,12 @@ func parseEntry(e *mdns.ServiceEntry) (Found, error) {
 }
 
 // addAddr appends host:port unless host is not a unicast, non-loopback IP
-// or the address is already listed.
+// (a link-local one without a zone cannot be dialled) or the address is
+// already listed.
 func (f *Found) addAddr(host, port string) {
 	ip := net.ParseIP(hostWithoutZone(host))
-	if ip == nil || ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() {
+	if ip == nil || ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() ||
+		ip.IsLinkLocalUnicast() && ip.To4() == nil && !strings.Contains(host, "%") {
 		return
 	}
 	a := net.JoinHostPort(host, port)

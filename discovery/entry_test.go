@@ -61,13 +61,23 @@ func TestParseEntry(t *testing.T) {
 			e.AddrV4 = net.IPv4(127, 0, 0, 1)
 			e.AddrV6IPAddr = &net.IPAddr{IP: net.IPv6loopback}
 		}, Found{}, ErrNotSyncd},
-		{"no address", func(e *mdns.ServiceEntry) { e.AddrV4, e.AddrV6IPAddr = nil, nil }, Found{}, ErrNotSyncd},
+		{"no address", func(e *mdns.ServiceEntry) { e.AddrV4, e.AddrV6IPAddr = nil, nil }, Found{}, ErrNotSyncd}, // Over IPv4 the library gives a link-local address no zone: it is
+		// the interface the answer came on.
+		{"link-local without zone", func(e *mdns.ServiceEntry) {
+			e.AddrV6IPAddr = &net.IPAddr{IP: net.ParseIP("fe80::1")}
+		}, Found{ID: id, Name: "B-ro-laptop", Addrs: []string{"198.18.0.1:22000", "[fe80::1%eth0]:22000"},
+			TXT: map[string]string{"id": id.String(), "v": "1", "pair": "1", "flag": ""}}, nil},
+		{"global v6 only", func(e *mdns.ServiceEntry) {
+			e.AddrV4 = nil
+			e.AddrV6IPAddr = &net.IPAddr{IP: net.ParseIP("2001:db8::1")}
+		}, Found{ID: id, Name: "B-ro-laptop", Addrs: []string{"[2001:db8::1]:22000"},
+			TXT: map[string]string{"id": id.String(), "v": "1", "pair": "1", "flag": ""}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := good()
 			tc.edit(e)
-			got, err := parseEntry(e)
+			got, err := parseEntry(e, "eth0")
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("parseEntry(%s) error = %v, want %v", tc.name, err, tc.wantErr)
 			}
@@ -89,7 +99,7 @@ func FuzzParseEntry(f *testing.F) {
 			e.AddrV4 = net.IP(ip)
 			e.AddrV6IPAddr = &net.IPAddr{IP: net.IP(ip), Zone: "z"}
 		}
-		got, err := parseEntry(e)
+		got, err := parseEntry(e, "eth0")
 		if err != nil {
 			return
 		}
@@ -197,7 +207,7 @@ func TestParseEntryControlChars(t *testing.T) {
 		Port:       22000,
 		InfoFields: []string{"id=" + id.String(), "pair=1"},
 	}
-	f, err := parseEntry(e)
+	f, err := parseEntry(e, "eth0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,7 +288,7 @@ func (m *MDNS) browse(ctx context.Context, ifs []netIface, hello bool) {
 			m.queries.Add(1)
 			err := query(ctx, ifc, ServiceType, queryTimeout, m.stdlog, func(e *mdns.ServiceEntry) {
 				m.log.Debug("discovery: mDNS answer", "iface", ifc.ifi.Name, "name", e.Name, "addr", e.AddrV4, "port", e.Port)
-				f, err := parseEntry(e)
+				f, err := parseEntry(e, ifc.ifi.Name)
 				if err != nil {
 					m.log.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
 					return
@@ -383,7 +383,7 @@ func BrowseOnce(ctx context.Context, ifaces []string, timeout time.Duration, log
 	for _, ifc := range ifs {
 		wg.Go(func() {
 			err := query(ctx, ifc, ServiceType, timeout, stdlog, func(e *mdns.ServiceEntry) {
-				f, err := parseEntry(e)
+				f, err := parseEntry(e, ifc.ifi.Name)
 				if err != nil {
 					logger.Debug("discovery: ignoring mDNS answer", "iface", ifc.ifi.Name, "err", err)
 					return

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,7 +238,9 @@ func (c *conn) dial(ctx context.Context) (*http.Client, string, string, Hello, e
 	for _, a := range addrs {
 		addr := a.Addr
 		client := c.e.o.Client(c.id, addr)
-		base := c.e.scheme() + "://" + addr
+		// A link-local IPv6 address's zone ("[fe80::1%eth0]:22027") is
+		// written %25 in a URL; the transport dials addr itself.
+		base := c.e.scheme() + "://" + strings.ReplaceAll(addr, "%", "%25")
 		h, err := c.hello(ctx, client, base)
 		if err == nil {
 			// The device answered there over TLS: keep the address where
@@ -256,7 +259,10 @@ func (c *conn) dial(ctx context.Context) (*http.Client, string, string, Hello, e
 func (c *conn) hello(ctx context.Context, client *http.Client, base string) (Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, min(c.e.o.Ping, helloTimeout))
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/hello", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/hello", nil)
+	if err != nil {
+		return Hello{}, err
+	}
 	if p := c.e.o.ListenPort; p > 0 {
 		req.Header.Set(listenPortHeader, strconv.Itoa(p))
 	}
