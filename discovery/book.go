@@ -350,6 +350,11 @@ func (b *Book) evictOldestLocked() bool {
 		e.mdns = nil
 		b.nMDNS--
 		b.dropIfEmptyLocked(victim, e)
+		// Nobody waits for a device the book just dropped: a flood of
+		// made-up devices must not grow the queues of a busy reader.
+		for s := range b.subs {
+			s.forget(victim)
+		}
 		b.log.Debug("discovery: address book full, dropped a device", "device", victim.Short())
 	}
 	return found
@@ -541,6 +546,16 @@ func (s *subscriber) add(id deviceid.ID) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// forget drops id from the queue.
+func (s *subscriber) forget(id deviceid.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending[id] {
+		delete(s.pending, id)
+		s.order = slices.DeleteFunc(s.order, func(x deviceid.ID) bool { return x == id })
 	}
 }
 

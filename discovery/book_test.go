@@ -422,3 +422,35 @@ func TestBookVerifiedSurvivesForgedAnswers(t *testing.T) {
 		t.Errorf("Devices() = %v after every address expired, want none", got)
 	}
 }
+
+// TestBookSubscriberQueueBounded: while a subscriber's reader is busy, a
+// flood of made-up devices queues no more IDs than the book holds
+// devices: those it drops leave the queue.
+func TestBookSubscriberQueueBounded(t *testing.T) {
+	clk := newFakeClock()
+	b := NewBook(Options{Now: clk.Now})
+	_, unsubscribe := b.Subscribe() // a reader that is busy for the moment
+	defer unsubscribe()
+	const flood = 4 * MaxMDNSDevices
+	for i := range flood {
+		clk.Advance(time.Millisecond)
+		b.Seen(testID(100000+i), "198.18.1.1:22000", SourceMDNS)
+	}
+	if n := len(b.Devices()); n > MaxMDNSDevices {
+		t.Fatalf("book holds %d devices, more than MaxMDNSDevices", n)
+	}
+	b.mu.Lock()
+	var s *subscriber
+	for x := range b.subs {
+		s = x
+	}
+	b.mu.Unlock()
+	s.mu.Lock()
+	pending := len(s.pending)
+	s.mu.Unlock()
+	// One ID may be in flight in run (handed to out); the rest are queued.
+	if pending > MaxMDNSDevices+1 {
+		t.Errorf("after %d made-up devices, a subscriber queues %d IDs while the book holds at most %d devices: "+
+			"the notification queue is not bounded by the book", flood, pending, MaxMDNSDevices)
+	}
+}
