@@ -1,7 +1,9 @@
 package index
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -11,18 +13,27 @@ import (
 	"github.com/dgraph-io/ristretto/v2/z"
 )
 
-// checkTables reads the index of every table that the store's MANIFEST
-// lists, with badger's own table reader, before badger opens them. A table
-// cut short (a disk error, a copy that stopped half way) makes badger panic
-// while it opens the store, in a goroutine of its own that no caller can
-// recover: the daemon would die with a Go trace instead of saying that its
-// index is damaged. Here the same reader runs in the caller's goroutine,
-// and such a panic becomes an error. Anything else that is wrong (no
-// MANIFEST, a bad one, a missing table) is left for badger to report.
-// Tables the MANIFEST does not list (one half written when a compaction
-// was cut short) are not read: badger removes them.
+// checkTables reads every table that the store's MANIFEST lists, with
+// badger's own table reader and its checksums, before badger opens them. A
+// table cut short (a disk error, a copy that stopped half way) makes badger
+// panic while it opens the store, in a goroutine of its own that no caller
+// can recover, and damaged bytes inside a table make its reads panic
+// later: the daemon would die with a Go trace, at every start, instead of
+// saying that its index is damaged. Here the same reader runs in the
+// caller's goroutine, and both become ErrCorrupt. Tables without a
+// MANIFEST are ErrCorrupt too: badger would take the store for a new one
+// and delete them, and with them the index, without a word. Anything else
+// that is wrong (a bad MANIFEST, a missing table) is left for badger to
+// report. Tables the MANIFEST does not list (one half written when a
+// compaction was cut short) are not read: badger removes them.
 func checkTables(dir string, bo badger.Options) error {
 	fp, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		if tables, _ := filepath.Glob(filepath.Join(dir, "*.sst")); len(tables) > 0 {
+			return fmt.Errorf("%w: %s is missing but %d tables are there", ErrCorrupt, badger.ManifestFilename, len(tables))
+		}
+		return nil
+	}
 	if err != nil {
 		return nil
 	}
@@ -52,13 +63,13 @@ func checkTable(name string) (err error) {
 			err = fmt.Errorf("%w: table %s is damaged", ErrCorrupt, filepath.Base(name))
 		}
 	}()
-	// NoVerification: the table's index and its first and last keys are
-	// read (where a cut table panics), not every block's checksum.
-	if _, err := table.OpenTable(mf, table.Options{ChkMode: options.NoVerification, Compression: options.None}); err != nil {
+	// OnTableRead: every block's checksum is checked (one read of the
+	// table), besides its index and its first and last keys (where a cut
+	// table panics).
+	if _, err := table.OpenTable(mf, table.Options{ChkMode: options.OnTableRead, Compression: options.None}); err != nil {
 		// Some of its errors have closed mf already, some not: it is not
-		// closed again (a second munmap could hit a new mapping), and
-		// badger's own open fails the same way.
-		return nil
+		// closed again (a second munmap could hit a new mapping).
+		return fmt.Errorf("%w: table %s: %v", ErrCorrupt, filepath.Base(name), err)
 	}
 	mf.Close(-1)
 	return nil
