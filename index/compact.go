@@ -79,6 +79,9 @@ func (s *Store) compactLoop() {
 // compactionDue is badger's own test: enough level-0 tables, or a level
 // over its target size.
 func (s *Store) compactionDue() bool {
+	if s.brokenErr() != nil {
+		return false
+	}
 	for _, l := range s.db.Levels() {
 		if (l.Level == 0 && l.NumTables >= level0Tables) || l.Score > 1 {
 			return true
@@ -103,6 +106,11 @@ func (s *Store) stallNear() bool {
 // index of a device is small (a few hundred bytes a file), and a flat tree
 // also makes every read a single-level lookup.
 func (s *Store) compact() bool {
+	// Flatten writes tables: not on a full disk (a write into one of
+	// their memory maps there is a SIGBUS), nor through a broken store.
+	if err := s.room(); err != nil {
+		return false
+	}
 	if err := s.db.Flatten(1); err != nil {
 		s.log.Warn("index compaction failed; it is tried again after the next write", "err", err)
 		return false

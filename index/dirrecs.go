@@ -80,7 +80,7 @@ func (s *Store) localDir(folder, dir string) (dirRecs, error) {
 		prefix = append(append(prefix, dir...), '/')
 	}
 	var out dirRecs
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false // values are small and read at once
 		opt.Prefix = prefix

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -67,6 +68,8 @@ type Store struct {
 
 	lifeMu sync.RWMutex // Sync holds it for reading, Close for writing
 	closed bool         // guarded by lifeMu
+
+	broken atomic.Pointer[error] // set by broke
 
 	wmu sync.Mutex // serialises local writes (sequence assignment and block index)
 
@@ -149,6 +152,15 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if err := s.brokenErr(); err != nil {
+		return err // badger's Close would crash on its missing memtable
+	}
+	if err := s.room(); IsDiskFull(err) {
+		// badger's Close writes its memtable out as a table, through a
+		// memory map: on a full disk a SIGBUS. It is left unwritten: its
+		// log holds the same, read again at the next open.
+		return fmt.Errorf("%w; the last changes stay in its log, read again at the next start", err)
+	}
 	return s.db.Close()
 }
 
@@ -157,9 +169,26 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 	if err := s.room(); err != nil {
 		return err
 	}
-	err := s.db.Update(fn)
+	err := s.broke(s.db.Update(fn))
 	s.wrote()
 	return err
+}
+
+// view runs fn in a read-only transaction. A panic of badger's read path
+// (its memtable gone since a write broke it, a race with broke) is
+// ErrIndexBroken, not the end of the process.
+func (s *Store) view(fn func(txn *badger.Txn) error) (err error) {
+	if err := s.brokenErr(); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if err = s.brokenErr(); err == nil {
+				panic(r)
+			}
+		}
+	}()
+	return s.db.View(fn)
 }
 
 // Sync flushes written data to disk (a commit point when SyncWrites is off).
@@ -170,6 +199,9 @@ func (s *Store) Sync() error {
 	defer s.lifeMu.RUnlock()
 	if s.closed {
 		return badger.ErrDBClosed
+	}
+	if err := s.brokenErr(); err != nil {
+		return err
 	}
 	return s.db.Sync()
 }
@@ -268,7 +300,7 @@ func (s *Store) Epoch(folder string) (uint64, error) {
 	}
 	var e uint64
 	var ok bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		e, ok, err = getU64(txn, key(pEpoch, folder))
 		return err
@@ -309,7 +341,7 @@ func (s *Store) Local(folder, path string) (Record, bool, error) {
 		r  Record
 		ok bool
 	)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		r, ok, err = getRecord(txn, key(pLocal, folder, []byte(path)))
 		return err
@@ -354,7 +386,7 @@ func (s *Store) LocalSeq(folder string) (uint64, error) {
 		return 0, err
 	}
 	var v uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		v, _, err = getU64(txn, key(pSeqTop, folder))
 		return err
@@ -429,7 +461,7 @@ func (s *Store) ForgetLocal(folder string) error {
 		if err := s.scanKeys(prefix, func(k []byte) error { return wb.Delete(k) }); err != nil {
 			return err
 		}
-		return wb.Flush()
+		return s.broke(wb.Flush())
 	}
 	err = del(key(pSeq, folder))
 	if err == nil {
@@ -450,7 +482,7 @@ func (s *Store) ForgetLocal(folder string) error {
 			return nil
 		})
 		if err == nil {
-			err = wb.Flush()
+			err = s.broke(wb.Flush())
 		}
 	}
 	if err == nil {
@@ -492,7 +524,7 @@ func (s *Store) ForgetPending(folder string) (bool, error) {
 		return false, err
 	}
 	var ok bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		_, err := txn.Get(key(pForget, folder))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -511,7 +543,7 @@ func (s *Store) MarkerToken(folder string) (string, error) {
 		return "", err
 	}
 	var tok string
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(key(pMarker, folder))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -653,7 +685,7 @@ func (s *Store) PutLocal(folder string, recs ...Record) ([]Record, error) {
 			return nil, fmt.Errorf("put local %s: block index: %w", folder, err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
+	if err := s.broke(wb.Flush()); err != nil {
 		return nil, fmt.Errorf("put local %s: block index: %w", folder, err)
 	}
 	s.notify(folder)
@@ -690,7 +722,7 @@ func (s *Store) scan(prefix, start []byte, fn func(k, v []byte) error) error {
 	seek := start
 	for {
 		var page []kv
-		err := s.db.View(func(txn *badger.Txn) error {
+		err := s.view(func(txn *badger.Txn) error {
 			opt := badger.DefaultIteratorOptions
 			opt.PrefetchValues = false
 			opt.Prefix = prefix
@@ -730,7 +762,7 @@ func (s *Store) LocalSince(folder string, since uint64, fn func(Record) error) e
 	prefix := key(pSeq, folder)
 	for since < ^uint64(0) {
 		var page []Record
-		err := s.db.View(func(txn *badger.Txn) error {
+		err := s.view(func(txn *badger.Txn) error {
 			opt := badger.DefaultIteratorOptions
 			opt.PrefetchValues = false
 			opt.Prefix = prefix
@@ -793,7 +825,7 @@ func (s *Store) Progress(folder string, dev deviceid.ID) (epoch, seq uint64, err
 	if err := checkFolder(folder); err != nil {
 		return 0, 0, err
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		epoch, seq, err = getProgress(txn, folder, dev)
 		return err
 	})
@@ -835,7 +867,7 @@ func (s *Store) PutRemote(folder string, dev deviceid.ID, epoch uint64, recs ...
 	}
 	var oldEpoch uint64
 	var had bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		e, _, err := getProgress(txn, folder, dev)
 		oldEpoch, had = e, err == nil && e != 0
 		return err
@@ -905,7 +937,7 @@ func (s *Store) dropRemote(folder string, dev deviceid.ID) error {
 		return err
 	}
 	defer s.wrote()
-	if err := wb.Flush(); err != nil {
+	if err := s.broke(wb.Flush()); err != nil {
 		return err
 	}
 	s.noteDevice(folder, dev, false)
@@ -928,7 +960,7 @@ func (s *Store) noteDevice(folder string, dev deviceid.ID, has bool) {
 
 // scanKeys calls fn with a copy of every key under prefix (one transaction).
 func (s *Store) scanKeys(prefix []byte, fn func(k []byte) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = prefix
@@ -952,7 +984,7 @@ func (s *Store) Remote(folder string, dev deviceid.ID, path string) (Record, boo
 		r  Record
 		ok bool
 	)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		r, ok, err = getRecord(txn, key(pRemote, folder, dev[:], []byte(path)))
 		return err
@@ -1044,7 +1076,7 @@ func (s *Store) RemoteTops(folder string, self uint64, devs []deviceid.ID, paths
 	if len(devs) == 0 {
 		return tops, nil
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		for i, p := range paths {
 			for _, d := range devs {
 				r, ok, err := getRecord(txn, key(pRemote, folder, d[:], []byte(p)))
@@ -1092,7 +1124,7 @@ func (s *Store) BlockLocationsOf(hs []Hash, max int) ([][]Location, error) {
 	}
 	// In key order, so that the iterator only moves forward.
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(hs[a][:], hs[b][:]) })
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = []byte{pBlock}

@@ -56,6 +56,9 @@ func (s *Store) LocalTotals(ctx context.Context, folder string, mark func(path s
 	if t, ok, busy := s.cachedTotals(folder); ok || busy || !load {
 		return t, ok, nil // loaded, or another load runs, or not asked to
 	}
+	if err := s.brokenErr(); err != nil {
+		return Totals{}, false, err
+	}
 	// The snapshot and the entry that collects later writes are made
 	// together, between two writes: each write is in one or the other.
 	s.wmu.Lock()
