@@ -129,3 +129,67 @@ func TestSilentSocketsDoNotLockOutPeers(t *testing.T) {
 	}
 	waitPending(0)
 }
+
+// TestGlobalConnLimit: beyond maxConns connections held at once, from any
+// number of addresses, a new one is closed at once (the descriptors are
+// the process's, which the index and the folders need too); once they
+// are gone, a pinned peer gets in again.
+func TestGlobalConnLimit(t *testing.T) {
+	S, C := newTestIdentity(t, "S"), newTestIdentity(t, "C")
+	srv, addr := startServer(t, Options{Identity: S, Pins: NewPins(C.ID), Now: fixedNow(testNow)}, helloHandler(S))
+	const limit = 4
+	srv.mu.Lock()
+	srv.maxConns = limit
+	srv.mu.Unlock()
+	held := func() int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.conns
+	}
+	var silent []net.Conn
+	for i := range limit {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 2+i))}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for held() < limit {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held, want %d", held(), limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read on a connection beyond the limit = %v, want EOF (closed at once)", err)
+	}
+	if n := held(); n != limit {
+		t.Errorf("%d connections held after one beyond the limit, want %d", n, limit)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	for held() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held after they closed, want 0", held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cl := NewClient(Options{Identity: C, Pins: NewPins(S.ID), Now: fixedNow(testNow), HTTP: HTTP1}, S.ID, addr)
+	defer cl.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "https://peer/v1/hello", nil)
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("pinned peer after the connections closed: %v", err)
+	}
+	resp.Body.Close()
+}

@@ -51,7 +51,8 @@
 //
 // Server takes a plain TCP listener and does TLS itself: 3 s for the
 // ClientHello, 10 s for the whole handshake, at most 8 concurrent
-// handshakes and 32 connections per remote address, 64 concurrent
+// handshakes and 32 connections per remote address, 1024 connections in
+// all (the descriptors are the process's), 64 concurrent
 // handshakes overall (a connection counts there from its ClientHello on,
 // so silent sockets cannot lock peers out), 64 KiB of request headers and
 // a 10 s ReadHeaderTimeout. An accept error other than a closed listener

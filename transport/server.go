@@ -25,10 +25,14 @@ const (
 	maxConnsPerIP      = 32
 	maxHandshakesPerIP = 8
 	maxHandshakes      = 64
-	maxHeaderBytes     = 64 << 10
-	readHeaderTimeout  = 10 * time.Second
-	idleTimeout        = 5 * time.Minute
-	shutdownGrace      = 5 * time.Second
+	// maxConns bounds the connections held at once, from all addresses:
+	// many hosts (or one with many IPv6 addresses) must not use up the
+	// process's descriptors, which the index and the folders need too.
+	maxConns          = 1024
+	maxHeaderBytes    = 64 << 10
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 5 * time.Minute
+	shutdownGrace     = 5 * time.Second
 	// Dead-peer detection on idle HTTP/2 connections: a ping after 5 s of
 	// silence, the connection dropped 5 s later without an answer.
 	pingAfter   = 5 * time.Second
@@ -60,6 +64,8 @@ type Server struct {
 	served    map[net.Conn]string       // guarded by mu: conns handed to HTTP, by IP
 	listeners map[net.Listener]struct{} // guarded by mu
 	closed    bool                      // guarded by mu
+	conns     int                       // guarded by mu: connections admitted and not released
+	maxConns  int                       // maxConns (a field for tests)
 
 	wg sync.WaitGroup // handshake and pairing goroutines, HTTP serve loops
 }
@@ -73,6 +79,7 @@ func NewServer(o Options, h http.Handler) *Server {
 	s := &Server{
 		o:         o,
 		hsSem:     make(chan struct{}, maxHandshakes),
+		maxConns:  maxConns,
 		perIP:     map[string]*ipState{},
 		pending:   map[net.Conn]string{},
 		served:    map[net.Conn]string{},
@@ -299,7 +306,7 @@ func (s *Server) admit(c net.Conn, ip string) bool {
 		st = &ipState{}
 		s.perIP[ip] = st
 	}
-	if st.conns >= maxConnsPerIP || st.handshakes >= maxHandshakesPerIP {
+	if st.conns >= maxConnsPerIP || st.handshakes >= maxHandshakesPerIP || s.conns >= s.maxConns {
 		if st.conns == 0 {
 			delete(s.perIP, ip)
 		}
@@ -307,6 +314,7 @@ func (s *Server) admit(c net.Conn, ip string) bool {
 	}
 	st.conns++
 	st.handshakes++
+	s.conns++
 	s.pending[c] = ip
 	return true
 }
@@ -333,6 +341,7 @@ func (s *Server) release(c net.Conn) {
 		return
 	}
 	delete(s.served, c)
+	s.conns--
 	if st := s.perIP[ip]; st != nil {
 		st.conns--
 		if st.conns <= 0 && st.handshakes <= 0 {
