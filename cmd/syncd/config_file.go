@@ -49,6 +49,7 @@ func indexLines(text string) lineIndex {
 			prefix = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
 			counts[m[1]]++
 			idx.set(prefix, n)
+			idx.set(m[1], n) // the array itself, at its first table (an unknown one is named so)
 			continue
 		}
 		if m := tableHeaderRe.FindStringSubmatch(t); m != nil {

@@ -144,6 +144,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"folder unknown peer", peer(idA) + "[[folder]]\nid = \"a\"\npath = \"/x\"\npeers = [\"" + idB + "\"]\n", 6, "is not a [[peer]]"},
 		{"folder bad peer", "[[folder]]\nid = \"a\"\npath = \"/x\"\npeers = [\"nope\"]\n", 4, `folder peer "nope"`},
 		{"first error by line", "trash_days = 0\nname = 5\n", 1, "trash_days"},
+		{"unknown array table", "name = \"x\"\n\n[[folders]]\nid = \"a\"\n", 3, `unknown key "folders"`},
+		{"unknown array table second", peer(idA) + "[[peers]]\nid = \"a\"\n[[peers]]\n", 3, `unknown key "peers"`},
 		{"not utf8", "name = \"\xff\"\n", 1, "not valid UTF-8"},
 		{"not utf8 third line", "# caf\u00e9\n\nname = \"caf\xe9\"\n", 3, "not valid UTF-8"},
 	}
