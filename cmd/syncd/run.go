@@ -47,8 +47,10 @@ type runFlags struct {
 }
 
 func runCommand(g globalFlags, args []string) int {
-	code := reportError(g.Stderr, runDaemon(g, args))
-	if code == exitUsage {
+	err := runDaemon(g, args)
+	code := reportError(g.Stderr, err)
+	if code == exitUsage || errors.Is(err, errNoConfig) || errors.Is(err, transport.ErrNoIdentity) {
+		// Restarting will not fix these; 'syncd init' or an edit does.
 		code = exitConfig
 	}
 	return code
@@ -170,6 +172,11 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 			d.close()
 		}
 	}()
+	if _, err := os.Stat(paths.Config); errors.Is(err, os.ErrNotExist) {
+		// Said before the lock, which cannot be made in a home that
+		// does not exist yet.
+		return nil, withHint(fmt.Errorf("%w at %s", errNoConfig, paths.Config), "run 'syncd init' first")
+	}
 	if d.release, err = acquireLock(paths.Lock); err != nil {
 		return nil, err
 	}
@@ -178,7 +185,7 @@ func newDaemon(g globalFlags, paths Paths, rf runFlags) (_ *daemon, err error) {
 	}
 	if d.id, err = transport.LoadIdentity(paths.Identity, time.Now()); err != nil {
 		if errors.Is(err, transport.ErrNoIdentity) {
-			return nil, withHint(fmt.Errorf("no identity in %s", paths.Home), "run 'syncd init' first")
+			return nil, withHint(fmt.Errorf("%w in %s", transport.ErrNoIdentity, paths.Home), "run 'syncd init' first")
 		}
 		return nil, err
 	}
