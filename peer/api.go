@@ -288,7 +288,8 @@ func (e *Engine) handleBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Write(buf)
+	n, _ := w.Write(buf)
+	f.sent.add(time.Now(), int64(n))
 }
 
 // maxBlockBatch bounds the blocks one batch request may ask for.
@@ -309,7 +310,8 @@ var batchWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, b
 // for each in order, a uvarint length (0: not here) and that many bytes.
 func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	fid := r.PathValue("folder")
-	if e.sharedWith(fid, caller(r)) == nil {
+	f := e.sharedWith(fid, caller(r))
+	if f == nil {
 		http.NotFound(w, r)
 		return
 	}
@@ -351,6 +353,9 @@ func (e *Engine) handleBlocks(w http.ResponseWriter, r *http.Request) {
 		}
 		if err == nil {
 			_, err = bw.Write(buf)
+		}
+		if err == nil {
+			f.sent.add(time.Now(), int64(len(buf)))
 		}
 		if err == nil && limited(e.o.SendRate) {
 			// Under a send rate the buffer would fill slowly: each block

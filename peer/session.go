@@ -205,16 +205,21 @@ func (c *conn) run(ctx context.Context) {
 
 		err = c.session(ctx, client, base, hello)
 
+		// A new session for a change of the shared folders is no
+		// failure: nothing to show the user, no pause before it.
+		reconnect := errors.Is(err, errReconnect)
 		c.mu.Lock()
 		blocks := c.blocks
 		c.client, c.blocks, c.up, c.since = nil, nil, false, c.e.o.Now()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !reconnect {
 			c.lastErr = err.Error()
 		}
 		c.mu.Unlock()
 		client.CloseIdleConnections()
 		blocks.CloseIdleConnections()
-		if ctx.Err() == nil {
+		if reconnect && ctx.Err() == nil {
+			c.e.o.Logger.Info("reconnecting to peer: shared folders changed", "peer", c.id.Short())
+		} else if ctx.Err() == nil {
 			c.e.o.Logger.Info("peer disconnected", "peer", c.id.Short(), "err", err)
 			select {
 			case <-ctx.Done():

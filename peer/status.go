@@ -30,6 +30,7 @@ type FolderStatus struct {
 	GlobalBytes int64 `json:"global_bytes"`
 	Counting    bool  `json:"counting,omitempty"` // LocalFiles, LocalBytes and Conflicts are not counted yet
 	RecvRate    int64 `json:"recv_rate"`          // bytes/s over the last pull
+	SendRate    int64 `json:"send_rate"`          // block bytes/s served to peers over the last seconds
 	NeedFiles   int   `json:"need_files"`         // files and symlinks still to pull in the running pass
 	NeedDirs    int   `json:"need_dirs"`
 	NeedDeletes int   `json:"need_deletes"`
@@ -95,6 +96,7 @@ func (e *Engine) Status() Status {
 			fs.Peers = append(fs.Peers, id.Short())
 		}
 		f.mu.Unlock()
+		fs.SendRate = f.sent.rate(time.Now())
 		f.nameFitsMu.Lock()
 		fs.BadNames = len(f.badNames)
 		f.nameFitsMu.Unlock()

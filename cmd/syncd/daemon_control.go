@@ -85,7 +85,7 @@ func folderReport(f peer.FolderStatus, peers []string) statusFolder {
 		// NeedBytes is the total of the pull in progress and DoneBytes what
 		// of it has arrived.
 		GlobalFiles: f.GlobalFiles, GlobalBytes: f.GlobalBytes,
-		NeedFiles: int64(f.NeedFiles), NeedDirs: int64(f.NeedDirs), NeedDeletes: int64(f.NeedDeletes), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate,
+		NeedFiles: int64(f.NeedFiles), NeedDirs: int64(f.NeedDirs), NeedDeletes: int64(f.NeedDeletes), NeedBytes: max(f.NeedBytes-f.DoneBytes, 0), RecvRate: f.RecvRate, SendRate: f.SendRate,
 		Conflicts: f.Conflicts, CaseClashes: f.CaseClashes, BadNames: f.BadNames, Peers: peers, LastSynced: f.LastSync}
 	if f.LastError != "" {
 		sf.Error = &statusIssue{Message: f.LastError, Action: folderAction(f.LastError, f.Path)}
@@ -108,6 +108,10 @@ func folderState(s string) string {
 func peerAction(p peer.PeerStatus) string {
 	e := p.LastError
 	name := nameOr(p.Name, p.Short)
+	if strings.Contains(e, "remote error: tls:") {
+		// Its certificate checked out here; it refused this device's.
+		return name + " does not accept this device (removed there, or never paired): run 'syncd peer add' there with this device's ID ('syncd id'), or pair again"
+	}
 	if strings.Contains(e, transport.ErrUnknownPeer.Error()) || strings.Contains(e, transport.ErrBadChain.Error()) ||
 		strings.Contains(e, "certificate") || strings.Contains(e, "hello names another device") {
 		return "the device answering there is not the " + name + " you pinned: check 'syncd id' on it, and pair again if it was reinstalled"
