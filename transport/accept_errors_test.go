@@ -193,3 +193,46 @@ func TestGlobalConnLimit(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestDropUnpinned: the open connections of a device that is no longer
+// pinned are closed at once; a pinned device's stay.
+func TestDropUnpinned(t *testing.T) {
+	S, C, D := newTestIdentity(t, "S"), newTestIdentity(t, "C"), newTestIdentity(t, "D")
+	pins := NewPins(C.ID, D.ID)
+	srv, addr := startServer(t, Options{Identity: S, Pins: pins, Now: fixedNow(testNow)}, helloHandler(S))
+	served := func() map[string]int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		n := map[string]int{}
+		for _, id := range srv.peerOf {
+			n[id.Short()]++
+		}
+		return n
+	}
+	for _, id := range []*Identity{C, D} {
+		cl := NewClient(Options{Identity: id, Pins: NewPins(S.ID), Now: fixedNow(testNow), HTTP: HTTP1}, S.ID, addr)
+		defer cl.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", "https://peer/v1/hello", nil)
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close() // the connection stays open, idle
+	}
+	if n := served(); n[C.ID.Short()] != 1 || n[D.ID.Short()] != 1 {
+		t.Fatalf("connections by device: %v, want one each", n)
+	}
+	pins.Remove(C.ID)
+	srv.DropUnpinned()
+	deadline := time.Now().Add(20 * time.Second)
+	for served()[C.ID.Short()] > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections by device after C was unpinned: %v, want none of C's", served())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := served(); n[D.ID.Short()] != 1 {
+		t.Errorf("connections by device: %v, want D's to stay", n)
+	}
+}

@@ -62,6 +62,7 @@ type Server struct {
 	perIP     map[string]*ipState       // guarded by mu
 	pending   map[net.Conn]string       // guarded by mu: conns in handshake or pairing, by IP
 	served    map[net.Conn]string       // guarded by mu: conns handed to HTTP, by IP
+	peerOf    map[net.Conn]deviceid.ID  // guarded by mu: the device of each served peer API conn
 	listeners map[net.Listener]struct{} // guarded by mu
 	closed    bool                      // guarded by mu
 	conns     int                       // guarded by mu: connections admitted and not released
@@ -83,6 +84,7 @@ func NewServer(o Options, h http.Handler) *Server {
 		perIP:     map[string]*ipState{},
 		pending:   map[net.Conn]string{},
 		served:    map[net.Conn]string{},
+		peerOf:    map[net.Conn]deviceid.ID{},
 		listeners: map[net.Listener]struct{}{},
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -332,6 +334,23 @@ func (s *Server) handshakeDone(c, key net.Conn, ip string, keep bool) {
 	}
 }
 
+// DropUnpinned closes the peer connections of devices that are no longer
+// pinned: removing a peer takes effect at once, not when its connections
+// end by themselves.
+func (s *Server) DropUnpinned() {
+	s.mu.Lock()
+	var drop []net.Conn
+	for c, id := range s.peerOf {
+		if !s.o.Pins.Has(id) {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		c.Close()
+	}
+}
+
 // release forgets a closed connection. Safe to call more than once.
 func (s *Server) release(c net.Conn) {
 	s.mu.Lock()
@@ -341,6 +360,7 @@ func (s *Server) release(c net.Conn) {
 		return
 	}
 	delete(s.served, c)
+	delete(s.peerOf, c)
 	s.conns--
 	if st := s.perIP[ip]; st != nil {
 		st.conns--
@@ -380,6 +400,13 @@ func (s *Server) handle(c net.Conn, ip string, hl *handoffListener) {
 		served = &coalescedTLS{Conn: tc, raw: raw} // HTTP/1.1: block bodies
 	}
 	s.handshakeDone(c, served, ip, true)
+	if id, err := PeerID(&cs); err == nil {
+		s.mu.Lock()
+		if _, ok := s.served[served]; ok {
+			s.peerOf[served] = id
+		}
+		s.mu.Unlock()
+	}
 	select {
 	case hl.ch <- served: // http.Server owns it now; ConnState releases it
 	case <-hl.done:

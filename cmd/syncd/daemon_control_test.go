@@ -14,6 +14,7 @@ func TestStatusActions(t *testing.T) {
 		{"wrong device", "127.0.0.1:1: Get \"https://x/v1/hello\": unknown peer: ABCDEFG", "not the laptop you pinned"},
 		{"bad chain", "bad device certificate chain: 1 certificates", "not the laptop you pinned"},
 		{"unreachable", "127.0.0.1:1: connect: connection refused", "reachable"},
+		{"refused by it", "127.0.0.1:1: Get \"https://x/v1/hello\": remote error: tls: bad certificate", "laptop does not accept this device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := peerAction(peer.PeerStatus{Name: "laptop", LastError: tc.err})

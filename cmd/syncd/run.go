@@ -264,6 +264,9 @@ func (d *daemon) apply(c *Config) {
 		d.book.SetStatic(p.ID, p.Addrs)
 	}
 	d.pins.Set(ids)
+	if d.server != nil {
+		d.server.DropUnpinned() // a removed peer is out at once
+	}
 	var folders []peer.FolderConfig
 	for _, f := range c.Folders {
 		folders = append(folders, peer.FolderConfig{ID: f.ID, Root: f.Path, Peers: f.Peers})
