@@ -23,7 +23,7 @@ func TestHandshakeMatrix(t *testing.T) {
 	_, addr := startServer(t, srvOpts, helloHandler(S))
 	// A second server whose clock is off, for the client-leaf validity cases.
 	_, addrFuture := startServer(t, Options{Identity: S, Pins: srvPins, Now: fixedNow(testNow.Add(2 * LeafLifetime))}, helloHandler(S))
-	_, addrPast := startServer(t, Options{Identity: S, Pins: srvPins, Now: fixedNow(testNow.Add(-48 * time.Hour))}, helloHandler(S))
+	_, addrPast := startServer(t, Options{Identity: S, Pins: srvPins, Now: fixedNow(testNow.Add(-30 * 24 * time.Hour))}, helloHandler(S))
 	// A server presenting S's leaf with D's CA.
 	mixed := withCert(S, tls.Certificate{Certificate: [][]byte{S.Cert.Certificate[0], D.CA.Raw}, PrivateKey: S.Cert.PrivateKey})
 	_, addrMixed := startServer(t, Options{Identity: mixed, Pins: srvPins, Now: fixedNow(testNow)}, helloHandler(S))
@@ -88,7 +88,7 @@ func TestHandshakeMatrix(t *testing.T) {
 		{name: "server not pinned refused", addr: addr, conf: ClientTLSConfig(Options{Identity: C, Pins: NewPins(D.ID), Now: fixedNow(testNow)}, S.ID), errMatch: ErrUnknownPeer},
 		{name: "wrong CA for dialled ID refused", addr: addrMixed, conf: client(C, D.ID, nil), errMatch: ErrBadChain},
 		{name: "expired server leaf refused", addr: addr, conf: ClientTLSConfig(Options{Identity: C, Pins: cliPins, Now: fixedNow(testNow.Add(2 * LeafLifetime))}, S.ID), errMatch: ErrBadChain},
-		{name: "not yet valid server leaf refused", addr: addr, conf: ClientTLSConfig(Options{Identity: C, Pins: cliPins, Now: fixedNow(testNow.Add(-48 * time.Hour))}, S.ID), errMatch: ErrBadChain},
+		{name: "not yet valid server leaf refused", addr: addr, conf: ClientTLSConfig(Options{Identity: C, Pins: cliPins, Now: fixedNow(testNow.Add(-30 * 24 * time.Hour))}, S.ID), errMatch: ErrBadChain},
 		{name: "pair ALPN while closed refused", addr: addr, conf: client(C, S.ID, func(c *tls.Config) { c.NextProtos = []string{ProtoPair} })},
 	}
 	for _, tc := range tests {

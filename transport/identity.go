@@ -37,11 +37,14 @@ const (
 const (
 	CALifetime   = 20 * 365 * 24 * time.Hour
 	LeafLifetime = 365 * 24 * time.Hour
-	// clockSkew backdates NotBefore so that a peer whose clock is a little
-	// behind still accepts a certificate made a moment ago.
-	clockSkew = time.Hour
+	// clockSkew backdates NotBefore so that a peer whose clock is behind
+	// (a board without a real-time clock before it has synced, a laptop
+	// set to the wrong day) still accepts a certificate made a moment ago:
+	// pairing such a device with a new one failed with a bare "bad
+	// certificate". The pin, not the date, is what is trusted.
+	clockSkew = 7 * 24 * time.Hour
 	// renewBackdate is how far back a renewed leaf is valid from.
-	renewBackdate = 7 * 24 * time.Hour
+	renewBackdate = clockSkew
 	// maxIdentityFile bounds every identity file read from disk.
 	maxIdentityFile = 64 << 10
 )
@@ -287,10 +290,10 @@ func (id *Identity) RenewIfNeeded(now time.Time, within time.Duration) (renewed 
 	if !ok {
 		return false, errors.New("renew leaf: leaf key is not ECDSA")
 	}
-	// The renewed leaf is valid from a week ago (not from an hour ago, as
-	// a new identity's): a pinned peer whose clock runs behind accepted
-	// the old leaf, and must not refuse this device from the moment it
-	// renews (renewal comes 30 days before the old leaf ends).
+	// The renewed leaf is valid from a week ago, as a new identity's: a
+	// pinned peer whose clock runs behind accepted the old leaf, and must
+	// not refuse this device from the moment it renews (renewal comes 30
+	// days before the old leaf ends).
 	from := now.Add(-renewBackdate)
 	if from.Before(id.CA.NotBefore) {
 		from = id.CA.NotBefore

@@ -254,3 +254,16 @@ func FuzzVerifyChain(f *testing.F) {
 		}
 	})
 }
+
+// TestNewIdentityPeerClockBehind: a device made a moment ago is accepted
+// by a peer whose clock is days behind (a board that has not synced its
+// clock yet), both ways.
+func TestNewIdentityPeerClockBehind(t *testing.T) {
+	behind := testNow.Add(-3 * 24 * time.Hour)
+	S, C := newTestIdentity(t, "S"), newTestIdentity(t, "C")
+	_, addr := startServer(t, Options{Identity: S, Pins: NewPins(C.ID), Now: fixedNow(behind)}, helloHandler(S))
+	conf := ClientTLSConfig(Options{Identity: C, Pins: NewPins(S.ID), Now: fixedNow(behind)}, S.ID)
+	if _, caller, err := tryHello(addr, conf); err != nil || caller != C.ID.String() {
+		t.Errorf("hello between new devices, both clocks 3 days behind: %q, %v", caller, err)
+	}
+}
