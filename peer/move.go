@@ -69,10 +69,11 @@ const (
 )
 
 // trashDeleted moves the file of the deletion j into the trash and keeps
-// its entry as a move source.
-func (f *folder) trashDeleted(j job, t at) error {
+// its entry as a move source. fi is the entry as applyDelete found it
+// unchanged: another one moved (errChangedAtTrash) is put back.
+func (f *folder) trashDeleted(j job, t at, fi fs.FileInfo) error {
 	f.clearTempsUnder(t)
-	_, e, err := f.trashEntry(j.path, t, false, true)
+	_, e, err := f.trashEntry(j.path, t, false, true, fi)
 	if err != nil || e.fi == nil || !e.fi.Mode().IsRegular() || nlinkOf(e.fi) != 1 {
 		return err
 	}

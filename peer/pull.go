@@ -1042,7 +1042,12 @@ func (f *folder) applyDelete(ctx context.Context, j job) error {
 			f.requestScan([]string{j.path})
 			return nil
 		}
-	} else if err := f.trashDeleted(j, t); err != nil {
+	} else if err := f.trashDeleted(j, t, fi); errors.Is(err, errChangedAtTrash) {
+		// Saved here as the deletion was applied: kept, like a change
+		// found before; the scan makes it a new version.
+		f.requestScan([]string{j.path})
+		return nil
+	} else if err != nil {
 		return err
 	}
 	return f.recordDeleted(j, true, t.dirfd)
@@ -1503,8 +1508,18 @@ func (f *folder) moveToTrash(p string, t at) error {
 
 // toTrash puts t in the trash; see trashEntry.
 func (f *folder) toTrash(p string, t at, link bool) (linked bool, err error) {
-	linked, _, err = f.trashEntry(p, t, link, false)
+	linked, _, err = f.trashEntry(p, t, link, false, nil)
 	return linked, err
+}
+
+// errChangedAtTrash: the entry trashEntry moved was not the one expected
+// (it was put back).
+var errChangedAtTrash = errors.New("changed as it was moved into the trash")
+
+// sameEntry reports whether a and b are the same entry, unchanged but for
+// its change time: inode, size, mtime and mode.
+func sameEntry(a, b fs.FileInfo) bool {
+	return a.Mode() == b.Mode() && inodeOf(a) == inodeOf(b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // trashTries bounds the names toTrash tries for one entry.
@@ -1515,8 +1530,11 @@ const trashTries = 100
 // copy of p's directory, which it makes if needed. With link it keeps a
 // hard link there instead, where it can (linked), and leaves t in place.
 // With stat, a moved entry comes back as e (its folder-relative path and
-// lstat), for the trash's move sources (move.go).
-func (f *folder) trashEntry(p string, t at, link, stat bool) (linked bool, e trashed, err error) {
+// lstat), for the trash's move sources (move.go). With expect, the moved
+// entry must be the file expect describes (inode, size, mtime, mode: the
+// move itself changes the change time): another one (a save by rename
+// since expect was taken) is moved back, and errChangedAtTrash returned.
+func (f *folder) trashEntry(p string, t at, link, stat bool, expect fs.FileInfo) (linked bool, e trashed, err error) {
 	dir, base := path.Split(p)
 	dir = trashDirs(dir)
 	base = shortName(base, 200) // room for "-N~STAMP" in 255 bytes
@@ -1558,6 +1576,14 @@ func (f *folder) trashEntry(p string, t at, link, stat bool) (linked bool, e tra
 				// Named without the entry's stamp: a retry's failure is
 				// the same cause.
 				return false, e, fmt.Errorf("move %s into the trash: %w", p, errnoOf(err))
+			}
+			if expect != nil {
+				if got, err := dst.lstat(); err == nil && !sameEntry(got, expect) {
+					if err := dst.renameNoReplace(t); err != nil {
+						f.e.o.Logger.Warn("a file saved while its deletion was applied is in the trash; move it back", "path", p, "trash", dst.full, "err", err)
+					}
+					return false, e, errChangedAtTrash
+				}
 			}
 			if stat {
 				e.rel = ".syncd/trash/" + dir + dst.name
