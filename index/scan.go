@@ -886,6 +886,11 @@ func (s *scan) hashEntry(e entry) {
 			var n int64
 			n, blocks, content, err = s.sc.hashOpen(f, e.info.Size())
 			size, read = n, read+n
+			if errors.Is(err, errChangedMidHash) {
+				// Being written (a video copied in): left for the scan
+				// its next change brings, as below.
+				size, err = -1, nil
+			}
 		}
 	}
 	f.Close()
@@ -990,7 +995,12 @@ func (sc *Scanner) HashOpen(f *os.File, size int64) (n int64, content Hash, err 
 
 func (sc *Scanner) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error) {
 	if size > smallFile {
-		return sc.hasher.HashReader(f)
+		r := &stableReader{f: f, left: size}
+		n, blocks, content, err := sc.hasher.HashReader(r)
+		if r.changed {
+			err = errChangedMidHash
+		}
+		return n, blocks, content, err
 	}
 	var buf []byte
 	select {
@@ -1017,6 +1027,57 @@ func (sc *Scanner) hashOpen(f *os.File, size int64) (int64, []Block, Hash, error
 	}
 	blocks, content := chunk.Blocks(buf[:n])
 	return int64(n), blocks, content, nil
+}
+
+// errChangedMidHash: a large file changed while it was being hashed.
+var errChangedMidHash = errors.New("changed while hashed")
+
+// stableCheck is how much of a large file is read between two looks at
+// whether it is still the file it was.
+var stableCheck int64 = 64 << 20 // a variable for tests
+
+// stableReader reads the size the walk saw of a large file, no more, and
+// stops early when the file changes (size, mtime or change time) while
+// it is read: a file being written, hashed to its end at every scan, cost
+// several times its size in reads and hashing. The caller's re-stat after
+// hashing still decides; this only stops sooner.
+type stableReader struct {
+	f       *os.File
+	left    int64 // bytes still to read of the size seen
+	since   int64 // bytes read since the last look
+	first   fs.FileInfo
+	changed bool
+}
+
+func (r *stableReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.EOF
+	}
+	if r.first == nil {
+		fi, err := r.f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		r.first = fi
+	}
+	if r.since >= stableCheck {
+		r.since = 0
+		fi, err := r.f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		if fi.Size() != r.first.Size() || !fi.ModTime().Equal(r.first.ModTime()) || Ctime(fi) != Ctime(r.first) {
+			r.changed = true
+			return 0, errChangedMidHash
+		}
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.f.Read(p)
+	r.left -= int64(n)
+	r.since += int64(n)
+	return n, err
 }
 
 // vanished tombstones live records at or under prefix ("" = all) whose paths
