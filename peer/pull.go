@@ -1156,7 +1156,7 @@ func (f *folder) keepOld(j job, t at, fi fs.FileInfo, mayLink bool) (linked fs.F
 	case fi.IsDir() && f.dirHoldsLive(j.path, t):
 		// Something inside is not deleted by the versions known here
 		// (added or changed here): all of it stays in sight.
-		return nil, f.makeConflictCopy(j.path, t, f.unscannedLoser(j, fi))
+		return nil, f.makeConflictCopy(j.path, t, f.dirLoser(j, t, fi))
 	case fi.IsDir() || !mayLink:
 		return nil, f.moveToTrash(j.path, t)
 	}
@@ -1274,6 +1274,24 @@ func (f *folder) unscannedLoser(j job, fi fs.FileInfo) index.Record {
 		v = j.local.Version
 	}
 	return index.Record{ModTime: fi.ModTime().UnixNano(), Version: v.Update(self), Modifier: self}
+}
+
+// dirLoser names the conflict copy of a directory kept whole: after its
+// record, which every device holding the directory shares, so that the
+// devices that each keep it (they had added something inside before the
+// version that replaced it reached them) make the same copy, which
+// syncs as one, not one per device. Where that name is taken already (a
+// copy made elsewhere arrived first), or the directory has no record
+// here, it is named as this device's own version.
+func (f *folder) dirLoser(j job, t at, fi fs.FileInfo) index.Record {
+	if j.hasLocal && !j.local.Deleted && j.local.Kind == index.Dir {
+		name := path.Base(conflictName(j.path, j.local))
+		var st unix.Stat_t
+		if err := unix.Fstatat(t.dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+			return j.local
+		}
+	}
+	return f.unscannedLoser(j, fi)
 }
 
 // placeTries bounds how often replaceChecked checks again a target that
