@@ -470,20 +470,21 @@ func (z *zone) Records(q dns.Question) []dns.RR {
 // The responder answers every question of a query and sends the whole
 // answer to the query's source address, which anyone can forge: a small
 // packet holding one question many times would make it a reflector of
-// many times the traffic towards a victim. answerGate answers a question
-// (by name, ignoring case, and type) at most once per answerGap, which
-// folds the copies of one packet (the library handles a packet's
-// questions back to back) and costs a device that asks at the very same
-// moment as another one only its answer from this browse, and at most
-// maxAnswers questions a second overall.
+// many times the traffic towards a victim. answerGate does not answer a
+// question (by name, ignoring case, and type) asked again within
+// answerGap of its last asking, which folds the copies of one packet (the
+// library handles a packet's questions back to back, microseconds apart)
+// however many there are, while two devices' queries (this device's own
+// included: it hears its own browse) are rarely that close; and it answers
+// at most maxAnswers questions a second overall.
 const (
-	answerGap  = time.Millisecond
+	answerGap  = 200 * time.Microsecond
 	maxAnswers = 64
 )
 
 type answerGate struct {
 	mu   sync.Mutex
-	last map[gateKey]time.Time // guarded by mu; only questions answered, so bounded by the records
+	last map[gateKey]time.Time // guarded by mu: when each was last asked; only questions with answers, so bounded by the records
 	lim  *rate.Limiter         // guarded by mu; nil until first use
 }
 
@@ -500,14 +501,12 @@ func (g *answerGate) allow(q dns.Question, now time.Time) bool {
 		g.last = make(map[gateKey]time.Time)
 	}
 	k := gateKey{strings.ToLower(q.Name), q.Qtype}
-	if t, ok := g.last[k]; ok && now.Sub(t) < answerGap && !now.Before(t) {
-		return false
-	}
-	if !g.lim.AllowN(now, 1) {
-		return false
-	}
+	t, ok := g.last[k]
 	g.last[k] = now
-	return true
+	if ok && now.Sub(t) < answerGap && !now.Before(t) {
+		return false
+	}
+	return g.lim.AllowN(now, 1)
 }
 
 // helloService is the question a daemon asks when it starts or its addresses
