@@ -120,3 +120,26 @@ func FuzzDecodeStat(f *testing.F) {
 		}
 	})
 }
+
+// TestLocalStat: the stat part of a local record, without its blocks.
+func TestLocalStat(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := Record{Path: "a/big.bin", Kind: File, Size: 3, Mode: 0o644, ModTime: 7, Inode: 9, Ctime: 11,
+		Version: Vector{{Device: 1, Value: 1}}, HashVersion: HashVersion}
+	r.Blocks = []Block{{Offset: 0, Size: 3, Hash: Hash{1}}}
+	r.Content = ContentID(3, r.Blocks)
+	if _, err := st.PutLocal("f", r); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := st.LocalStat("f", "a/big.bin")
+	if err != nil || !ok || got.Size != 3 || got.ModTime != 7 || got.Inode != 9 || got.Ctime != 11 || got.Blocks != nil {
+		t.Errorf("LocalStat = %+v, %v, %v; want the stat of the record, no blocks", got, ok, err)
+	}
+	if _, ok, err := st.LocalStat("f", "nope"); ok || err != nil {
+		t.Errorf("LocalStat of a missing path = %v, %v", ok, err)
+	}
+}

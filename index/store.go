@@ -349,6 +349,37 @@ func (s *Store) Local(folder, path string) (Record, bool, error) {
 	return r, ok, err
 }
 
+// LocalStat is Local without the record's content ID and blocks: the
+// stat part only, which costs no decoding per block (a large file's
+// record has thousands).
+func (s *Store) LocalStat(folder, path string) (Record, bool, error) {
+	if err := checkFolder(folder); err != nil {
+		return Record{}, false, err
+	}
+	var (
+		r  Record
+		ok bool
+	)
+	err := s.view(func(txn *badger.Txn) error {
+		it, err := txn.Get(key(pLocal, folder, []byte(path)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		return it.Value(func(b []byte) error {
+			var err error
+			if r, err = decodeStat(b); err != nil {
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			return nil
+		})
+	})
+	return r, ok && err == nil, err
+}
+
 // RefreshLocal gives the local record of path the inode and change time
 // of its file (both local only) if it still has version v, and keeps its
 // sequence, so that peers see no change. ok is false when the record is

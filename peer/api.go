@@ -401,24 +401,35 @@ const maxLocations = 4
 // folder.
 type folderReader struct {
 	store  *index.Store
+	stats  *statCache // the folder's; nil when the folder is not here
 	fid    string
 	root   string
 	ok     bool // the folder exists here
 	rootFD int  // -1 until opened
 	failed bool // the root could not be opened
-	// recs are the records of the files read so far (ok: recorded as a
-	// live file), to check each file against.
-	recs map[string]servedRec
 }
 
-type servedRec struct {
-	rec index.Record
-	ok  bool
+// statCache keeps the stat part of a folder's local records that block
+// serving checked files against: every block of a large file, each its
+// own request, would read and decode its record again. It is dropped at
+// the folder's next local write (Store.Changed); an entry the file does
+// not match is read again before a block is refused (RefreshLocal writes
+// a new change time without that signal).
+type statCache struct {
+	mu      sync.Mutex
+	changed <-chan struct{}         // guarded by mu
+	recs    map[string]index.Record // guarded by mu; nil: empty
 }
+
+// maxStatCache bounds the entries of a statCache.
+const maxStatCache = 4096
 
 func (e *Engine) folderReader(fid string) *folderReader {
-	root, ok := e.root(fid)
-	return &folderReader{store: e.o.Store, fid: fid, root: root, ok: ok, rootFD: -1}
+	r := &folderReader{store: e.o.Store, fid: fid, rootFD: -1}
+	if f := e.folder(fid); f != nil {
+		r.root, r.ok, r.stats = f.cfg.Root, true, &f.stats
+	}
+	return r
 }
 
 func (r *folderReader) close() {
@@ -482,18 +493,54 @@ func (r *folderReader) readAt(rel string, buf []byte, off int64, asRecorded bool
 // record of rel describes: size, mtime, inode and change time (those the
 // record has).
 func (r *folderReader) recorded(rel string, fi fs.FileInfo) bool {
-	fr, seen := r.recs[rel]
-	if !seen {
-		rec, ok, err := r.store.Local(r.fid, rel)
-		fr = servedRec{rec, err == nil && ok && !rec.Deleted && rec.Kind == index.File}
-		if r.recs == nil {
-			r.recs = make(map[string]servedRec)
-		}
-		r.recs[rel] = fr
+	if r.stats == nil {
+		return false
 	}
-	rec := fr.rec
-	return fr.ok && fi.Size() == rec.Size && fi.ModTime().UnixNano() == rec.ModTime &&
+	if rec, ok := r.stats.get(rel); ok && matchesRecord(fi, rec) {
+		return true
+	}
+	rec, ok := r.stats.load(r.store, r.fid, rel)
+	return ok && matchesRecord(fi, rec)
+}
+
+// matchesRecord reports whether fi is the live file rec describes.
+func matchesRecord(fi fs.FileInfo, rec index.Record) bool {
+	return !rec.Deleted && rec.Kind == index.File && fi.Size() == rec.Size && fi.ModTime().UnixNano() == rec.ModTime &&
 		(rec.Inode == 0 || inodeOf(fi) == rec.Inode) && (rec.Ctime == 0 || index.Ctime(fi) == rec.Ctime)
+}
+
+// get returns the cached record of rel, if the folder has not been
+// written since it was cached.
+func (c *statCache) get(rel string) (index.Record, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil {
+		return index.Record{}, false
+	}
+	select {
+	case <-c.changed:
+		c.changed, c.recs = nil, nil
+		return index.Record{}, false
+	default:
+	}
+	rec, ok := c.recs[rel]
+	return rec, ok
+}
+
+// load reads the record of rel from the store and caches it.
+func (c *statCache) load(st *index.Store, fid, rel string) (index.Record, bool) {
+	ch := st.Changed(fid) // before the read: a write after it drops the entry
+	rec, ok, err := st.LocalStat(fid, rel)
+	if err != nil || !ok {
+		return index.Record{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed != ch || len(c.recs) >= maxStatCache {
+		c.changed, c.recs = ch, make(map[string]index.Record)
+	}
+	c.recs[rel] = rec
+	return rec, true
 }
 
 // limited reports whether lim limits anything.

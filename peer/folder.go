@@ -34,9 +34,10 @@ const (
 // folder runs one shared folder: it serialises scans and pulls, so the
 // scanner and the puller never race on the same index records.
 type folder struct {
-	sent meter // block bytes served to peers, for status
-	e    *Engine
-	cfg  FolderConfig // Root and ID never change; Peers is guarded by mu
+	sent  meter     // block bytes served to peers, for status
+	stats statCache // what block serving checks files against (api.go)
+	e     *Engine
+	cfg   FolderConfig // Root and ID never change; Peers is guarded by mu
 
 	scanReq chan []string // from the watcher and Rescan; nil slice = full scan
 	// scanOverflow: a request found scanReq full; the next drain scans all.
